@@ -1,0 +1,267 @@
+//! Model configuration, its validation, and the flat parameter layout (SPEC §2) that every
+//! engine, the optimizer and the checkpoint share.
+
+use serde::{Deserialize, Serialize};
+
+/// The MLP's non-linearity (mission C).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `max(0, x)`, the original's.
+    #[default]
+    Relu,
+    /// GPT-2's tanh approximation: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    Gelu,
+    /// Squared relu: `max(0, x)²`.
+    Relu2,
+}
+
+pub const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
+pub const GELU_A: f64 = 0.044_715;
+
+impl Activation {
+    /// The activation and its derivative at `x`.
+    pub fn forward_and_grad(self, x: f64) -> (f64, f64) {
+        match self {
+            // Python's max(0, x) keeps the first maximal argument: 0 unless x > 0.
+            Activation::Relu => {
+                if x > 0.0 {
+                    (x, 1.0)
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            Activation::Relu2 => {
+                if x > 0.0 {
+                    (x * x, 2.0 * x)
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            Activation::Gelu => {
+                let u = GELU_C * (x + GELU_A * x * x * x);
+                let t = u.tanh();
+                let du = GELU_C * (1.0 + 3.0 * GELU_A * x * x);
+                (
+                    0.5 * x * (1.0 + t),
+                    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du,
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Activation::Relu => "relu",
+            Activation::Gelu => "gelu",
+            Activation::Relu2 => "relu2",
+        })
+    }
+}
+
+/// The shape of a GPT. `vocab_size` includes the BOS token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_layer: usize,
+    pub block_size: usize,
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("n_embd ({n_embd}) must be divisible by n_head ({n_head})")]
+    HeadsDoNotDivide { n_embd: usize, n_head: usize },
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    pub fn mlp_dim(&self) -> usize {
+        4 * self.n_embd
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("vocab_size", self.vocab_size),
+            ("n_embd", self.n_embd),
+            ("n_head", self.n_head),
+            ("n_layer", self.n_layer),
+            ("block_size", self.block_size),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return Err(ConfigError::HeadsDoNotDivide {
+                n_embd: self.n_embd,
+                n_head: self.n_head,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn layout(&self) -> ParamLayout {
+        ParamLayout::new(self)
+    }
+}
+
+/// One weight matrix `[rows][cols]` (= `[out][in]`) inside the flat parameter vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub offset: usize,
+}
+
+impl ParamSpec {
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Every parameter matrix in microgpt's `state_dict` order, packed into one flat vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamLayout {
+    pub specs: Vec<ParamSpec>,
+    pub total: usize,
+}
+
+impl ParamLayout {
+    fn new(c: &ModelConfig) -> Self {
+        let d = c.n_embd;
+        let mut shapes = vec![
+            ("wte".to_string(), c.vocab_size, d),
+            ("wpe".to_string(), c.block_size, d),
+            ("lm_head".to_string(), c.vocab_size, d),
+        ];
+        for i in 0..c.n_layer {
+            for (name, rows, cols) in [
+                ("attn_wq", d, d),
+                ("attn_wk", d, d),
+                ("attn_wv", d, d),
+                ("attn_wo", d, d),
+                ("mlp_fc1", c.mlp_dim(), d),
+                ("mlp_fc2", d, c.mlp_dim()),
+            ] {
+                shapes.push((format!("layer{i}.{name}"), rows, cols));
+            }
+        }
+        let mut offset = 0;
+        let specs = shapes
+            .into_iter()
+            .map(|(name, rows, cols)| {
+                let spec = ParamSpec {
+                    name,
+                    rows,
+                    cols,
+                    offset,
+                };
+                offset += rows * cols;
+                spec
+            })
+            .collect();
+        ParamLayout {
+            specs,
+            total: offset,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> &ParamSpec {
+        self.specs
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no parameter named {name}"))
+    }
+
+    /// `gauss(0, std)` for every element in layout order, as the original's `matrix()` calls.
+    pub fn init(&self, rng: &mut crate::rng::Rng, std: f64) -> Vec<f64> {
+        (0..self.total).map(|_| rng.gauss(0.0, std)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ModelConfig {
+        ModelConfig {
+            vocab_size: 27,
+            n_embd: 16,
+            n_head: 4,
+            n_layer: 1,
+            block_size: 16,
+            activation: Activation::Relu,
+        }
+    }
+
+    #[test]
+    fn default_layout_has_the_originals_4192_params() {
+        let layout = cfg().layout();
+        assert_eq!(layout.total, 4192);
+        let names: Vec<_> = layout.specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "wte",
+                "wpe",
+                "lm_head",
+                "layer0.attn_wq",
+                "layer0.attn_wk",
+                "layer0.attn_wv",
+                "layer0.attn_wo",
+                "layer0.mlp_fc1",
+                "layer0.mlp_fc2"
+            ]
+        );
+        assert_eq!(layout.get("layer0.mlp_fc2").cols, 64);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut c = cfg();
+        c.n_head = 3;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "n_embd (16) must be divisible by n_head (3)"
+        );
+        c.n_head = 4;
+        c.block_size = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "block_size must be at least 1"
+        );
+    }
+
+    #[test]
+    fn activation_gradients_match_finite_differences() {
+        for act in [Activation::Relu, Activation::Gelu, Activation::Relu2] {
+            for x in [-2.3, -0.4, 0.3, 1.7] {
+                let h = 1e-6;
+                let fd =
+                    (act.forward_and_grad(x + h).0 - act.forward_and_grad(x - h).0) / (2.0 * h);
+                let (_, g) = act.forward_and_grad(x);
+                assert!((fd - g).abs() < 1e-8, "{act} at {x}: {fd} vs {g}");
+            }
+        }
+    }
+}

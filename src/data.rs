@@ -1,0 +1,172 @@
+//! The dataset (SPEC §1): one document per line, a character vocabulary plus BOS, and the
+//! original's way of finding its input (`--input`, else `input.txt`, else download).
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Where the original downloads the names list from when `input.txt` is missing.
+pub const NAMES_URL: &str = "https://raw.githubusercontent.com/karpathy/makemore/988aa59/names.txt";
+
+/// Splits on `\n`, `\r\n` or `\r` (Python's universal newlines), strips each line as
+/// `str.strip()` does and drops the empty ones.
+pub fn parse_docs(text: &str) -> Vec<String> {
+    text.split(['\n', '\r'])
+        .map(|line| line.trim_matches(is_python_space))
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Python's `str.isspace()`: Unicode White_Space plus the separators U+001C..U+001F.
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Reads a UTF-8 text file of documents; an unreadable, non-UTF-8 or blank file is an error.
+pub fn read_docs(path: &Path) -> Result<Vec<String>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "dataset {} is not valid UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let docs = parse_docs(&text);
+    if docs.is_empty() {
+        bail!(
+            "dataset {} has no documents (it is empty or all blank lines)",
+            path.display()
+        );
+    }
+    Ok(docs)
+}
+
+/// The input file as the original finds it: `input` when given; else `input.txt` in the
+/// working directory, downloading the names list from `url` to it when missing.
+pub fn resolve_input(input: Option<&Path>, url: &str) -> Result<PathBuf> {
+    if let Some(path) = input {
+        return Ok(path.to_path_buf());
+    }
+    let path = PathBuf::from("input.txt");
+    if !path.exists() {
+        eprintln!("input.txt not found: downloading {url}");
+        download(url, &path).with_context(|| {
+            format!("no dataset: pass --input FILE (downloading {url} to input.txt failed)")
+        })?;
+    }
+    Ok(path)
+}
+
+/// Fetches `url` into `dest` atomically, so a failed download leaves no partial file.
+pub fn download(url: &str, dest: &Path) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let bytes = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?
+        .into_body()
+        .with_config()
+        .limit(512 * 1024 * 1024)
+        .read_to_vec()
+        .with_context(|| format!("reading {url}"))?;
+    crate::files::write_atomic(dest, &bytes)
+}
+
+/// Characters sorted by code point get ids `0..n`; `BOS = n`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vocab {
+    chars: Vec<char>,
+}
+
+impl Vocab {
+    pub fn from_docs(docs: &[String]) -> Self {
+        let set: BTreeSet<char> = docs.iter().flat_map(|d| d.chars()).collect();
+        Vocab {
+            chars: set.into_iter().collect(),
+        }
+    }
+
+    pub fn from_chars(chars: Vec<char>) -> Self {
+        Vocab { chars }
+    }
+
+    pub fn chars(&self) -> &[char] {
+        &self.chars
+    }
+
+    pub fn bos(&self) -> usize {
+        self.chars.len()
+    }
+
+    /// Characters plus BOS.
+    pub fn size(&self) -> usize {
+        self.chars.len() + 1
+    }
+
+    pub fn id(&self, c: char) -> Option<usize> {
+        self.chars.binary_search(&c).ok()
+    }
+
+    /// `[BOS] + ids(doc) + [BOS]`. Panics on a character outside the vocabulary, which cannot
+    /// happen for the documents the vocabulary was built from; see [`Vocab::encode_prompt`].
+    pub fn encode_doc(&self, doc: &str) -> Vec<usize> {
+        let mut tokens = Vec::with_capacity(doc.len() + 2);
+        tokens.push(self.bos());
+        tokens.extend(doc.chars().map(|c| {
+            self.id(c)
+                .expect("document character outside its vocabulary")
+        }));
+        tokens.push(self.bos());
+        tokens
+    }
+
+    /// Ids of a user-supplied prompt; characters outside the vocabulary are an error naming them.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<usize>> {
+        let unknown: BTreeSet<char> = prompt.chars().filter(|&c| self.id(c).is_none()).collect();
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
+            bail!(
+                "prompt has characters outside the vocabulary: {}",
+                list.join(", ")
+            );
+        }
+        Ok(prompt.chars().map(|c| self.id(c).unwrap()).collect())
+    }
+
+    pub fn decode(&self, ids: &[usize]) -> String {
+        ids.iter()
+            .filter(|&&i| i < self.chars.len())
+            .map(|&i| self.chars[i])
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_on_every_line_ending_and_are_stripped() {
+        let docs = parse_docs("  ann\r\nbob\rcé  \n\n \t \r\n\u{1f}zoë\u{3000}\n");
+        assert_eq!(docs, ["ann", "bob", "cé", "zoë"]);
+    }
+
+    #[test]
+    fn vocab_orders_by_code_point_and_round_trips() {
+        let docs = parse_docs("zoë\nabe\n");
+        let v = Vocab::from_docs(&docs);
+        assert_eq!(v.chars(), ['a', 'b', 'e', 'o', 'z', 'ë']);
+        assert_eq!(v.bos(), 6);
+        let t = v.encode_doc("zoë");
+        assert_eq!(t, [6, 4, 3, 5, 6]);
+        assert_eq!(v.decode(&t), "zoë");
+        let err = v.encode_prompt("zax!").unwrap_err().to_string();
+        assert!(err.contains("'!', 'x'"), "{err}");
+    }
+}

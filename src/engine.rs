@@ -1,0 +1,33 @@
+//! What the training loop, the sampler and the gradient check need from a model engine.
+//! The scalar reference engine and the tensor engine both implement it.
+
+use crate::config::{ModelConfig, ParamLayout};
+use crate::dtype::Float;
+
+pub trait Engine {
+    /// The element type of parameters and gradients.
+    type F: Float;
+
+    fn config(&self) -> &ModelConfig;
+    fn layout(&self) -> &ParamLayout;
+
+    /// Forward and backward over a batch of encoded documents (`[BOS] + ids + [BOS]`, each
+    /// cropped to `block_size` predictions). Overwrites the gradients and returns the batch
+    /// loss: the mean over all target tokens of `-log p(target)`.
+    fn forward_backward(&mut self, batch: &[&[usize]]) -> f64;
+
+    /// The same loss without gradients.
+    fn loss(&mut self, batch: &[&[usize]]) -> f64;
+
+    /// Flat parameters and gradients in layout order.
+    fn params(&self) -> &[Self::F];
+    fn grads(&self) -> &[Self::F];
+    fn params_and_grads_mut(&mut self) -> (&mut [Self::F], &mut [Self::F]);
+
+    /// Starts a new sequence for [`Engine::decode`] (empties the key/value cache).
+    fn reset_decode(&mut self);
+
+    /// Feeds `token` at position `pos` of the current sequence and writes the next-token
+    /// logits (length `vocab_size`).
+    fn decode(&mut self, token: usize, pos: usize, logits: &mut [f64]);
+}

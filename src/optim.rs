@@ -1,0 +1,164 @@
+//! Adam with bias correction over flat parameter and moment buffers (SPEC §4), the
+//! learning-rate schedules, and global gradient-norm clipping.
+
+use crate::dtype::Float;
+use crate::pymath::pow;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamConfig {
+    /// The original's settings.
+    fn default() -> Self {
+        AdamConfig {
+            lr: 0.01,
+            beta1: 0.85,
+            beta2: 0.99,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// How the learning rate moves over the run's steps after the warm-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr * (1 - s/steps)`, the original's.
+    #[default]
+    Linear,
+    /// `lr * (1 + cos(π s/steps)) / 2`.
+    Cosine,
+    Constant,
+}
+
+impl std::fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LrSchedule::Linear => "linear",
+            LrSchedule::Cosine => "cosine",
+            LrSchedule::Constant => "constant",
+        })
+    }
+}
+
+impl LrSchedule {
+    /// The learning rate of 0-based `step` of `steps`. A linear warm-up over `warmup` steps
+    /// comes first; the schedule then runs over the remaining steps. With no warm-up, linear
+    /// is the original's `lr * (1 - step / num_steps)` to the bit.
+    pub fn lr(self, lr: f64, step: usize, steps: usize, warmup: usize) -> f64 {
+        if step < warmup {
+            return lr * (step + 1) as f64 / warmup as f64;
+        }
+        let progress = (step - warmup) as f64 / (steps - warmup).max(1) as f64;
+        match self {
+            LrSchedule::Linear => lr * (1.0 - progress),
+            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            LrSchedule::Constant => lr,
+        }
+    }
+}
+
+/// Adam's state: first and second moments and the number of updates taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam<F> {
+    pub config: AdamConfig,
+    pub m: Vec<F>,
+    pub v: Vec<F>,
+    pub t: usize,
+}
+
+impl<F: Float> Adam<F> {
+    pub fn new(config: AdamConfig, n_params: usize) -> Self {
+        Adam {
+            config,
+            m: vec![F::zero(); n_params],
+            v: vec![F::zero(); n_params],
+            t: 0,
+        }
+    }
+
+    /// One update with learning rate `lr_t`, in the original's order of operations:
+    /// `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g**2; p -= lr_t * m_hat / (v_hat**0.5 + eps)`.
+    pub fn update(&mut self, params: &mut [F], grads: &[F], lr_t: f64) {
+        self.t += 1;
+        let c = self.config;
+        let (b1, b2) = (F::of(c.beta1), F::of(c.beta2));
+        let (one_minus_b1, one_minus_b2) = (F::of(1.0 - c.beta1), F::of(1.0 - c.beta2));
+        let bias1 = F::of(1.0 - pow(c.beta1, self.t as f64));
+        let bias2 = F::of(1.0 - pow(c.beta2, self.t as f64));
+        let (lr_t, eps) = (F::of(lr_t), F::of(c.eps));
+        // Opaque exponents: `pow(g, 2)` and `pow(v, 0.5)` must stay the C `pow` (see pymath).
+        let two = F::of(std::hint::black_box(2.0));
+        let half = F::of(std::hint::black_box(0.5));
+        for (((p, &g), m), v) in params
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            *m = b1 * *m + one_minus_b1 * g;
+            *v = b2 * *v + one_minus_b2 * g.powf(two);
+            let m_hat = *m / bias1;
+            let v_hat = *v / bias2;
+            *p -= lr_t * m_hat / (v_hat.powf(half) + eps);
+        }
+    }
+}
+
+/// Scales `grads` so their global L2 norm is at most `max_norm`; returns the norm before.
+pub fn clip_grad_norm<F: Float>(grads: &mut [F], max_norm: f64) -> f64 {
+    let norm = grads
+        .iter()
+        .map(|g| {
+            let g = g.as_f64();
+            g * g
+        })
+        .sum::<f64>()
+        .sqrt();
+    if norm > max_norm {
+        let scale = F::of(max_norm / (norm + 1e-6));
+        grads.iter_mut().for_each(|g| *g *= scale);
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_schedule_is_the_originals_formula() {
+        for step in [0, 1, 499, 999] {
+            let ours = LrSchedule::Linear.lr(0.01, step, 1000, 0);
+            assert_eq!(
+                ours.to_bits(),
+                (0.01 * (1.0 - step as f64 / 1000.0)).to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn warmup_then_cosine() {
+        assert_eq!(LrSchedule::Cosine.lr(1.0, 0, 110, 10), 0.1);
+        assert_eq!(LrSchedule::Cosine.lr(1.0, 9, 110, 10), 1.0);
+        assert_eq!(LrSchedule::Cosine.lr(1.0, 10, 110, 10), 1.0);
+        assert!((LrSchedule::Cosine.lr(1.0, 60, 110, 10) - 0.5).abs() < 1e-12);
+        assert_eq!(LrSchedule::Constant.lr(0.3, 77, 100, 0), 0.3);
+    }
+
+    #[test]
+    fn clipping_bounds_the_norm() {
+        let mut g = vec![3.0f64, 4.0];
+        assert_eq!(clip_grad_norm(&mut g, 1.0), 5.0);
+        assert!((g[0] - 0.6).abs() < 1e-6 && (g[1] - 0.8).abs() < 1e-6);
+        let mut small = vec![0.3f32, 0.4];
+        clip_grad_norm(&mut small, 1.0);
+        assert_eq!(small, [0.3, 0.4]);
+    }
+}

@@ -1,0 +1,105 @@
+//! Shared test helpers: locating `../shared` data (a loud failure in CI, a printed skip
+//! elsewhere) and reading the golden files.
+#![allow(dead_code)]
+
+use microgpt::cli::ModelArgs;
+use microgpt::config::{Activation, ModelConfig};
+use std::path::PathBuf;
+
+/// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file
+/// fails the test; elsewhere the test is skipped with a printed reason.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing (required in CI)", path.display());
+    }
+    eprintln!("skipping: {} not found", path.display());
+    None
+}
+
+pub fn names_path() -> Option<PathBuf> {
+    shared("data/names.txt")
+}
+
+/// One golden file: the original program's real output for one configuration.
+pub struct Golden {
+    pub name: String,
+    pub seed: u64,
+    pub steps: usize,
+    pub temperature: f64,
+    pub num_samples: usize,
+    pub model: ModelArgs,
+    pub num_docs: usize,
+    pub vocab_size: usize,
+    pub num_params: usize,
+    pub losses: Vec<f64>,
+    pub samples: Vec<String>,
+    pub first_step_grads: Vec<f64>,
+}
+
+impl Golden {
+    pub fn config(&self) -> ModelConfig {
+        self.model.config(self.vocab_size)
+    }
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+pub fn goldens() -> Vec<Golden> {
+    let Some(dir) = shared("golden") else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no golden files in {}", dir.display());
+    files
+        .iter()
+        .map(|path| {
+            let j: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let c = &j["config"];
+            let get = |k: &str, default: u64| c.get(k).map_or(default, |v| v.as_u64().unwrap());
+            assert!(c.get("input").is_none(), "golden on another dataset");
+            Golden {
+                name: path.file_name().unwrap().to_string_lossy().into(),
+                seed: get("seed", 42),
+                steps: get("steps", 1000) as usize,
+                temperature: c.get("temperature").map_or(0.5, |v| v.as_f64().unwrap()),
+                num_samples: get("num_samples", 20) as usize,
+                model: ModelArgs {
+                    n_embd: get("n_embd", 16) as usize,
+                    n_head: get("n_head", 4) as usize,
+                    n_layer: get("n_layer", 1) as usize,
+                    block_size: get("block_size", 16) as usize,
+                    activation: Activation::Relu,
+                },
+                num_docs: j["num_docs"].as_u64().unwrap() as usize,
+                vocab_size: j["vocab_size"].as_u64().unwrap() as usize,
+                num_params: j["num_params"].as_u64().unwrap() as usize,
+                losses: floats(&j["losses"]),
+                samples: j["samples"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect(),
+                first_step_grads: floats(&j["first_step_grads"]),
+            }
+        })
+        .collect()
+}
