@@ -2,9 +2,10 @@
 
 use crate::config::{Activation, ModelConfig};
 use crate::dtype::Dtype;
+use crate::engine::EngineKind;
 use crate::optim::{AdamConfig, LrSchedule};
 use crate::train::TrainOptions;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -23,14 +24,6 @@ pub struct Cli {
 pub enum Command {
     /// Train a model (by default exactly microgpt.py's run) and sample from it.
     Train(TrainArgs),
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    /// The bit-exact scalar autograd reference (slow; f64 only).
-    #[default]
-    Scalar,
 }
 
 /// Where the documents come from and the seed of the one RNG stream.

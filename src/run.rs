@@ -1,13 +1,12 @@
 //! A training run from start to end: data, model, loop, samples, and the run directory.
 
-use crate::cli::{EngineKind, TrainArgs};
+use crate::cli::TrainArgs;
 use crate::config::ModelConfig;
 use crate::data::{self, Vocab};
-use crate::engine::Engine;
+use crate::engine::{with_engine, Engine, EngineTask};
 use crate::files::write_atomic;
 use crate::rng::Rng;
 use crate::sample;
-use crate::scalar::ScalarGpt;
 use crate::train::Trainer;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -45,8 +44,24 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let cfg = args.model.config(corpus.vocab.size());
     cfg.validate()?;
     let params = cfg.layout().init(&mut rng, args.init_std);
-    match args.engine {
-        EngineKind::Scalar => train_with(ScalarGpt::new(&cfg, &params), args, &corpus, rng),
+    let task = TrainTask {
+        args,
+        corpus: &corpus,
+        rng,
+    };
+    with_engine(args.engine, args.dtype, &cfg, &params, task)?
+}
+
+struct TrainTask<'a> {
+    args: &'a TrainArgs,
+    corpus: &'a Corpus,
+    rng: Rng,
+}
+
+impl EngineTask for TrainTask<'_> {
+    type Output = Result<()>;
+    fn run<E: Engine>(self, engine: E) -> Result<()> {
+        train_with(engine, self.args, self.corpus, self.rng)
     }
 }
 
