@@ -3,6 +3,7 @@
 
 use crate::config::{ModelConfig, ParamLayout};
 use crate::dtype::{Dtype, Float};
+use crate::optim::Rounding;
 use crate::scalar::ScalarGpt;
 use crate::tensor::TensorGpt;
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub trait Engine {
     /// The element type of parameters and gradients.
     type F: Float;
+
+    /// How Adam rounds for this engine: only an exact reproduction needs Python's order.
+    const ADAM_ROUNDING: Rounding = Rounding::Fast;
 
     fn config(&self) -> &ModelConfig;
     fn layout(&self) -> &ParamLayout;

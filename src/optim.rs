@@ -64,6 +64,17 @@ impl LrSchedule {
     }
 }
 
+/// How [`Adam::update`] rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// The original's operations in its order, bit for bit (`g**2` and `v_hat**0.5` as the C
+    /// `pow`, three divisions per parameter): for the scalar engine's exact reproduction.
+    Python,
+    /// The same update with the bias corrections folded into two per-step scalars: one
+    /// square root and one division per parameter, within a few ULPs of `Python`.
+    Fast,
+}
+
 /// Adam's state: first and second moments and the number of updates taken.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam<F> {
@@ -83,30 +94,47 @@ impl<F: Float> Adam<F> {
         }
     }
 
-    /// One update with learning rate `lr_t`, in the original's order of operations:
-    /// `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g**2; p -= lr_t * m_hat / (v_hat**0.5 + eps)`.
-    pub fn update(&mut self, params: &mut [F], grads: &[F], lr_t: f64) {
+    /// One update with learning rate `lr_t`:
+    /// `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g**2; p -= lr_t * m_hat / (v_hat**0.5 + eps)`
+    /// with `m_hat = m / (1 - b1**t)`, `v_hat = v / (1 - b2**t)`.
+    pub fn update(&mut self, params: &mut [F], grads: &[F], lr_t: f64, rounding: Rounding) {
         self.t += 1;
         let c = self.config;
         let (b1, b2) = (F::of(c.beta1), F::of(c.beta2));
         let (one_minus_b1, one_minus_b2) = (F::of(1.0 - c.beta1), F::of(1.0 - c.beta2));
-        let bias1 = F::of(1.0 - pow(c.beta1, self.t as f64));
-        let bias2 = F::of(1.0 - pow(c.beta2, self.t as f64));
-        let (lr_t, eps) = (F::of(lr_t), F::of(c.eps));
-        // Opaque exponents: `pow(g, 2)` and `pow(v, 0.5)` must stay the C `pow` (see pymath).
-        let two = F::of(std::hint::black_box(2.0));
-        let half = F::of(std::hint::black_box(0.5));
-        for (((p, &g), m), v) in params
+        let bias1 = 1.0 - pow(c.beta1, self.t as f64);
+        let bias2 = 1.0 - pow(c.beta2, self.t as f64);
+        let eps = F::of(c.eps);
+        let moments = params
             .iter_mut()
             .zip(grads)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
-            *m = b1 * *m + one_minus_b1 * g;
-            *v = b2 * *v + one_minus_b2 * g.powf(two);
-            let m_hat = *m / bias1;
-            let v_hat = *v / bias2;
-            *p -= lr_t * m_hat / (v_hat.powf(half) + eps);
+            .zip(self.m.iter_mut().zip(&mut self.v));
+        match rounding {
+            Rounding::Python => {
+                let (bias1, bias2, lr_t) = (F::of(bias1), F::of(bias2), F::of(lr_t));
+                // Opaque exponents: `pow(g, 2)` and `pow(v, 0.5)` must stay the C `pow`
+                // (see pymath).
+                let two = F::of(std::hint::black_box(2.0));
+                let half = F::of(std::hint::black_box(0.5));
+                for ((p, &g), (m, v)) in moments {
+                    *m = b1 * *m + one_minus_b1 * g;
+                    *v = b2 * *v + one_minus_b2 * g.powf(two);
+                    let m_hat = *m / bias1;
+                    let v_hat = *v / bias2;
+                    *p -= lr_t * m_hat / (v_hat.powf(half) + eps);
+                }
+            }
+            Rounding::Fast => {
+                // lr_t * (m / bias1) / ((v / bias2)**0.5 + eps)
+                //   = (lr_t / bias1) * m / (v**0.5 * bias2**-0.5 + eps)
+                let step = F::of(lr_t / bias1);
+                let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
+                for ((p, &g), (m, v)) in moments {
+                    *m = b1 * *m + one_minus_b1 * g;
+                    *v = b2 * *v + one_minus_b2 * g * g;
+                    *p -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
+                }
+            }
         }
     }
 }
@@ -150,6 +178,24 @@ mod tests {
         assert_eq!(LrSchedule::Cosine.lr(1.0, 10, 110, 10), 1.0);
         assert!((LrSchedule::Cosine.lr(1.0, 60, 110, 10) - 0.5).abs() < 1e-12);
         assert_eq!(LrSchedule::Constant.lr(0.3, 77, 100, 0), 0.3);
+    }
+
+    #[test]
+    fn fast_rounding_makes_the_same_updates_within_a_few_ulps() {
+        let config = AdamConfig::default();
+        let mut rng = crate::rng::Rng::new(3);
+        let (mut python, mut fast) = (Adam::new(config, 1000), Adam::new(config, 1000));
+        let mut p_python: Vec<f64> = (0..1000).map(|_| rng.gauss(0.0, 1.0)).collect();
+        let mut p_fast = p_python.clone();
+        for step in 0..50 {
+            let grads: Vec<f64> = (0..1000).map(|_| rng.gauss(0.0, 0.1)).collect();
+            let lr = LrSchedule::Linear.lr(0.01, step, 50, 0);
+            python.update(&mut p_python, &grads, lr, Rounding::Python);
+            fast.update(&mut p_fast, &grads, lr, Rounding::Fast);
+        }
+        for (a, b) in p_python.iter().zip(&p_fast) {
+            assert!((a - b).abs() <= 1e-14 * a.abs().max(1.0), "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use crate::config::{Activation, ModelConfig, ParamLayout};
 use crate::engine::Engine;
+use crate::optim::Rounding;
 use crate::pymath::pow;
 
 pub type NodeId = u32;
@@ -348,6 +349,7 @@ impl ScalarGpt {
 
 impl Engine for ScalarGpt {
     type F = f64;
+    const ADAM_ROUNDING: Rounding = Rounding::Python;
 
     fn config(&self) -> &ModelConfig {
         &self.cfg

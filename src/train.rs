@@ -99,7 +99,7 @@ impl<E: Engine> Trainer<E> {
         if let Some(max_norm) = o.grad_clip {
             clip_grad_norm(grads, max_norm);
         }
-        self.adam.update(params, grads, lr);
+        self.adam.update(params, grads, lr, E::ADAM_ROUNDING);
         self.step += 1;
         Ok(StepStats {
             step: self.step,

@@ -281,7 +281,9 @@ pub fn activation_backward<F: Float>(d: &mut [F], grad: &[F]) {
 }
 
 /// Softmax and cross-entropy, in place: `logits: [N, V]` become `probs: [N, V]`
-/// (`exp(z - max z) / Σ exp(z - max z)` per row), `losses: [N]` = `-log probs[target]`.
+/// (`exp(z - max z) / Σ exp(z - max z)` per row), `losses: [N]` = `-log probs[target]`,
+/// computed as `log Σ exp(z - max z) - (z[target] - max z)` so that it stays finite when
+/// the target's probability underflows (early f32 training reaches that).
 pub fn softmax_crossentropy_forward<F: Float>(
     logits: &mut [F],
     losses: &mut [F],
@@ -290,6 +292,7 @@ pub fn softmax_crossentropy_forward<F: Float>(
 ) {
     for ((row, loss), &target) in logits.chunks_exact_mut(v).zip(losses).zip(targets) {
         let max = row.iter().fold(F::neg_infinity(), |m, &z| m.max(z));
+        let target_logit = row[target] - max;
         let mut total = F::zero();
         for z in row.iter_mut() {
             *z = (*z - max).exp();
@@ -297,7 +300,7 @@ pub fn softmax_crossentropy_forward<F: Float>(
         }
         let inv_total = total.recip();
         row.iter_mut().for_each(|p| *p *= inv_total);
-        *loss = -row[target].ln();
+        *loss = total.ln() - target_logit;
     }
 }
 
