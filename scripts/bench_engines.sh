@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Per-step time of the scalar and the tensor engine at the default config (d16, 1 layer,
+# 4 heads, block 16, batch 1, f64), measured side by side in one run, and the whole default
+# process (`microgpt train`, 1000 steps and 20 samples).
+#
+# A step's time is (time of S+1 steps - time of 1 step) / S of the whole process, so start-up
+# and data loading cancel out; each figure is the fastest of RUNS runs (the least disturbed
+# by other load on the machine).
+#
+# Usage: scripts/bench_engines.sh        Env: DATA=path/to/names.txt RUNS=15
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="${DATA:-$ROOT/../shared/data/names.txt}"
+RUNS="${RUNS:-15}"
+PYTHON_MS_PER_STEP=292 # the original microgpt.py, as stated by the project (not measured here)
+
+[ -f "$DATA" ] || { echo "bench_engines: dataset $DATA not found (set DATA=...)" >&2; exit 1; }
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+BIN="$ROOT/target/release/microgpt"
+
+# Fastest wall time in nanoseconds of RUNS runs of: microgpt train <args>.
+fastest_ns() {
+    local best=
+    for _ in $(seq "$RUNS"); do
+        local start end
+        start=$(date +%s%N)
+        "$BIN" train --input "$DATA" "$@" >/dev/null
+        end=$(date +%s%N)
+        local t=$((end - start))
+        if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
+    done
+    echo "$best"
+}
+
+# Per-step time in nanoseconds of an engine over S steps.
+step_ns() {
+    local engine=$1 steps=$2
+    local one many
+    one=$(fastest_ns --engine "$engine" --steps 1 --num-samples 0 --quiet)
+    many=$(fastest_ns --engine "$engine" --steps $((steps + 1)) --num-samples 0 --quiet)
+    echo $(((many - one) / steps))
+}
+
+scalar=$(step_ns scalar 100)
+tensor=$(step_ns tensor 2000)
+whole=$(fastest_ns)
+
+awk -v s="$scalar" -v t="$tensor" -v w="$whole" -v py="$PYTHON_MS_PER_STEP" -v runs="$RUNS" 'BEGIN {
+    printf "default config (d16 L1 H4 block 16, batch 1, f64), fastest of %d runs\n", runs
+    printf "  scalar engine  %10.1f us/step\n", s / 1e3
+    printf "  tensor engine  %10.1f us/step   %.0fx the scalar engine\n", t / 1e3, s / t
+    printf "  Python original (stated reference, not measured): %d ms/step\n", py
+    printf "    scalar engine %.0fx faster, tensor engine %.0fx faster\n", py * 1e6 / s, py * 1e6 / t
+    printf "whole default run (microgpt train, 1000 steps + 20 samples): %.1f ms\n", w / 1e6
+}'
