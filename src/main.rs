@@ -1,16 +1,24 @@
-use clap::Parser;
 use microgpt::cli::{Cli, Command};
+use microgpt::interrupt::Outcome;
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = Cli::parse_with_sources();
     let result = match &cli.command {
         Command::Train(args) => microgpt::run::train(args),
+        Command::Sample(args) => microgpt::sampling::sample(args).map(|()| Outcome::Done),
+        Command::Sweep(args) => microgpt::sweep::sweep(args),
+        Command::Compare(args) => {
+            microgpt::report::compare(&args.runs, &args.out).map(|()| Outcome::Done)
+        }
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        // The shell's convention for "ended by SIGINT".
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
