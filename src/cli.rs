@@ -8,7 +8,7 @@ use crate::train::TrainOptions;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -226,6 +226,28 @@ pub struct CompareArgs {
 }
 
 impl TrainArgs {
+    /// The stored settings as flag name (clap id, `n_embd`) → value: what sweeps vary and
+    /// pass on to their runs, and what `compare` labels runs by.
+    pub fn settings(&self) -> BTreeMap<String, serde_json::Value> {
+        fn flatten(value: serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+            if let serde_json::Value::Object(map) = value {
+                for (k, v) in map {
+                    if v.is_object() {
+                        flatten(v, out);
+                    } else {
+                        out.insert(k, v);
+                    }
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        flatten(
+            serde_json::to_value(self).expect("settings serialize"),
+            &mut out,
+        );
+        out
+    }
+
     pub fn options(&self) -> TrainOptions {
         TrainOptions {
             steps: self.steps,
