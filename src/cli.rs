@@ -26,8 +26,16 @@ impl Cli {
     /// Parses `std::env::args`, recording which `train` flags were given explicitly: a
     /// resumed run keeps its stored settings and takes only those (see [`TrainArgs::given`]).
     pub fn parse_with_sources() -> Cli {
-        let matches = Cli::command().get_matches();
-        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let parsed = Cli::command()
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
+        let (matches, mut cli) = parsed.unwrap_or_else(|e| {
+            if e.use_stderr() {
+                eprintln!("error: {}", one_line(&e));
+                std::process::exit(2);
+            }
+            e.exit() // --help, --version
+        });
         if let (Command::Train(args), Some(("train", m))) = (&mut cli.command, matches.subcommand())
         {
             args.given = m
@@ -263,6 +271,17 @@ impl TrainArgs {
             grad_clip: self.grad_clip,
         }
     }
+}
+
+/// A clap error as one line: its message without the usage and help hints.
+pub fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    message.join(" ").trim_start_matches("error: ").to_string()
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {

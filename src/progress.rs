@@ -39,7 +39,7 @@ impl Progress {
             Display::Bar(bar)
         } else {
             Display::Lines {
-                every: (total / 20).max(1),
+                every: total.div_ceil(20),
             }
         };
         let mut ema = Ema::new(SMOOTHING);

@@ -3,7 +3,7 @@
 //! Running the same sweep again skips finished runs and resumes interrupted ones.
 
 use crate::checkpoint::{self, MODEL_FILE};
-use crate::cli::{Cli, Command, SweepArgs, TrainArgs};
+use crate::cli::{self, Cli, Command, SweepArgs, TrainArgs};
 use crate::interrupt::{self, Outcome};
 use crate::report;
 use anyhow::{bail, Context, Result};
@@ -169,11 +169,7 @@ fn plan(grid: &[(String, Vec<String>)], base: &TrainArgs, out: &Path) -> Result<
                     command: Command::Train(a),
                 }) => a.steps,
                 Ok(_) => unreachable!("parsed the train subcommand"),
-                Err(e) => {
-                    let msg = e.to_string();
-                    let first = msg.lines().next().unwrap_or_default();
-                    bail!("run {name}: {}", first.trim_start_matches("error: "));
-                }
+                Err(e) => bail!("run {name}: {}", cli::one_line(&e)),
             };
             Ok(Planned {
                 name,
