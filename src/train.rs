@@ -45,7 +45,7 @@ pub struct StepStats {
 }
 
 /// Documents of 0-based `step`: `docs[(step*B + b) % len]` for `b < B`.
-pub fn batch_of<'a>(docs: &'a [Vec<usize>], step: usize, batch_size: usize) -> Vec<&'a [usize]> {
+pub fn batch_of(docs: &[Vec<usize>], step: usize, batch_size: usize) -> Vec<&[usize]> {
     (0..batch_size)
         .map(|b| docs[(step * batch_size + b) % docs.len()].as_slice())
         .collect()
