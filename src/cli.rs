@@ -51,6 +51,8 @@ impl Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (by default exactly microgpt.py's run) and sample from it.
+    // Negative numbers parse as values, so `--temperature -1` is refused by its own check.
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// Sample from a trained run, or compare temperatures (--temperatures).
     Sample(SampleArgs),
