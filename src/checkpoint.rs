@@ -370,3 +370,43 @@ pub fn load_run(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
     }
     Ok((config, model))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Activation;
+
+    #[test]
+    fn f32_checkpoints_round_trip_exactly() {
+        let dir = std::env::temp_dir().join(format!("microgpt-ckpt-f32-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = ModelConfig {
+            vocab_size: 4,
+            n_embd: 4,
+            n_head: 2,
+            n_layer: 1,
+            block_size: 3,
+            activation: Activation::Gelu,
+        };
+        let vocab = Vocab::from_chars(vec!['a', 'b', 'é']);
+        let n = cfg.layout().total;
+        let params: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() / 3.0).collect();
+        let mut adam = Adam::<f32>::new(Default::default(), n);
+        adam.m = params.iter().map(|p| p * 0.5).collect();
+        adam.v = params.iter().map(|p| p * p).collect();
+        adam.t = 7;
+        save(&dir, &cfg, &vocab, 7, &params, &adam).unwrap();
+
+        let model = load_model(&dir).unwrap();
+        assert_eq!((model.dtype, model.step), (Dtype::F32, 7));
+        assert_eq!(model.config, cfg);
+        assert_eq!(model.vocab, vocab);
+        let back: Vec<f32> = model.params.iter().map(|&p| p as f32).collect();
+        assert_eq!(back, params);
+        let opt = load_optimizer(&dir, &model).unwrap();
+        assert_eq!(opt.t, 7);
+        assert_eq!(opt.m.iter().map(|&x| x as f32).collect::<Vec<_>>(), adam.m);
+        assert_eq!(opt.v.iter().map(|&x| x as f32).collect::<Vec<_>>(), adam.v);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
