@@ -3,6 +3,12 @@ use microgpt::interrupt::Outcome;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `microgpt sample ... | head` should end quietly, as other command-line tools do, not
+    // panic on a closed stdout: take the default SIGPIPE action Rust replaces at startup.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse_with_sources();
     let result = match &cli.command {
         Command::Train(args) => microgpt::run::train(args),
