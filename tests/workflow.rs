@@ -8,16 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// A small model that trains in milliseconds per step.
-const TINY: &[&str] = &[
-    "--engine",
-    "scalar",
-    "--n-embd",
-    "8",
-    "--n-head",
-    "2",
-    "--block-size",
-    "8",
-];
+const TINY: &[&str] = &["--n-embd", "8", "--n-head", "2", "--block-size", "8"];
 
 fn microgpt(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_microgpt"))
@@ -87,10 +78,14 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `train` with the tiny model on `data` into `out`, plus `extra` flags.
+/// `train` with the tiny model on `data` into `out`, plus `extra` flags; on the scalar
+/// engine unless they name one.
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["train", "--input", s(data), "--out", s(out)];
     args.extend_from_slice(TINY);
+    if !extra.contains(&"--engine") {
+        args.extend(["--engine", "scalar"]);
+    }
     args.extend_from_slice(extra);
     microgpt(&args)
 }
@@ -311,7 +306,14 @@ fn ctrl_c_stops_at_a_step_boundary_saves_and_resumes() {
     let run = dir.join("run");
     let mut args = vec!["train", "--input", s(&data), "--out", s(&run)];
     args.extend_from_slice(TINY);
-    args.extend(["--steps", "1000000", "--save-every", "0"]);
+    args.extend([
+        "--engine",
+        "scalar",
+        "--steps",
+        "1000000",
+        "--save-every",
+        "0",
+    ]);
     let child = Command::new(env!("CARGO_BIN_EXE_microgpt"))
         .args(&args)
         .stdin(Stdio::null())
@@ -439,6 +441,8 @@ fn sweep_trains_the_grid_and_compare_draws_and_summarises() {
     ];
     args.extend_from_slice(TINY);
     args.extend([
+        "--engine",
+        "scalar",
         "--input",
         s(&data),
         "--steps",
