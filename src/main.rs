@@ -5,6 +5,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Train(args) => microgpt::run::train(args),
+        Command::Gradcheck(args) => microgpt::gradcheck::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -39,6 +39,7 @@ impl Corpus {
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
+    crate::tensor::set_threads(args.threads);
     let mut rng = Rng::new(args.data.seed);
     let corpus = Corpus::load(args.data.input.as_deref(), &mut rng)?;
     let cfg = args.model.config(corpus.vocab.size());
