@@ -60,6 +60,8 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Plot and summarise run directories side by side.
     Compare(CompareArgs),
+    /// Check the tensor engine's loss and gradients against the scalar reference engine.
+    Gradcheck(GradcheckArgs),
 }
 
 /// Where the documents come from and the seed of the one RNG stream.
@@ -168,6 +170,9 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
+    /// Threads for the tensor engine's GEMMs (OpenBLAS) and attention.
+    #[arg(long, default_value_t = available_cores(), value_parser = at_least_one)]
+    pub threads: usize,
     /// Flags given on the command line (clap ids), filled by [`Cli::parse_with_sources`].
     #[arg(skip)]
     #[serde(skip)]
@@ -284,6 +289,43 @@ pub fn one_line(e: &clap::Error) -> String {
         .map(str::trim)
         .collect();
     message.join(" ").trim_start_matches("error: ").to_string()
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GradcheckArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Documents per checked batch.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub batch_size: usize,
+    /// Element type of the tensor engine (the reference is always f64).
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    pub dtype: Dtype,
+    /// Standard deviation of the Gaussian weight init.
+    #[arg(long, default_value_t = 0.08, value_parser = positive)]
+    pub init_std: f64,
+    /// Largest accepted relative error per tensor [default: 1e-9 for f64, 1e-3 for f32].
+    #[arg(long, value_parser = positive)]
+    pub tolerance: Option<f64>,
+    /// Batches to check (the first ones of the shuffled documents).
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    pub docs: usize,
+}
+
+impl GradcheckArgs {
+    pub fn tolerance(&self) -> f64 {
+        self.tolerance.unwrap_or(match self.dtype {
+            Dtype::F64 => 1e-9,
+            Dtype::F32 => 1e-3,
+        })
+    }
+}
+
+/// The machine's cores, for `--threads`.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {

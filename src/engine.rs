@@ -4,6 +4,7 @@
 use crate::config::{ModelConfig, ParamLayout};
 use crate::dtype::{Dtype, Float};
 use crate::scalar::ScalarGpt;
+use crate::tensor::TensorGpt;
 use serde::{Deserialize, Serialize};
 
 pub trait Engine {
@@ -38,8 +39,10 @@ pub trait Engine {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
-    /// The bit-exact scalar autograd reference (slow; f64 only).
+    /// Batched GEMMs on flat buffers, f32 or f64: the fast one.
     #[default]
+    Tensor,
+    /// The bit-exact scalar autograd reference (slow; f64 only).
     Scalar,
 }
 
@@ -59,6 +62,8 @@ pub fn with_engine<T: EngineTask>(
     task: T,
 ) -> anyhow::Result<T::Output> {
     match (kind, dtype) {
+        (EngineKind::Tensor, Dtype::F64) => Ok(task.run(TensorGpt::<f64>::new(cfg, params))),
+        (EngineKind::Tensor, Dtype::F32) => Ok(task.run(TensorGpt::<f32>::new(cfg, params))),
         (EngineKind::Scalar, Dtype::F64) => Ok(task.run(ScalarGpt::new(cfg, params))),
         (EngineKind::Scalar, Dtype::F32) => {
             anyhow::bail!("the scalar engine runs in f64 only (use --dtype f64)")

@@ -1,6 +1,10 @@
 //! microgpt: Karpathy's microgpt.py in Rust — a bit-exact scalar autograd reference engine
 //! and the pieces to train, check and sample tiny GPTs on a CPU.
 
+// Links the system OpenBLAS that ndarray's GEMMs call.
+#[cfg(feature = "openblas")]
+extern crate blas_src;
+
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -8,6 +12,7 @@ pub mod data;
 pub mod dtype;
 pub mod engine;
 pub mod files;
+pub mod gradcheck;
 pub mod interrupt;
 pub mod metrics;
 pub mod optim;
@@ -20,4 +25,5 @@ pub mod sample;
 pub mod sampling;
 pub mod scalar;
 pub mod sweep;
+pub mod tensor;
 pub mod train;

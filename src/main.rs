@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => {
             microgpt::report::compare(&args.runs, &args.out).map(|()| Outcome::Done)
         }
+        Command::Gradcheck(args) => microgpt::gradcheck::run(args).map(|()| Outcome::Done),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -149,6 +149,7 @@ pub fn train(cli_args: &TrainArgs) -> Result<Outcome> {
         .map_or(&start.init, |r| &r.model.params)
         .clone();
     let cfg = start.cfg.clone();
+    crate::tensor::set_threads(args.threads);
     let task = TrainTask {
         args: &args,
         start,
@@ -169,6 +170,7 @@ fn resumed_args(stored: &TrainArgs, cli: &TrainArgs, dir: &Path) -> Result<Train
             "eval_every" => args.eval_every = cli.eval_every,
             "quiet" => args.quiet = cli.quiet,
             "engine" => args.engine = cli.engine,
+            "threads" => args.threads = cli.threads,
             "num_samples" => args.num_samples = cli.num_samples,
             "temperature" => args.temperature = cli.temperature,
             other => bail!(

@@ -37,7 +37,7 @@ pub fn sweep(args: &SweepArgs) -> Result<Outcome> {
         bail!("--resume and --stop-after are for single runs; to resume a sweep, run it again");
     }
     let grid = parse_grid(&args.grid, &args.train)?;
-    let runs = plan(&grid, &args.train, out)?;
+    let runs = plan(&grid, &args.train, args.jobs, out)?;
     if args.print_commands {
         for run in &runs {
             let words: Vec<String> = run.argv.iter().map(|a| shell_quote(a)).collect();
@@ -126,7 +126,12 @@ fn parse_grid(specs: &[String], base: &TrainArgs) -> Result<Vec<(String, Vec<Str
 }
 
 /// Every combination, the last key varying fastest, each checked by the train parser.
-fn plan(grid: &[(String, Vec<String>)], base: &TrainArgs, out: &Path) -> Result<Vec<Planned>> {
+fn plan(
+    grid: &[(String, Vec<String>)],
+    base: &TrainArgs,
+    jobs: usize,
+    out: &Path,
+) -> Result<Vec<Planned>> {
     let defaults = TrainArgs::default().settings();
     let mut combos: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
     for (key, values) in grid {
@@ -152,6 +157,11 @@ fn plan(grid: &[(String, Vec<String>)], base: &TrainArgs, out: &Path) -> Result<
                 .replace(['/', '\\'], "_");
             let dir = out.join(&name);
             let mut settings = base.settings();
+            // Runs side by side share the cores: unless --threads was set, each gets a share.
+            if jobs > 1 && settings.get("threads") == defaults.get("threads") {
+                let share = (defaults["threads"].as_u64().unwrap_or(1) as usize / jobs).max(1);
+                settings.insert("threads".into(), share.into());
+            }
             for &(k, v) in &combo {
                 settings.insert(k.into(), serde_json::Value::String(v.into()));
             }

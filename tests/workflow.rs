@@ -686,3 +686,48 @@ print(json.dumps({
         assert_eq!(values, ours, "{}", spec.name);
     }
 }
+
+#[test]
+fn tensor_engine_runs_resume_bit_identically_in_f64_and_f32() {
+    let dir = tmp("tensor");
+    let data = dataset(&dir);
+    for dtype in ["f64", "f32"] {
+        let (full, part) = (
+            dir.join(format!("full-{dtype}")),
+            dir.join(format!("part-{dtype}")),
+        );
+        let flags = [
+            "--engine",
+            "tensor",
+            "--dtype",
+            dtype,
+            "--batch-size",
+            "3",
+            "--steps",
+            "30",
+            "--val-frac",
+            "0.1",
+            "--eval-every",
+            "10",
+            "--num-samples",
+            "5",
+        ];
+        train_ok(&data, &full, &flags);
+        let mut stop = flags.to_vec();
+        stop.extend(["--stop-after", "11"]);
+        train_ok(&data, &part, &stop);
+        ok(&["train", "--resume", s(&part), "--quiet"]);
+        same_metrics(&full, &part);
+        same_checkpoint(&full, &part);
+        assert_eq!(
+            checkpoint::load_model(&part).unwrap().dtype.to_string(),
+            dtype
+        );
+        assert_eq!(
+            std::fs::read_to_string(full.join("samples.txt")).unwrap(),
+            std::fs::read_to_string(part.join("samples.txt")).unwrap()
+        );
+        let out = ok(&["sample", "--run", s(&part), "--prompt", "ka", "--seed", "3"]);
+        assert!(out.lines().all(|l| l.contains(": ka")), "{out}");
+    }
+}

@@ -1,0 +1,156 @@
+//! Gradient checks on random small models and documents: the tensor engine against the
+//! scalar reference engine (f64 to ~1e-10, f32 loosely), and the scalar engine against
+//! central finite differences.
+
+use microgpt::config::{Activation, ModelConfig};
+use microgpt::engine::Engine;
+use microgpt::gradcheck::compare;
+use microgpt::rng::Rng;
+use microgpt::scalar::ScalarGpt;
+use microgpt::tensor::TensorGpt;
+
+const ACTIVATIONS: [Activation; 3] = [Activation::Relu, Activation::Gelu, Activation::Relu2];
+
+/// A uniform integer in `lo..=hi`.
+fn between(rng: &mut Rng, lo: usize, hi: usize) -> usize {
+    lo + rng.randbelow((hi - lo + 1) as u32) as usize
+}
+
+fn random_config(rng: &mut Rng, activation: Activation) -> ModelConfig {
+    let n_head = between(rng, 1, 4);
+    ModelConfig {
+        vocab_size: between(rng, 2, 12),
+        n_embd: n_head * between(rng, 1, 8),
+        n_head,
+        n_layer: between(rng, 1, 3),
+        block_size: between(rng, 1, 16),
+        activation,
+    }
+}
+
+/// Encoded documents `[BOS] + ids + [BOS]` with 0 to `2 * block_size` ids, so some are
+/// shorter than the block and some are cropped.
+fn random_docs(rng: &mut Rng, cfg: &ModelConfig, count: usize) -> Vec<Vec<usize>> {
+    let bos = cfg.vocab_size - 1;
+    (0..count)
+        .map(|_| {
+            let len = between(rng, 0, 2 * cfg.block_size);
+            let mut doc = vec![bos];
+            doc.extend((0..len).map(|_| between(rng, 0, bos - 1)));
+            doc.push(bos);
+            doc
+        })
+        .collect()
+}
+
+/// Batches of `batch_size` consecutive documents.
+fn batches(docs: &[Vec<usize>], batch_size: usize) -> Vec<Vec<&[usize]>> {
+    docs.chunks(batch_size)
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect()
+}
+
+/// Relative error allowed of the f64 tensor engine: its GEMMs sum in another order than the
+/// scalar graph, nothing more; the loss is one sum over the batch.
+fn f64_tolerance(name: &str) -> f64 {
+    match name {
+        "loss" => 1e-12,
+        _ => 1e-10,
+    }
+}
+
+/// The case's description for failure messages.
+fn describe(cfg: &ModelConfig, batch_size: usize) -> String {
+    format!(
+        "vocab {} n_embd {} n_head {} n_layer {} block {} {} batch {batch_size}",
+        cfg.vocab_size, cfg.n_embd, cfg.n_head, cfg.n_layer, cfg.block_size, cfg.activation
+    )
+}
+
+#[test]
+fn tensor_engine_matches_the_scalar_engine_on_random_models() {
+    let mut rng = Rng::new(2024);
+    for case in 0..36 {
+        let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
+        let batch_size = [1, 3][case / 3 % 2];
+        let params = cfg.layout().init(&mut rng, 0.3);
+        let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
+        let mut tensor = TensorGpt::<f64>::new(&cfg, &params);
+        let mut scalar = ScalarGpt::new(&cfg, &params);
+        for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
+            assert!(
+                d.max_rel <= f64_tolerance(&d.name),
+                "{}: relative error {:e} (abs {:e}) with {}",
+                d.name,
+                d.max_rel,
+                d.max_abs,
+                describe(&cfg, batch_size)
+            );
+        }
+    }
+}
+
+#[test]
+fn f32_tensor_engine_stays_close_to_the_f64_scalar_engine() {
+    let mut rng = Rng::new(7);
+    for case in 0..12 {
+        let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
+        let batch_size = [1, 3][case % 2];
+        let params = cfg.layout().init(&mut rng, 0.3);
+        let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
+        let mut tensor = TensorGpt::<f32>::new(&cfg, &params);
+        let mut scalar = ScalarGpt::new(&cfg, &params);
+        for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
+            assert!(
+                d.max_rel <= 1e-3,
+                "{}: f32 relative error {:e} with {}",
+                d.name,
+                d.max_rel,
+                describe(&cfg, batch_size)
+            );
+        }
+    }
+}
+
+/// The scalar engine's gradients against `(loss(p + h) - loss(p - h)) / 2h` for a sample of
+/// each tensor's parameters, on a tiny model.
+#[test]
+fn scalar_engine_gradients_match_finite_differences() {
+    let mut rng = Rng::new(99);
+    for act in ACTIVATIONS {
+        let cfg = ModelConfig {
+            vocab_size: 5,
+            n_embd: 4,
+            n_head: 2,
+            n_layer: 2,
+            block_size: 4,
+            activation: act,
+        };
+        let params = cfg.layout().init(&mut rng, 0.5);
+        let docs = random_docs(&mut rng, &cfg, 2);
+        let batch: Vec<&[usize]> = docs.iter().map(Vec::as_slice).collect();
+        let mut engine = ScalarGpt::new(&cfg, &params);
+        engine.forward_backward(&batch);
+        let grads = engine.grads().to_vec();
+        let h = 1e-6;
+        for spec in &cfg.layout().specs {
+            for _ in 0..4 {
+                let i = spec.offset + between(&mut rng, 0, spec.len() - 1);
+                let mut at = |delta: f64| {
+                    engine.params_and_grads_mut().0[i] = params[i] + delta;
+                    engine.loss(&batch)
+                };
+                let fd = (at(h) - at(-h)) / (2.0 * h);
+                at(0.0);
+                assert!(
+                    (fd - grads[i]).abs() <= 1e-8 + 1e-5 * grads[i].abs(),
+                    "{}[{}] ({act}): backward {:e}, finite difference {:e}",
+                    spec.name,
+                    i - spec.offset,
+                    grads[i],
+                    fd
+                );
+            }
+        }
+    }
+}
