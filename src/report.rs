@@ -174,21 +174,27 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> Resul
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("cannot draw the loss curves: {e}");
     let curves: Vec<(Curve, Curve)> = runs.iter().map(|r| (r.smoothed(), r.val())).collect();
     let max_step = runs.iter().map(|r| r.last().step).max().unwrap_or(1) as f64;
-    let ys = curves
+    // The first steps' losses dwarf the rest: the y range starts after them, so the part
+    // that tells runs apart fills the plot.
+    let after_start = |p: &&(f64, f64)| p.0 > max_step * 0.05;
+    let ys: Vec<f64> = curves
         .iter()
-        .flat_map(|(t, v)| t.iter().chain(v).map(|p| p.1));
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
-        (lo.min(y), hi.max(y))
-    });
+        .flat_map(|(t, v)| t.iter().chain(v).filter(after_start).map(|p| p.1))
+        .collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &y| {
+            (lo.min(y), hi.max(y))
+        });
     let pad = ((hi - lo) * 0.05).max(0.01);
-
+    let top = hi + pad;
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption("Loss curves", (FONT, 30))
         .margin(20)
         .x_label_area_size(55)
         .y_label_area_size(75)
-        .build_cartesian_2d(0f64..max_step.max(1.0), (lo - pad)..(hi + pad))
+        .build_cartesian_2d(0f64..max_step.max(1.0), (lo - pad)..top)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -205,11 +211,19 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> Resul
 
     for (i, (run, (train, val))) in runs.iter().zip(&curves).enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
+        // Plotters pins points above the range to its edge: draw the runs of visible
+        // points instead, as separate lines.
+        for piece in train.split(|p| p.1 > top).filter(|p| !p.is_empty()) {
+            chart
+                .draw_series(LineSeries::new(
+                    piece.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        let val: Curve = val.iter().copied().filter(|p| p.1 <= top).collect();
         chart
-            .draw_series(LineSeries::new(
-                train.iter().copied(),
-                colour.stroke_width(2),
-            ))
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(err)?
             .label(run.label.as_str())
             .legend(move |(x, y)| {
