@@ -147,19 +147,19 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 20)]
     pub num_samples: usize,
     /// Hold out the last fraction F of the shuffled documents for validation.
-    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval, value_name = "F")]
     pub val_frac: f64,
     /// Record the validation loss every N steps (0: only at the last step).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "N")]
     pub eval_every: usize,
     /// Run directory: config.json, metrics.csv, samples.txt and the checkpoint.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Save the checkpoint and metrics every N steps (0: only when stopping).
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, value_name = "N")]
     pub save_every: usize,
     /// Stop (and save) once N steps of the run are done; continue later with --resume.
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, value_parser = at_least_one, value_name = "N")]
     #[serde(skip)]
     pub stop_after: Option<usize>,
     /// Continue the run in DIR with its stored settings (--steps M extends it to M steps).
