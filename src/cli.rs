@@ -5,8 +5,10 @@ use crate::dtype::Dtype;
 use crate::engine::EngineKind;
 use crate::optim::{AdamConfig, LrSchedule};
 use crate::train::TrainOptions;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -20,10 +22,44 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses `std::env::args`, recording which `train` flags were given explicitly: a
+    /// resumed run keeps its stored settings and takes only those (see [`TrainArgs::given`]).
+    pub fn parse_with_sources() -> Cli {
+        let parsed = Cli::command()
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
+        let (matches, mut cli) = parsed.unwrap_or_else(|e| {
+            if e.use_stderr() {
+                eprintln!("error: {}", one_line(&e));
+                std::process::exit(2);
+            }
+            e.exit() // --help, --version
+        });
+        if let (Command::Train(args), Some(("train", m))) = (&mut cli.command, matches.subcommand())
+        {
+            args.given = m
+                .ids()
+                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.to_string())
+                .collect();
+        }
+        cli
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (by default exactly microgpt.py's run) and sample from it.
+    // Negative numbers parse as values, so `--temperature -1` is refused by its own check.
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
+    /// Sample from a trained run, or compare temperatures (--temperatures).
+    Sample(SampleArgs),
+    /// Train every combination of a grid of settings, then compare the runs.
+    Sweep(SweepArgs),
+    /// Plot and summarise run directories side by side.
+    Compare(CompareArgs),
     /// Check the tensor engine's loss and gradients against the scalar reference engine.
     Gradcheck(GradcheckArgs),
 }
@@ -69,6 +105,7 @@ impl ModelArgs {
 }
 
 #[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -109,18 +146,123 @@ pub struct TrainArgs {
     /// Names to sample after training (0 skips sampling).
     #[arg(long, default_value_t = 20)]
     pub num_samples: usize,
-    /// Run directory for config.json, metrics.csv and samples.txt.
-    #[arg(long)]
+    /// Hold out the last fraction F of the shuffled documents for validation.
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval, value_name = "F")]
+    pub val_frac: f64,
+    /// Record the validation loss every N steps (0: only at the last step).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub eval_every: usize,
+    /// Run directory: config.json, metrics.csv, samples.txt and the checkpoint.
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Save the checkpoint and metrics every N steps (0: only when stopping).
+    #[arg(long, default_value_t = 250, value_name = "N")]
+    pub save_every: usize,
+    /// Stop (and save) once N steps of the run are done; continue later with --resume.
+    #[arg(long, value_parser = at_least_one, value_name = "N")]
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
+    /// Continue the run in DIR with its stored settings (--steps M extends it to M steps).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
     /// Print neither progress nor step lines.
     #[arg(long)]
+    #[serde(skip)]
     pub quiet: bool,
     /// Threads for the tensor engine's GEMMs (OpenBLAS) and attention.
     #[arg(long, default_value_t = available_cores(), value_parser = at_least_one)]
     pub threads: usize,
+    /// Flags given on the command line (clap ids), filled by [`Cli::parse_with_sources`].
+    #[arg(skip)]
+    #[serde(skip)]
+    pub given: BTreeSet<String>,
+}
+
+impl Default for TrainArgs {
+    /// The command-line defaults; settings missing from an older config.json take these.
+    fn default() -> Self {
+        match Cli::parse_from(["microgpt", "train"]).command {
+            Command::Train(args) => args,
+            _ => unreachable!("parsed the train subcommand"),
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SampleArgs {
+    /// Run directory written by `train --out`.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Sampling temperature [default: the run's].
+    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    pub temperature: Option<f64>,
+    /// Samples to draw [default: the run's --num-samples; 200 per temperature with --temperatures].
+    #[arg(long)]
+    pub num_samples: Option<usize>,
+    /// Seed a fresh RNG [default: continue the run's own stream, as train's samples did].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Start every sample with this text.
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Compare these temperatures (mission B): writes DIR/temperatures.md and .json.
+    #[arg(long, value_delimiter = ',', value_parser = positive, allow_negative_numbers = true)]
+    pub temperatures: Option<Vec<f64>>,
+    /// Run the model on this engine [default: the run's].
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// KEY=V1,V2,...: a train setting (n_embd, n_layer, lr, activation, ...) and its values;
+    /// repeat for more keys. Runs go to OUT/KEY=V,KEY=V.
+    #[arg(long, value_name = "KEY=VALUES")]
+    pub grid: Vec<String>,
+    /// Runs to train at once.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub jobs: usize,
+    /// Print one `microgpt train` command line per run instead of running them.
+    #[arg(long)]
+    pub print_commands: bool,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct CompareArgs {
+    /// Run directories to compare.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where loss_curves.svg/.png and summary.md/.csv go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 impl TrainArgs {
+    /// The stored settings as flag name (clap id, `n_embd`) → value: what sweeps vary and
+    /// pass on to their runs, and what `compare` labels runs by.
+    pub fn settings(&self) -> BTreeMap<String, serde_json::Value> {
+        fn flatten(value: serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+            if let serde_json::Value::Object(map) = value {
+                for (k, v) in map {
+                    if v.is_object() {
+                        flatten(v, out);
+                    } else {
+                        out.insert(k, v);
+                    }
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        flatten(
+            serde_json::to_value(self).expect("settings serialize"),
+            &mut out,
+        );
+        out
+    }
+
     pub fn options(&self) -> TrainOptions {
         TrainOptions {
             steps: self.steps,
@@ -136,6 +278,17 @@ impl TrainArgs {
             grad_clip: self.grad_clip,
         }
     }
+}
+
+/// A clap error as one line: its message without the usage and help hints.
+pub fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    message.join(" ").trim_start_matches("error: ").to_string()
 }
 
 #[derive(Args, Clone, Debug)]

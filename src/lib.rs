@@ -5,6 +5,7 @@
 #[cfg(feature = "openblas")]
 extern crate blas_src;
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -12,11 +13,17 @@ pub mod dtype;
 pub mod engine;
 pub mod files;
 pub mod gradcheck;
+pub mod interrupt;
+pub mod metrics;
 pub mod optim;
+pub mod progress;
 pub mod pymath;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sample;
+pub mod sampling;
 pub mod scalar;
+pub mod sweep;
 pub mod tensor;
 pub mod train;

@@ -1,17 +1,31 @@
-use clap::Parser;
 use microgpt::cli::{Cli, Command};
+use microgpt::interrupt::Outcome;
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    // `microgpt sample ... | head` should end quietly, as other command-line tools do, not
+    // panic on a closed stdout: take the default SIGPIPE action Rust replaces at startup.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse_with_sources();
     let result = match &cli.command {
         Command::Train(args) => microgpt::run::train(args),
-        Command::Gradcheck(args) => microgpt::gradcheck::run(args),
+        Command::Sample(args) => microgpt::sampling::sample(args).map(|()| Outcome::Done),
+        Command::Sweep(args) => microgpt::sweep::sweep(args),
+        Command::Compare(args) => {
+            microgpt::report::compare(&args.runs, &args.out).map(|()| Outcome::Done)
+        }
+        Command::Gradcheck(args) => microgpt::gradcheck::run(args).map(|()| Outcome::Done),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        // The shell's convention for "ended by SIGINT".
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

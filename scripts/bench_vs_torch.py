@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Side-by-side training throughput: our Rust tensor engine vs the same model in PyTorch.
+
+Both sides train the model of shared/SPEC.md (scripts/torch_microgpt.py is the PyTorch one,
+validated against the golden losses with `--check-golden`) on the same data (the same shuffled
+document stream, batches of B docs padded to the longest), float32, 2 threads, block_size 16.
+Each side runs as a subprocess that writes metrics.csv (step, loss, tokens, elapsed_s); tokens/s
+counts real target tokens (no padding) over the steps after a warm-up (the first 10%, at least 1).
+The number of steps is chosen per side from a short calibration run so that each timed run takes
+about --seconds; the best of --repeats timed runs is kept. The 2 cores are easily disturbed (other
+processes make OpenMP/BLAS threads stall), so before each run the script waits a little for the
+CPUs to be idle, and says so when they were not. At lr 0.01 the larger configs diverge (the loss
+blows up); that does not change the work per step, and --lr, when given, goes to both sides.
+
+  bash scripts/setup_torch_venv.sh            # once: .venv-bench with torch
+  .venv-bench/bin/python scripts/bench_vs_torch.py [--quick] [--bin target/release/microgpt]
+
+Model FLOPs per trained token (forward + backward = 3 x forward, 2 FLOPs per multiply-add):
+  6 * N  +  12 * n_layer * n_embd * T_ctx
+where N = the weights used in matrix products (all parameters but the wte/wpe lookup tables:
+lm_head + 12 * n_embd^2 per layer), and the attention term is the PaLM / nanoGPT estimate
+(QK^T and AV: 2 * 2 * T * n_embd FLOPs per layer per token forward, x3 for fwd+bwd) with T = T_ctx,
+the mean number of positions a token attends to under the causal mask (mean of p+1 over all real
+positions of the cropped documents), i.e. the attention work actually needed, not a padded T^2.
+MFU = model FLOP/s / peak, where peak is this machine's float32 GEMM rate measured here with torch
+(square matmul, --threads threads, best of several runs).
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_PY = os.path.join(ROOT, ".venv-bench", "bin", "python")
+
+try:
+    import torch
+except ImportError:
+    if os.path.exists(VENV_PY) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(ROOT, ".venv-bench")):
+        os.execv(VENV_PY, [VENV_PY] + sys.argv)  # re-run under the bench venv
+    sys.exit("bench_vs_torch: torch is not installed. Run `bash scripts/setup_torch_venv.sh` "
+             "(creates .venv-bench), then `.venv-bench/bin/python scripts/bench_vs_torch.py`.")
+
+sys.path.insert(0, HERE)
+import torch_microgpt as tm  # noqa: E402
+
+CONFIGS = [  # (n_embd, n_layer, n_head, batch)
+    (16, 1, 4, 1),
+    (16, 1, 4, 32),
+    (64, 2, 4, 16),
+    (128, 4, 4, 32),
+    (256, 4, 8, 32),
+    (512, 6, 8, 64),
+]
+
+
+# ---------------------------------------------------------------- measurement helpers
+def sgemm_peak(threads, n=2048, repeats=8):
+    """Best float32 n x n matmul rate in FLOP/s with `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    c = torch.empty(n, n)
+    torch.mm(a, b, out=c)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best
+
+
+def cpu_busy(interval=0.5):
+    """Fraction of all CPUs' time spent busy over `interval` seconds (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v), idle
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+        return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+    except OSError:
+        return 0.0
+
+
+WAIT_BUDGET = [120.0]  # seconds of waiting for idle CPUs left for the whole script
+
+
+def wait_for_idle(max_wait, threshold=0.25):
+    """Waits (up to max_wait s, and within WAIT_BUDGET overall) until other processes leave the
+    CPUs mostly idle; returns the last busy fraction seen. Other work on the 2 cores wrecks
+    multi-threaded timings (OpenMP threads spin and get descheduled)."""
+    start = time.time()
+    deadline = start + min(max_wait, WAIT_BUDGET[0])
+    busy = cpu_busy()
+    while busy > threshold and time.time() < deadline:
+        time.sleep(1.5)
+        busy = cpu_busy()
+    WAIT_BUDGET[0] = max(0.0, WAIT_BUDGET[0] - (time.time() - start))
+    return busy
+
+
+def read_metrics(path):
+    """Rows of metrics.csv as (step, tokens, elapsed_s), sorted by step."""
+    with open(path, newline="") as f:
+        rows = [(int(r["step"]), int(float(r["tokens"])), float(r["elapsed_s"])) for r in csv.DictReader(f)]
+    rows.sort()
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def throughput(rows, warmup_frac=0.1):
+    """Real target tokens per second over the rows after the warm-up (first 10%, >= 1 row)."""
+    k = max(1, math.ceil(warmup_frac * len(rows)))
+    if len(rows) <= k:  # too short to skip: use everything since the start
+        step, tokens, el = rows[-1]
+        return tokens / el if el > 0 else float("nan")
+    _, tok0, t0 = rows[k - 1]
+    _, tok1, t1 = rows[-1]
+    return (tok1 - tok0) / (t1 - t0) if t1 > t0 else float("nan")
+
+
+def seconds_per_step(rows):
+    """Per-step time of a calibration run, leaving out the first step when possible."""
+    if len(rows) >= 2:
+        return (rows[-1][2] - rows[0][2]) / (len(rows) - 1)
+    return rows[-1][2]
+
+
+def model_flops_per_token(n_embd, n_layer, vocab_size, t_ctx):
+    n_matmul = vocab_size * n_embd + n_layer * 12 * n_embd * n_embd  # lm_head + per-layer weights
+    return 6 * n_matmul + 12 * n_layer * n_embd * t_ctx
+
+
+def total_params(n_embd, n_layer, vocab_size, block_size):
+    return 2 * vocab_size * n_embd + block_size * n_embd + n_layer * 12 * n_embd * n_embd
+
+
+def mean_context(enc):
+    """Mean over all real positions p (0-based) of the number of keys attended, p + 1."""
+    num = sum(n * (n + 1) // 2 for n in (len(e) - 1 for e in enc))
+    den = sum(len(e) - 1 for e in enc)
+    return num / den
+
+
+def expected_tokens(enc, steps, batch):
+    n = len(enc)
+    return sum(len(enc[i % n]) - 1 for i in range(steps * batch))
+
+
+# ---------------------------------------------------------------- the two sides
+class Side:
+    def __init__(self, name, args):
+        self.name, self.args = name, args
+
+    def command(self, cfg, steps, out):
+        raise NotImplementedError
+
+    def run(self, cfg, steps):
+        busy = wait_for_idle(self.args.wait_idle)
+        self.busy = max(getattr(self, "busy", 0.0), busy)
+        out = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
+        try:
+            cmd = self.command(cfg, steps, out)
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.args.timeout)
+            metrics = os.path.join(out, "metrics.csv")
+            if p.returncode != 0 or not os.path.exists(metrics):
+                tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+                raise RuntimeError(f"exit {p.returncode}: {' | '.join(tail) or 'no metrics.csv'}\n    command: {' '.join(cmd)}")
+            return read_metrics(metrics)
+        finally:
+            if not self.args.keep_tmp:
+                shutil.rmtree(out, ignore_errors=True)
+
+    def measure(self, cfg, est_step_s):
+        """Calibrate, then --repeats timed runs of about --seconds each; returns the best
+        (tokens/s, steps, rows). busy: the highest CPU use by others seen just before a run."""
+        a = self.args
+        self.busy = 0.0
+        calib = int(min(max(a.calib_seconds / max(est_step_s, 1e-6), 3), 400))
+        per_step = seconds_per_step(self.run(cfg, calib))
+        steps = int(min(max(math.ceil(a.seconds / 0.9 / max(per_step, 1e-7)), a.min_steps), a.max_steps))
+        best = None
+        for _ in range(a.repeats):
+            rows = self.run(cfg, steps)
+            rate = throughput(rows)
+            if best is None or rate > best[0]:
+                best = (rate, steps, rows)
+            if rows[-1][2] > 2.5 * a.seconds:  # slow (big config or busy machine): one run is enough
+                break
+        return best
+
+
+class Ours(Side):
+    def command(self, cfg, steps, out):
+        e, l, h, b = cfg
+        a = self.args
+        cmd = [a.bin, "train", "--engine", "tensor", "--dtype", "f32", "--threads", str(a.threads),
+               "--batch-size", str(b), "--block-size", str(a.block_size), "--n-embd", str(e),
+               "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps), "--num-samples", "0",
+               "--quiet", "--input", a.input, "--out", out]
+        if a.lr is not None:
+            cmd += ["--lr", repr(a.lr)]
+        return cmd
+
+
+class Torch(Side):
+    def command(self, cfg, steps, out):
+        e, l, h, b = cfg
+        a = self.args
+        cmd = [sys.executable, os.path.join(HERE, "torch_microgpt.py"), "train", "--dtype", "f32",
+               "--threads", str(a.threads), "--batch-size", str(b), "--block-size", str(a.block_size),
+               "--n-embd", str(e), "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps),
+               "--attn", a.torch_attn, "--quiet", "--input", a.input, "--out", out]
+        if a.lr is not None:
+            cmd += ["--lr", repr(a.lr)]
+        return cmd
+
+
+# ---------------------------------------------------------------- main
+def render(res):
+    c = res["config"]
+    o, t = res.get("ours"), res.get("torch")
+    ratio = o["tokens_per_s"] / t["tokens_per_s"] if o and t else None
+    return (f"{'%d,%d,%d,%d' % (c['n_embd'], c['n_layer'], c['n_head'], c['batch']):<18} {res['params']:>11,} "
+            f"{fmt_rate(o and o['tokens_per_s']):>12} {fmt_rate(t and t['tokens_per_s']):>12} "
+            f"{('%.2fx' % ratio) if ratio else 'n/a':>10} {fmt_pct(o and o['mfu']):>8} {fmt_pct(t and t['mfu']):>9}")
+
+
+def fmt_rate(x):
+    return "n/a" if x is None or x != x else f"{x:,.0f}"
+
+
+def fmt_pct(x):
+    return "n/a" if x is None or x != x else f"{100 * x:.2f}%"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "microgpt"),
+                    help="our binary (default target/release/microgpt)")
+    ap.add_argument("--input", default=tm.DEFAULT_INPUT, help="training text (default ../shared/data/names.txt)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--configs", default=None,
+                    help="override, e.g. '16,1,4,1;64,2,4,16' (n_embd,n_layer,n_head,batch)")
+    ap.add_argument("--seconds", type=float, default=None, help="target length of each timed run (default 3, quick 1)")
+    ap.add_argument("--quick", action="store_true", help="shorter runs (about a third of the time)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per side and config, best kept (default 2, quick 1)")
+    ap.add_argument("--wait-idle", type=float, default=10.0,
+                    help="before each run, wait up to this many seconds (120 s in all) for other processes "
+                         "to leave the CPUs idle")
+    ap.add_argument("--lr", type=float, default=None, help="passed to both sides when given (default: both 0.01)")
+    ap.add_argument("--torch-attn", default="manual", choices=["manual", "sdpa"])
+    ap.add_argument("--only", choices=["ours", "torch"], default=None, help="run one side only")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--timeout", type=float, default=300, help="per subprocess, seconds")
+    args = ap.parse_args()
+    args.seconds = args.seconds or (1.0 if args.quick else 3.0)
+    args.repeats = args.repeats or (1 if args.quick else 2)
+    args.calib_seconds = 0.3 if args.quick else 0.6
+    args.min_steps = 4 if args.quick else 10
+    args.max_steps = 1_000_000
+    args.input = os.path.abspath(args.input)
+    args.bin = os.path.abspath(args.bin)
+    configs = CONFIGS
+    if args.configs:
+        configs = [tuple(int(v) for v in c.split(",")) for c in args.configs.split(";") if c.strip()]
+
+    if not os.path.exists(args.input):
+        sys.exit(f"bench_vs_torch: input {args.input} not found (use --input)")
+    _, tok, enc = tm.prepare(args.input, 42, args.block_size)
+    t_ctx = mean_context(enc)
+    mean_len = sum(len(e) - 1 for e in enc) / len(enc)  # real target tokens per doc
+
+    run_ours = args.only != "torch"
+    if run_ours and not os.access(args.bin, os.X_OK):
+        print(f"bench_vs_torch: {args.bin} not found: build it (cargo build --release) or pass --bin; "
+              "showing the torch side only")
+        run_ours = False
+    run_torch = args.only != "ours"
+
+    load = os.getloadavg()[0]
+    wait_for_idle(args.wait_idle)
+    peak = sgemm_peak(args.threads)
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}{'  (busy: numbers will be noisy)' if load > 0.5 else ''}")
+    print(f"torch {torch.__version__}, {args.threads} threads; sgemm peak (2048^3 f32 matmul, best of 8): {peak / 1e9:.1f} GFLOP/s"
+          " (measured again at the end; MFU uses the higher)")
+    print(f"data: {os.path.relpath(args.input)} ({len(enc)} docs, vocab {tok.vocab_size}), block_size {args.block_size}, "
+          f"mean attended context T_ctx = {t_ctx:.2f}; float32; timed runs ~{args.seconds:g} s each")
+    print("model FLOPs/token = 6*N_matmul + 12*n_layer*n_embd*T_ctx (see the top of this script)\n", flush=True)
+
+    sides = ([Ours("ours", args)] if run_ours else []) + ([Torch("torch", args)] if run_torch else [])
+    results = []
+    header = f"{'config (E,L,H,B)':<18} {'params':>11} {'ours tok/s':>12} {'torch tok/s':>12} {'ours/torch':>10} {'our MFU':>8} {'torch MFU':>9}"
+    for cfg in configs:
+        e, l, h, b = cfg
+        fpt = model_flops_per_token(e, l, tok.vocab_size, t_ctx)
+        est_step = fpt * b * mean_len / (0.3 * peak) + 2e-3  # rough guess, for the calibration length
+        res = {"config": {"n_embd": e, "n_layer": l, "n_head": h, "batch": b},
+               "params": total_params(e, l, tok.vocab_size, args.block_size), "flops_per_token": fpt}
+        for side in sides:
+            try:
+                rate, steps, rows = side.measure(cfg, est_step)
+                res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
+                                  "mfu": rate * fpt / peak, "others_cpu_busy": side.busy}
+                if side.busy > 0.25:
+                    print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
+                          flush=True)
+                want = expected_tokens(enc, steps, b)
+                if rows[-1][1] != want:
+                    print(f"  warning: {side.name} {cfg}: {rows[-1][1]} tokens in {steps} steps, expected {want} "
+                          "(different data or batching?)", flush=True)
+                print(f"  {side.name:5} {cfg}: {steps} steps in {rows[-1][2]:.2f} s -> {rate:,.0f} tok/s", flush=True)
+            except Exception as err:  # keep going: show what can be shown
+                res[side.name] = None
+                print(f"  {side.name:5} {cfg}: failed: {err}", flush=True)
+        results.append(res)
+
+    wait_for_idle(args.wait_idle)
+    peak2 = sgemm_peak(args.threads)
+    if peak2 > peak:  # a busier start: redo the MFU columns with the better peak
+        for res in results:
+            for name in ("ours", "torch"):
+                if res.get(name):
+                    res[name]["mfu"] *= peak / peak2
+        peak = peak2
+    lines = [render(res) for res in results]
+    print(f"\nsgemm peak used for MFU: {peak / 1e9:.1f} GFLOP/s; load average now {os.getloadavg()[0]:.2f}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for line in lines:
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"sgemm_peak_flops": peak, "t_ctx": t_ctx, "threads": args.threads,
+                       "block_size": args.block_size, "torch": torch.__version__, "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

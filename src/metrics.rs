@@ -1,0 +1,147 @@
+//! `metrics.csv`, one row per training step, and the loss smoothing that progress lines
+//! and plots share.
+
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+pub const HEADER: &str = "step,loss,lr,tokens,elapsed_s,val_loss";
+
+/// One step of a run. Floats are written with `{}`, which parses back to the same `f64`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Row {
+    /// 1-based.
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    /// Cumulative target tokens trained on, this step included.
+    pub tokens: u64,
+    /// Seconds of training (resumed runs add up their sessions) at the end of this step.
+    pub elapsed_s: f64,
+    /// Mean validation loss, on evaluation steps only.
+    pub val_loss: Option<f64>,
+}
+
+pub fn to_csv(rows: &[Row]) -> String {
+    let mut out = String::with_capacity(64 * (rows.len() + 1));
+    out.push_str(HEADER);
+    out.push('\n');
+    for r in rows {
+        let val = r.val_loss.map(|v| v.to_string()).unwrap_or_default();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            r.step, r.loss, r.lr, r.tokens, r.elapsed_s, val
+        );
+    }
+    out
+}
+
+/// Parses [`to_csv`]'s output; `path` only names the file in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>> {
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        bail!("{} does not start with the header {HEADER}", path.display());
+    }
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            parse_row(line).with_context(|| format!("{} line {}: {line:?}", path.display(), i + 2))
+        })
+        .collect()
+}
+
+fn parse_row(line: &str) -> Result<Row> {
+    let f: Vec<&str> = line.split(',').collect();
+    if f.len() != 6 {
+        bail!("expected 6 fields, found {}", f.len());
+    }
+    Ok(Row {
+        step: f[0].parse()?,
+        loss: f[1].parse()?,
+        lr: f[2].parse()?,
+        tokens: f[3].parse()?,
+        elapsed_s: f[4].parse()?,
+        val_loss: if f[5].is_empty() {
+            None
+        } else {
+            Some(f[5].parse()?)
+        },
+    })
+}
+
+pub fn read(path: &Path) -> Result<Vec<Row>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text, path)
+}
+
+/// How much of the past the smoothed loss keeps per step (a window of about 50 steps).
+pub const SMOOTHING: f64 = 0.98;
+
+/// Exponential moving average with bias correction, so the first values are not pulled
+/// towards zero.
+#[derive(Clone, Debug)]
+pub struct Ema {
+    beta: f64,
+    avg: f64,
+    weight: f64,
+}
+
+impl Ema {
+    pub fn new(beta: f64) -> Self {
+        Ema {
+            beta,
+            avg: 0.0,
+            weight: 0.0,
+        }
+    }
+
+    /// Adds `x` and returns the smoothed value.
+    pub fn push(&mut self, x: f64) -> f64 {
+        self.avg = self.beta * self.avg + (1.0 - self.beta) * x;
+        self.weight = self.beta * self.weight + (1.0 - self.beta);
+        self.avg / self.weight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_bit_for_bit() {
+        let rows = vec![
+            Row {
+                step: 1,
+                loss: 3.295_836_866_004_329,
+                lr: 0.01,
+                tokens: 6,
+                elapsed_s: 0.000_123_4,
+                val_loss: None,
+            },
+            Row {
+                step: 2,
+                loss: 1.0 / 3.0,
+                lr: 0.009_99,
+                tokens: 11,
+                elapsed_s: 1e-7,
+                val_loss: Some(2.0 / 7.0),
+            },
+        ];
+        let text = to_csv(&rows);
+        assert!(text.starts_with("step,loss,lr,tokens,elapsed_s,val_loss\n1,"));
+        assert_eq!(parse(&text, Path::new("m.csv")).unwrap(), rows);
+        let err = parse("step,loss\n", Path::new("m.csv")).unwrap_err();
+        assert!(err.to_string().contains("header"), "{err}");
+    }
+
+    #[test]
+    fn ema_starts_at_the_first_value() {
+        let mut e = Ema::new(0.9);
+        assert!((e.push(2.0) - 2.0).abs() < 1e-12);
+        let s = e.push(1.0);
+        assert!(s > 1.0 && s < 2.0);
+    }
+}

@@ -1,0 +1,316 @@
+//! The `sweep` command (mission A): one `train` run per combination of a grid of settings,
+//! each a child process in its own directory `OUT/key=value,key=value`, then `compare`.
+//! Running the same sweep again skips finished runs and resumes interrupted ones.
+
+use crate::checkpoint::{self, MODEL_FILE};
+use crate::cli::{self, Cli, Command, SweepArgs, TrainArgs};
+use crate::interrupt::{self, Outcome};
+use crate::report;
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Settings that are not training choices and cannot be swept.
+const NOT_SWEPT: [&str; 1] = ["out"];
+
+/// One run of the sweep.
+struct Planned {
+    name: String,
+    dir: PathBuf,
+    /// `train` flags, `--out` included.
+    argv: Vec<String>,
+    steps: usize,
+}
+
+pub fn sweep(args: &SweepArgs) -> Result<Outcome> {
+    let out = args
+        .train
+        .out
+        .as_deref()
+        .context("sweep needs --out DIR for its runs")?;
+    if args.train.resume.is_some() || args.train.stop_after.is_some() {
+        bail!("--resume and --stop-after are for single runs; to resume a sweep, run it again");
+    }
+    let grid = parse_grid(&args.grid, &args.train)?;
+    let runs = plan(&grid, &args.train, args.jobs, out)?;
+    if args.print_commands {
+        for run in &runs {
+            let words: Vec<String> = run.argv.iter().map(|a| shell_quote(a)).collect();
+            println!("microgpt train {}", words.join(" "));
+        }
+        return Ok(Outcome::Done);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    interrupt::install()?;
+    println!(
+        "sweep: {} runs, {} at a time, in {}",
+        runs.len(),
+        args.jobs.min(runs.len()),
+        out.display()
+    );
+    let results = execute(&runs, args.jobs)?;
+
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    let mut unfinished = 0;
+    for (run, result) in runs.iter().zip(results) {
+        match result {
+            Some(RunResult::Done | RunResult::AlreadyDone) => done.push(run.dir.clone()),
+            Some(RunResult::Failed(why)) => failed.push(format!("{} ({why})", run.name)),
+            Some(RunResult::Interrupted) | None => unfinished += 1,
+        }
+    }
+    if unfinished > 0 {
+        eprintln!(
+            "sweep interrupted with {unfinished} of {} runs unfinished: run the same command again to resume it",
+            runs.len()
+        );
+        return Ok(Outcome::Interrupted);
+    }
+    if !done.is_empty() {
+        println!();
+        report::compare(&done, out)?;
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs failed: {}",
+            failed.len(),
+            runs.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(Outcome::Done)
+}
+
+/// `KEY=V1,V2` arguments in order; keys are train settings (`n_embd` or `n-embd`).
+fn parse_grid(specs: &[String], base: &TrainArgs) -> Result<Vec<(String, Vec<String>)>> {
+    let settings = base.settings();
+    let keys: Vec<&str> = settings
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !NOT_SWEPT.contains(k))
+        .collect();
+    if specs.is_empty() {
+        bail!(
+            "the grid is empty: give at least one --grid KEY=V1,V2 (keys: {})",
+            keys.join(", ")
+        );
+    }
+    let mut grid: Vec<(String, Vec<String>)> = Vec::new();
+    for spec in specs {
+        let (key, values) = spec
+            .split_once('=')
+            .with_context(|| format!("--grid {spec:?} is not KEY=V1,V2,..."))?;
+        let key = key.trim().replace('-', "_");
+        if !keys.contains(&key.as_str()) {
+            bail!(
+                "unknown grid key {key:?}: it must be one of {}",
+                keys.join(", ")
+            );
+        }
+        if grid.iter().any(|(k, _)| *k == key) {
+            bail!("grid key {key} is given twice");
+        }
+        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+        if values.iter().any(String::is_empty) {
+            bail!("--grid {spec:?} has an empty value");
+        }
+        grid.push((key, values));
+    }
+    Ok(grid)
+}
+
+/// Every combination, the last key varying fastest, each checked by the train parser.
+fn plan(
+    grid: &[(String, Vec<String>)],
+    base: &TrainArgs,
+    jobs: usize,
+    out: &Path,
+) -> Result<Vec<Planned>> {
+    let defaults = TrainArgs::default().settings();
+    let mut combos: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
+    for (key, values) in grid {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((key.as_str(), v.as_str()));
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .map(|combo| {
+            let name = combo
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+                .replace(['/', '\\'], "_");
+            let dir = out.join(&name);
+            let mut settings = base.settings();
+            // Runs side by side share the cores: unless --threads was set, each gets a share.
+            if jobs > 1 && settings.get("threads") == defaults.get("threads") {
+                let share = (defaults["threads"].as_u64().unwrap_or(1) as usize / jobs).max(1);
+                settings.insert("threads".into(), share.into());
+            }
+            for &(k, v) in &combo {
+                settings.insert(k.into(), serde_json::Value::String(v.into()));
+            }
+            let mut argv = train_flags(&settings, &defaults);
+            argv.push("--out".into());
+            argv.push(dir.display().to_string());
+            let parsed = Cli::try_parse_from(
+                ["microgpt", "train"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(argv.iter().cloned()),
+            );
+            let steps = match parsed {
+                Ok(Cli {
+                    command: Command::Train(a),
+                }) => a.steps,
+                Ok(_) => unreachable!("parsed the train subcommand"),
+                Err(e) => bail!("run {name}: {}", cli::one_line(&e)),
+            };
+            Ok(Planned {
+                name,
+                dir,
+                argv,
+                steps,
+            })
+        })
+        .collect()
+}
+
+/// The flags that give `settings`: every value that differs from the default, and every
+/// grid value (stored as a string).
+fn train_flags(
+    settings: &BTreeMap<String, serde_json::Value>,
+    defaults: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
+    let mut argv = Vec::new();
+    for (key, value) in settings {
+        if NOT_SWEPT.contains(&key.as_str()) || defaults.get(key) == Some(value) {
+            continue;
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        match value {
+            serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+            serde_json::Value::Bool(true) => argv.push(flag),
+            serde_json::Value::String(s) => argv.extend([flag, s.clone()]),
+            other => argv.extend([flag, other.to_string()]),
+        }
+    }
+    argv
+}
+
+enum RunResult {
+    Done,
+    /// Finished by an earlier sweep.
+    AlreadyDone,
+    Interrupted,
+    Failed(String),
+}
+
+/// Runs `runs` as child processes, `jobs` at a time; `None` for runs never started
+/// (Ctrl-C came first).
+fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
+    let exe = std::env::current_exe().context("cannot find the microgpt executable")?;
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunResult>>> =
+        Mutex::new((0..runs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(runs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= runs.len() || interrupt::requested() {
+                    break;
+                }
+                let run = &runs[i];
+                let started = Instant::now();
+                let result =
+                    run_one(&exe, run).unwrap_or_else(|e| RunResult::Failed(format!("{e:#}")));
+                let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                let status = match &result {
+                    RunResult::Done => format!("done in {:.1}s", started.elapsed().as_secs_f64()),
+                    RunResult::AlreadyDone => "already done".into(),
+                    RunResult::Interrupted => "interrupted".into(),
+                    RunResult::Failed(why) => format!("FAILED: {why}"),
+                };
+                println!("[{n}/{}] {}: {status}", runs.len(), run.name);
+                results.lock().expect("no panics while locked")[i] = Some(result);
+            });
+        }
+    });
+    Ok(results.into_inner().expect("no panics while locked"))
+}
+
+/// Trains one run to its end in a child process, resuming or skipping what a previous
+/// sweep left in its directory. Output goes to `DIR/train.log`.
+fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
+    std::fs::create_dir_all(&run.dir)
+        .with_context(|| format!("cannot create {}", run.dir.display()))?;
+    let argv: Vec<String> = if run.dir.join(MODEL_FILE).exists() {
+        let (_, model) = checkpoint::load_run(&run.dir)?;
+        if model.step >= run.steps {
+            return Ok(RunResult::AlreadyDone);
+        }
+        vec![
+            "--resume".into(),
+            run.dir.display().to_string(),
+            "--steps".into(),
+            run.steps.to_string(),
+        ]
+    } else {
+        run.argv.clone()
+    };
+    let log_path = run.dir.join("train.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let status = std::process::Command::new(exe)
+        .arg("train")
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    Ok(match status.code() {
+        Some(0) => RunResult::Done,
+        Some(130) => RunResult::Interrupted,
+        // Killed by the Ctrl-C before it could install its handler.
+        None if interrupt::requested() => RunResult::Interrupted,
+        _ => {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            RunResult::Failed(format!(
+                "{} (see {})",
+                last.map_or("no output", |l| l.trim_start_matches("error: ")),
+                log_path.display()
+            ))
+        }
+    })
+}
+
+/// Quotes `s` for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=,:+@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
