@@ -154,3 +154,32 @@ fn scalar_engine_gradients_match_finite_differences() {
         }
     }
 }
+
+/// Decoding token by token with the key/value cache gives the scalar engine's logits.
+#[test]
+fn tensor_decoding_matches_the_scalar_engine() {
+    let mut rng = Rng::new(11);
+    for case in 0..9 {
+        let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
+        let params = cfg.layout().init(&mut rng, 0.3);
+        let mut tensor = TensorGpt::<f64>::new(&cfg, &params);
+        let mut scalar = ScalarGpt::new(&cfg, &params);
+        let (mut ours, mut want) = (vec![0.0; cfg.vocab_size], vec![0.0; cfg.vocab_size]);
+        for _ in 0..2 {
+            tensor.reset_decode();
+            scalar.reset_decode();
+            for pos in 0..cfg.block_size {
+                let token = between(&mut rng, 0, cfg.vocab_size - 1);
+                tensor.decode(token, pos, &mut ours);
+                scalar.decode(token, pos, &mut want);
+                for (a, b) in ours.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                        "logit at position {pos}: {a} vs {b} with {}",
+                        describe(&cfg, 1)
+                    );
+                }
+            }
+        }
+    }
+}

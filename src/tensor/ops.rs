@@ -319,3 +319,19 @@ pub fn softmax_crossentropy_backward<F: Float>(
         row.iter_mut().for_each(|p| *p *= inv_n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_stays_finite_when_the_target_probability_underflows() {
+        // exp(-200) is 0 in f32: -log(probs[target]) would be infinite.
+        let mut logits = [0.0f32, 200.0];
+        let mut loss = [0.0f32];
+        softmax_crossentropy_forward(&mut logits, &mut loss, &[0], 2);
+        assert_eq!(loss[0], 200.0);
+        softmax_crossentropy_backward(&mut logits, &[0], 2, 1);
+        assert_eq!(logits, [-1.0, 1.0]);
+    }
+}

@@ -1,0 +1,83 @@
+//! The tensor engine allocates its buffers once: after the first step of the largest batch,
+//! training steps and decoded tokens allocate nothing (counted by a global allocator).
+//! Only with OpenBLAS: ndarray's own GEMM allocates packing buffers on every call.
+#![cfg(feature = "openblas")]
+
+use microgpt::config::{Activation, ModelConfig};
+use microgpt::engine::Engine;
+use microgpt::rng::Rng;
+use microgpt::tensor::TensorGpt;
+use microgpt::train::{TrainOptions, Trainer};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    f();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
+    let cfg = ModelConfig {
+        vocab_size: 6,
+        n_embd: 8,
+        n_head: 2,
+        n_layer: 2,
+        block_size: 5,
+        activation: Activation::Gelu,
+    };
+    let mut rng = Rng::new(1);
+    let params = cfg.layout().init(&mut rng, 0.1);
+    // Documents of 1 to 8 ids: shorter and longer than the block.
+    let docs: Vec<Vec<usize>> = (0..8)
+        .map(|len| {
+            let mut doc = vec![5];
+            doc.extend((0..=len).map(|i| i % 5));
+            doc.push(5);
+            doc
+        })
+        .collect();
+    let options = TrainOptions {
+        batch_size: 4,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(TensorGpt::<f64>::new(&cfg, &params), options);
+    // Steps 0 and 1 see the two largest batches (docs 4..8 are the longest).
+    trainer.step(&docs).unwrap();
+    trainer.step(&docs).unwrap();
+    let n = allocations_during(|| {
+        let engine = &mut trainer.engine;
+        engine.forward_backward(&[&docs[0], &docs[7], &docs[3]]);
+        engine.loss(&[&docs[2]]);
+    });
+    assert_eq!(n, 0, "allocations in forward/backward");
+    let mut logits = vec![0.0; cfg.vocab_size];
+    let n = allocations_during(|| {
+        let engine = &mut trainer.engine;
+        for _ in 0..3 {
+            engine.reset_decode();
+            for pos in 0..cfg.block_size {
+                engine.decode(pos % 5, pos, &mut logits);
+            }
+        }
+    });
+    assert_eq!(n, 0, "allocations while decoding");
+}
