@@ -132,11 +132,11 @@ struct Activations<F> {
     datty: Vec<F>,  // [N, C]
     dqkv: Vec<F>,   // [N, 3C]
     dfc: Vec<F>,    // [N, 4C]
-    datt: Vec<F>,   // [T] one attention row
+    attention_scratch: Vec<F>,
 }
 
 impl<F: Float> Activations<F> {
-    fn reserve(&mut self, cfg: &ModelConfig, rows: usize) {
+    fn reserve(&mut self, cfg: &ModelConfig, attention: &AttentionShape<F>, rows: usize) {
         if rows <= self.capacity {
             return;
         }
@@ -166,7 +166,7 @@ impl<F: Float> Activations<F> {
         grow(&mut self.datty, c);
         grow(&mut self.dqkv, 3 * c);
         grow(&mut self.dfc, 4 * c);
-        self.datt.resize(t, F::zero());
+        self.attention_scratch.resize(attention.scratch_len(), F::zero());
         self.capacity = rows;
     }
 }
@@ -189,17 +189,18 @@ impl<F: Float> TensorGpt<F> {
         let layout = cfg.layout();
         assert_eq!(params.len(), layout.total, "parameter count");
         let hd = cfg.head_dim();
+        let attention = AttentionShape {
+            n_head: cfg.n_head,
+            head_dim: hd,
+            block_size: cfg.block_size,
+            scale: F::of(1.0 / (hd as f64).sqrt()),
+        };
         let mut acts = Activations::default();
         // Decoding needs block_size rows; batches of one document fit in them too.
-        acts.reserve(cfg, cfg.block_size);
+        acts.reserve(cfg, &attention, cfg.block_size);
         TensorGpt {
             weights: Weights::new(&layout, cfg.n_layer),
-            attention: AttentionShape {
-                n_head: cfg.n_head,
-                head_dim: hd,
-                block_size: cfg.block_size,
-                scale: F::of(1.0 / (hd as f64).sqrt()),
-            },
+            attention,
             params: params.iter().map(|&p| F::of(p)).collect(),
             grads: vec![F::zero(); layout.total],
             batch: Packing::default(),
@@ -328,7 +329,7 @@ impl<F: Float> TensorGpt<F> {
     fn forward_loss(&mut self, batch: &[&[usize]]) -> f64 {
         self.batch.pack(batch, self.cfg.block_size);
         let n = self.batch.len();
-        self.acts.reserve(&self.cfg, n);
+        self.acts.reserve(&self.cfg, &self.attention, n);
         self.forward(0..n);
         let v = self.cfg.vocab_size;
         let losses = &mut self.acts.losses[..n];
@@ -421,7 +422,7 @@ impl<F: Float> TensorGpt<F> {
                     rows(&la.qkv, doc, 3 * c),
                     doc.len(),
                     &self.attention,
-                    &mut a.datt,
+                    &mut a.attention_scratch,
                 );
             }
             ops::matmul_backward(

@@ -143,9 +143,9 @@ pub fn matmul_backward<F: Float>(
     );
 }
 
-/// The shape of one document's attention: `n` positions (rows) of `3C`-wide `q | k | v`
-/// rows, `n_head` heads of `head_dim` each side by side, scores scaled by `scale = 1/√hd`,
-/// and rows of `att` `t` (= block size) long.
+/// The shape of one document's attention: rows of `3C`-wide `q | k | v`, `n_head` heads of
+/// `head_dim` each side by side, scores scaled by `scale = 1/√hd`, and `att` rows `t`
+/// (= block size) long.
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionShape<F> {
     pub n_head: usize,
@@ -158,14 +158,43 @@ impl<F: Float> AttentionShape<F> {
     fn c(&self) -> usize {
         self.n_head * self.head_dim
     }
+
+    /// Elements of scratch space [`attention_backward`] needs.
+    pub fn scratch_len(&self) -> usize {
+        self.n_head * self.block_size + self.n_head + self.c()
+    }
+}
+
+fn dot<F: Float>(a: &[F], b: &[F]) -> F {
+    a.iter().zip(b).fold(F::zero(), |acc, (&x, &y)| acc + x * y)
+}
+
+/// `y += a * x`.
+fn axpy<F: Float>(y: &mut [F], a: F, x: &[F]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `exp(z - max z) / Σ exp(z - max z)` in place.
+fn softmax_in_place<F: Float>(z: &mut [F]) {
+    let max = z.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+    let mut total = F::zero();
+    for v in z.iter_mut() {
+        *v = (*v - max).exp();
+        total += *v;
+    }
+    let inv_total = total.recip();
+    z.iter_mut().for_each(|v| *v *= inv_total);
 }
 
 /// Causal multi-head self-attention over one document, for its query positions
-/// `first..n` (all of them in training; the newest one when decoding with the earlier
-/// rows as the key/value cache).
+/// `first..n` (all of them in training; the newest one when decoding, the earlier rows being
+/// the key/value cache).
 /// `qkv: [n, 3C]` -> `out: [n, C]` (rows `first..n` written),
 /// `att: [n, H, T]` (softmax weights `w[i][h][j]` for `j <= i`, kept for the backward pass).
 /// Per head: `s_j = (q_i · k_j) scale`, `w = softmax(s)` over `j <= i`, `out_i = Σ_j w_j v_j`.
+/// Each loop runs over whole rows, all heads at once, so short heads cost no extra passes.
 pub fn attention_forward<F: Float>(
     out: &mut [F],
     att: &mut [F],
@@ -174,47 +203,41 @@ pub fn attention_forward<F: Float>(
     n: usize,
     shape: &AttentionShape<F>,
 ) {
-    let AttentionShape {
-        n_head: nh,
-        head_dim: hd,
-        block_size: t,
-        scale,
-    } = *shape;
-    let c = shape.c();
-    let c3 = 3 * c;
+    let (hd, t, scale, c) = (shape.head_dim, shape.block_size, shape.scale, shape.c());
+    let rows = || qkv.chunks_exact(3 * c);
     for i in first..n {
-        for h in 0..nh {
-            let q = &qkv[i * c3 + h * hd..][..hd];
-            let w = &mut att[(i * nh + h) * t..][..=i];
-            let mut max = F::neg_infinity();
-            for (j, wj) in w.iter_mut().enumerate() {
-                let k = &qkv[j * c3 + c + h * hd..][..hd];
-                let s = q.iter().zip(k).map(|(&a, &b)| a * b).sum::<F>() * scale;
-                *wj = s;
-                max = max.max(s);
+        let q = &qkv[i * 3 * c..][..c];
+        let w = &mut att[i * shape.n_head * t..][..shape.n_head * t];
+        for (j, row) in rows().take(i + 1).enumerate() {
+            let k = &row[c..2 * c];
+            for ((qh, kh), wh) in q
+                .chunks_exact(hd)
+                .zip(k.chunks_exact(hd))
+                .zip(w.chunks_exact_mut(t))
+            {
+                wh[j] = dot(qh, kh) * scale;
             }
-            let mut total = F::zero();
-            for wj in w.iter_mut() {
-                *wj = (*wj - max).exp();
-                total += *wj;
-            }
-            let inv_total = total.recip();
-            w.iter_mut().for_each(|wj| *wj *= inv_total);
-            let o = &mut out[i * c + h * hd..][..hd];
-            o.fill(F::zero());
-            for (j, &wj) in w.iter().enumerate() {
-                let v = &qkv[j * c3 + 2 * c + h * hd..][..hd];
-                for (o, &vd) in o.iter_mut().zip(v) {
-                    *o += wj * vd;
-                }
+        }
+        w.chunks_exact_mut(t)
+            .for_each(|wh| softmax_in_place(&mut wh[..=i]));
+        let o = &mut out[i * c..][..c];
+        o.fill(F::zero());
+        for (j, row) in rows().take(i + 1).enumerate() {
+            let v = &row[2 * c..];
+            for ((oh, vh), wh) in o
+                .chunks_exact_mut(hd)
+                .zip(v.chunks_exact(hd))
+                .zip(w.chunks_exact(t))
+            {
+                axpy(oh, wh[j], vh);
             }
         }
     }
 }
 
 /// Backward of [`attention_forward`] over a whole document (`first = 0`), overwriting
-/// `dqkv: [n, 3C]`; `scratch` holds at least `T` elements. Per query `i` and head:
-/// `out_i = Σ_j w_j v_j` gives `dv_j += w_j dout_i` and `dw_j = dout_i · v_j`;
+/// `dqkv: [n, 3C]`; `scratch` holds [`AttentionShape::scratch_len`] elements. Per query `i`
+/// and head: `out_i = Σ_j w_j v_j` gives `dv_j += w_j dout_i` and `dw_j = dout_i · v_j`;
 /// softmax gives `ds_j = w_j (dw_j - Σ_k w_k dw_k)`; `s_j = (q_i · k_j) scale` gives
 /// `dq_i += scale Σ_j ds_j k_j` and `dk_j += scale ds_j q_i`.
 pub fn attention_backward<F: Float>(
@@ -226,40 +249,56 @@ pub fn attention_backward<F: Float>(
     shape: &AttentionShape<F>,
     scratch: &mut [F],
 ) {
-    let AttentionShape {
-        n_head: nh,
-        head_dim: hd,
-        block_size: t,
-        scale,
-    } = *shape;
-    let c = shape.c();
-    let c3 = 3 * c;
-    dqkv[..n * c3].fill(F::zero());
+    let (nh, hd, t, scale, c) = (
+        shape.n_head,
+        shape.head_dim,
+        shape.block_size,
+        shape.scale,
+        shape.c(),
+    );
+    let (dw, rest) = scratch.split_at_mut(nh * t);
+    let (weighted, rest) = rest.split_at_mut(nh);
+    let dq = &mut rest[..c];
+    dqkv[..n * 3 * c].fill(F::zero());
     for i in 0..n {
-        for h in 0..nh {
-            let w = &att[(i * nh + h) * t..][..=i];
-            let d_o = &dout[i * c + h * hd..][..hd];
-            let dw = &mut scratch[..=i];
-            let mut weighted = F::zero();
-            for (j, (dwj, &wj)) in dw.iter_mut().zip(w).enumerate() {
-                let v = &qkv[j * c3 + 2 * c + h * hd..][..hd];
-                *dwj = d_o.iter().zip(v).map(|(&a, &b)| a * b).sum::<F>();
-                weighted += wj * *dwj;
-                let dv = &mut dqkv[j * c3 + 2 * c + h * hd..][..hd];
-                for (g, &d) in dv.iter_mut().zip(d_o) {
-                    *g += wj * d;
-                }
-            }
-            let q = i * c3 + h * hd;
-            for (j, (&dwj, &wj)) in dw.iter().zip(w).enumerate() {
-                let ds = wj * (dwj - weighted) * scale;
-                let k = j * c3 + c + h * hd;
-                for d in 0..hd {
-                    dqkv[q + d] += ds * qkv[k + d];
-                    dqkv[k + d] += ds * qkv[q + d];
-                }
+        let q = &qkv[i * 3 * c..][..c];
+        let d_o = &dout[i * c..][..c];
+        let w = &att[i * nh * t..][..nh * t];
+        weighted.fill(F::zero());
+        let rows = qkv
+            .chunks_exact(3 * c)
+            .zip(dqkv.chunks_exact_mut(3 * c))
+            .take(i + 1);
+        for (j, (row, drow)) in rows.enumerate() {
+            let (v, dv) = (&row[2 * c..], &mut drow[2 * c..]);
+            let heads = d_o
+                .chunks_exact(hd)
+                .zip(v.chunks_exact(hd))
+                .zip(dv.chunks_exact_mut(hd));
+            for (h, ((doh, vh), dvh)) in heads.enumerate() {
+                let wj = w[h * t + j];
+                let dwj = dot(doh, vh);
+                dw[h * t + j] = dwj;
+                weighted[h] += wj * dwj;
+                axpy(dvh, wj, doh);
             }
         }
+        // Only query i reaches dq_i, so it is summed aside and stored once.
+        dq.fill(F::zero());
+        let rows = qkv
+            .chunks_exact(3 * c)
+            .zip(dqkv.chunks_exact_mut(3 * c))
+            .take(i + 1);
+        for (j, (row, drow)) in rows.enumerate() {
+            let (k, dk) = (&row[c..2 * c], &mut drow[c..2 * c]);
+            for h in 0..nh {
+                let ds = w[h * t + j] * (dw[h * t + j] - weighted[h]) * scale;
+                let head = h * hd..(h + 1) * hd;
+                axpy(&mut dq[head.clone()], ds, &k[head.clone()]);
+                axpy(&mut dk[head.clone()], ds, &q[head]);
+            }
+        }
+        dqkv[i * 3 * c..][..c].copy_from_slice(dq);
     }
 }
 
