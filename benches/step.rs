@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::engine::Engine;
+use microgpt::optim::{AdamConfig, LrSchedule};
 use microgpt::rng::Rng;
 use microgpt::run::Corpus;
 use microgpt::scalar::ScalarGpt;
@@ -40,9 +41,16 @@ fn bench_steps<E: Engine>(
     batch_size: usize,
 ) {
     let (corpus, _) = corpus();
+    // A constant, small learning rate: the time per step does not depend on it, and the
+    // larger models diverge at the default 0.01 over the many steps measured.
     let options = TrainOptions {
         steps: usize::MAX,
         batch_size,
+        adam: AdamConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+        lr_schedule: LrSchedule::Constant,
         ..Default::default()
     };
     let mut trainer = Trainer::new(engine, options);

@@ -166,7 +166,8 @@ impl<F: Float> Activations<F> {
         grow(&mut self.datty, c);
         grow(&mut self.dqkv, 3 * c);
         grow(&mut self.dfc, 4 * c);
-        self.attention_scratch.resize(attention.scratch_len(), F::zero());
+        self.attention_scratch
+            .resize(attention.scratch_len(), F::zero());
         self.capacity = rows;
     }
 }
@@ -357,7 +358,6 @@ impl<F: Float> TensorGpt<F> {
         let w = &self.weights;
         let a = &mut self.acts;
         let b = &self.batch;
-        g.fill(F::zero());
 
         ops::softmax_crossentropy_backward(rows_mut(&mut a.logits, &r, v), &b.targets, v, n);
         ops::matmul_backward(
@@ -453,7 +453,11 @@ impl<F: Float> TensorGpt<F> {
             &a.emb_rstd[..n],
             c,
         );
+        // The embeddings' gradients are scatter-adds; every other matrix was overwritten.
         let (dwte, dwpe) = g[w.wte..].split_at_mut(w.wpe - w.wte);
+        let (dwte, dwpe) = (&mut dwte[..v * c], &mut dwpe[..self.cfg.block_size * c]);
+        dwte.fill(F::zero());
+        dwpe.fill(F::zero());
         ops::embedding_backward(dwte, dwpe, rows(&a.dln, &r, c), &b.tokens, &b.positions, c);
     }
 }

@@ -113,8 +113,9 @@ pub fn matmul_forward<F: Float>(
 }
 
 /// Backward of [`matmul_forward`]: with `out[n][o] = Σ_i x[n][i] w[o][i]`,
-/// `dx[n][i] = Σ_o dout[n][o] w[o][i]`, i.e. `dx = dout w` (overwritten), and
-/// `dw[o][i] += Σ_n dout[n][o] x[n][i]`, i.e. `dw += doutᵀ x` (accumulated).
+/// `dx[n][i] = Σ_o dout[n][o] w[o][i]`, i.e. `dx = dout w`, and
+/// `dw[o][i] = Σ_n dout[n][o] x[n][i]`, i.e. `dw = doutᵀ x`. Both are overwritten: each
+/// weight matrix feeds exactly one product per step, so nothing needs zeroing first.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_backward<F: Float>(
     dx: &mut [F],
@@ -138,7 +139,7 @@ pub fn matmul_backward<F: Float>(
         F::one(),
         &dout.t(),
         &matrix(x, n, ic),
-        F::one(),
+        F::zero(),
         &mut matrix_mut(dw, oc, ic),
     );
 }
