@@ -170,8 +170,9 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub quiet: bool,
-    /// Threads for the tensor engine's GEMMs (OpenBLAS) and attention.
-    #[arg(long, default_value_t = available_cores(), value_parser = at_least_one)]
+    /// Threads for the tensor engine's GEMMs (OpenBLAS). Runs are reproducible for a given
+    /// count; large models' last bits can differ between counts.
+    #[arg(long, default_value_t = available_cores(), value_parser = at_least_one, value_name = "N")]
     pub threads: usize,
     /// Flags given on the command line (clap ids), filled by [`Cli::parse_with_sources`].
     #[arg(skip)]
@@ -310,7 +311,7 @@ pub struct GradcheckArgs {
     #[arg(long, value_parser = positive)]
     pub tolerance: Option<f64>,
     /// Batches to check (the first ones of the shuffled documents).
-    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one, value_name = "N")]
     pub docs: usize,
 }
 

@@ -4,6 +4,9 @@
 //! Backward passes take `d<name>` for the gradient of the loss with respect to `<name>`.
 //!
 //! Each function's doc comment gives the shapes and the derivation of its backward pass.
+//! Residual adds have no function of their own: the forward pass accumulates a projection
+//! onto the residual (`accumulate` in [`matmul_forward`]), and since `d(a + b)/da = 1` the
+//! backward pass adds each block's input gradient onto the residual stream's in place.
 
 use crate::config::Activation;
 use crate::dtype::Float;
@@ -177,8 +180,8 @@ fn axpy<F: Float>(y: &mut [F], a: F, x: &[F]) {
     }
 }
 
-/// `exp(z - max z) / Σ exp(z - max z)` in place.
-fn softmax_in_place<F: Float>(z: &mut [F]) {
+/// `exp(z - max z) / Σ exp(z - max z)` in place; returns `max z` and the sum.
+fn softmax_in_place<F: Float>(z: &mut [F]) -> (F, F) {
     let max = z.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
     let mut total = F::zero();
     for v in z.iter_mut() {
@@ -187,6 +190,7 @@ fn softmax_in_place<F: Float>(z: &mut [F]) {
     }
     let inv_total = total.recip();
     z.iter_mut().for_each(|v| *v *= inv_total);
+    (max, total)
 }
 
 /// Causal multi-head self-attention over one document, for its query positions
@@ -219,8 +223,9 @@ pub fn attention_forward<F: Float>(
                 wh[j] = dot(qh, kh) * scale;
             }
         }
-        w.chunks_exact_mut(t)
-            .for_each(|wh| softmax_in_place(&mut wh[..=i]));
+        for wh in w.chunks_exact_mut(t) {
+            softmax_in_place(&mut wh[..=i]);
+        }
         let o = &mut out[i * c..][..c];
         o.fill(F::zero());
         for (j, row) in rows().take(i + 1).enumerate() {
@@ -331,16 +336,9 @@ pub fn softmax_crossentropy_forward<F: Float>(
     v: usize,
 ) {
     for ((row, loss), &target) in logits.chunks_exact_mut(v).zip(losses).zip(targets) {
-        let max = row.iter().fold(F::neg_infinity(), |m, &z| m.max(z));
-        let target_logit = row[target] - max;
-        let mut total = F::zero();
-        for z in row.iter_mut() {
-            *z = (*z - max).exp();
-            total += *z;
-        }
-        let inv_total = total.recip();
-        row.iter_mut().for_each(|p| *p *= inv_total);
-        *loss = total.ln() - target_logit;
+        let target_logit = row[target];
+        let (max, total) = softmax_in_place(row);
+        *loss = total.ln() - (target_logit - max);
     }
 }
 
