@@ -116,7 +116,7 @@ struct LayerActivations<F> {
 }
 
 /// Every activation and backward buffer, allocated for `capacity` rows and grown only when
-/// a batch has more.
+/// a batch may have more.
 #[derive(Default)]
 struct Activations<F> {
     capacity: usize,
@@ -330,7 +330,10 @@ impl<F: Float> TensorGpt<F> {
     fn forward_loss(&mut self, batch: &[&[usize]]) -> f64 {
         self.batch.pack(batch, self.cfg.block_size);
         let n = self.batch.len();
-        self.acts.reserve(&self.cfg, &self.attention, n);
+        // Room for the most rows a batch of this many documents can have, so buffers grow
+        // once per batch size rather than at every longer batch.
+        let most_rows = batch.len() * self.cfg.block_size;
+        self.acts.reserve(&self.cfg, &self.attention, most_rows);
         self.forward(0..n);
         let v = self.cfg.vocab_size;
         let losses = &mut self.acts.losses[..n];
