@@ -112,7 +112,11 @@ def wait_for_idle(max_wait, threshold=0.25):
 def read_metrics(path):
     """Rows of metrics.csv as (step, tokens, elapsed_s), sorted by step."""
     with open(path, newline="") as f:
-        rows = [(int(r["step"]), int(float(r["tokens"])), float(r["elapsed_s"])) for r in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        missing = {"step", "tokens", "elapsed_s"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"metrics.csv lacks column(s) {', '.join(sorted(missing))} (has: {', '.join(reader.fieldnames or [])})")
+        rows = [(int(r["step"]), int(float(r["tokens"])), float(r["elapsed_s"])) for r in reader]
     rows.sort()
     if not rows:
         raise ValueError(f"{path}: no rows")
@@ -177,7 +181,10 @@ class Side:
             if p.returncode != 0 or not os.path.exists(metrics):
                 tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
                 raise RuntimeError(f"exit {p.returncode}: {' | '.join(tail) or 'no metrics.csv'}\n    command: {' '.join(cmd)}")
-            return read_metrics(metrics)
+            try:
+                return read_metrics(metrics)
+            except ValueError as err:
+                raise RuntimeError(f"{err}\n    command: {' '.join(cmd)}") from None
         finally:
             if not self.args.keep_tmp:
                 shutil.rmtree(out, ignore_errors=True)
@@ -258,15 +265,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="shorter runs (about a third of the time)")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per side and config, best kept (default 2, quick 1)")
     ap.add_argument("--wait-idle", type=float, default=10.0,
-                    help="before each run, wait up to this many seconds (120 s in all) for other processes "
-                         "to leave the CPUs idle")
+                    help="before each run, wait up to this many seconds for other processes to leave the CPUs idle")
     ap.add_argument("--lr", type=float, default=None, help="passed to both sides when given (default: both 0.01)")
     ap.add_argument("--torch-attn", default="manual", choices=["manual", "sdpa"])
     ap.add_argument("--only", choices=["ours", "torch"], default=None, help="run one side only")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--timeout", type=float, default=300, help="per subprocess, seconds")
+    ap.add_argument("--wait-budget", type=float, default=120.0, help="total seconds of such waiting (default 120)")
     args = ap.parse_args()
+    WAIT_BUDGET[0] = args.wait_budget
     args.seconds = args.seconds or (1.0 if args.quick else 3.0)
     args.repeats = args.repeats or (1 if args.quick else 2)
     args.calib_seconds = 0.3 if args.quick else 0.6
