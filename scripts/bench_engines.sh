@@ -7,13 +7,18 @@
 # and data loading cancel out; each figure is the fastest of RUNS runs (the least disturbed
 # by other load on the machine).
 #
-# Usage: scripts/bench_engines.sh        Env: DATA=path/to/names.txt RUNS=15
+# The Python original is timed in the same run by scripts/reference_microgpt.py (the
+# original's algorithm, whose losses are checked against the golden here: the first step is
+# excluded, PY_STEPS more are timed). PY_STEPS=0 skips it.
+#
+# Usage: scripts/bench_engines.sh        Env: DATA=path/to/names.txt RUNS=15 PY_STEPS=6
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${DATA:-$ROOT/../shared/data/names.txt}"
 RUNS="${RUNS:-15}"
-PYTHON_MS_PER_STEP=292 # the original microgpt.py, as stated by the project (not measured here)
+PY_STEPS="${PY_STEPS:-6}"
+GOLDEN="$ROOT/../shared/golden/names_default.json"
 
 [ -f "$DATA" ] || { echo "bench_engines: dataset $DATA not found (set DATA=...)" >&2; exit 1; }
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
@@ -45,12 +50,22 @@ step_ns() {
 scalar=$(step_ns scalar 100)
 tensor=$(step_ns tensor 2000)
 whole=$(fastest_ns)
+python_ms=0
+if [ "$PY_STEPS" -gt 0 ]; then
+    check=()
+    [ -f "$GOLDEN" ] && check=(--check-golden "$GOLDEN")
+    python_ms=$(python3 "$ROOT/scripts/reference_microgpt.py" --input "$DATA" \
+        --steps $((PY_STEPS + 1)) "${check[@]}" | awk '/^ms_per_step/ {print $2}')
+fi
 
-awk -v s="$scalar" -v t="$tensor" -v w="$whole" -v py="$PYTHON_MS_PER_STEP" -v runs="$RUNS" 'BEGIN {
+awk -v s="$scalar" -v t="$tensor" -v w="$whole" -v py="$python_ms" -v pysteps="$PY_STEPS" -v runs="$RUNS" 'BEGIN {
     printf "default config (d16 L1 H4 block 16, batch 1, f64), fastest of %d runs\n", runs
     printf "  scalar engine  %10.1f us/step\n", s / 1e3
     printf "  tensor engine  %10.1f us/step   %.0fx the scalar engine\n", t / 1e3, s / t
-    printf "  Python original (stated reference, not measured): %d ms/step\n", py
-    printf "    scalar engine %.0fx faster, tensor engine %.0fx faster\n", py * 1e6 / s, py * 1e6 / t
+    if (py > 0) {
+        printf "  Python original %10.1f us/step   (reference_microgpt.py, mean of %d steps)\n", py * 1e3, pysteps
+        printf "    scalar engine %.0fx faster, tensor engine %.0fx faster per step\n", py * 1e6 / s, py * 1e6 / t
+        printf "    whole default run vs the original'"'"'s 1000 steps: %.0fx faster\n", py * 1e9 / w
+    }
     printf "whole default run (microgpt train, 1000 steps + 20 samples): %.1f ms\n", w / 1e6
 }'

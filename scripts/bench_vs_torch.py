@@ -215,7 +215,9 @@ class Ours(Side):
         cmd = [a.bin, "train", "--engine", "tensor", "--dtype", "f32", "--threads", str(a.threads),
                "--batch-size", str(b), "--block-size", str(a.block_size), "--n-embd", str(e),
                "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps), "--num-samples", "0",
-               "--quiet", "--input", a.input, "--out", out]
+               "--quiet", "--input", a.input, "--out", out,
+               # Checkpoints only at the end: periodic saves are not training throughput.
+               "--save-every", "0"]
         if a.lr is not None:
             cmd += ["--lr", repr(a.lr)]
         return cmd

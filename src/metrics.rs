@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 pub const HEADER: &str = "step,loss,lr,tokens,elapsed_s,val_loss";
 
@@ -22,10 +23,16 @@ pub struct Row {
     pub val_loss: Option<f64>,
 }
 
+/// The whole file: the header and `rows`.
 pub fn to_csv(rows: &[Row]) -> String {
     let mut out = String::with_capacity(64 * (rows.len() + 1));
     out.push_str(HEADER);
     out.push('\n');
+    push_rows(&mut out, rows);
+    out
+}
+
+fn push_rows(out: &mut String, rows: &[Row]) {
     for r in rows {
         let val = r.val_loss.map(|v| v.to_string()).unwrap_or_default();
         // Writing to a String cannot fail.
@@ -35,12 +42,48 @@ pub fn to_csv(rows: &[Row]) -> String {
             r.step, r.loss, r.lr, r.tokens, r.elapsed_s, val
         );
     }
-    out
+}
+
+/// `metrics.csv` of a running session. It is written whole once, atomically, when the
+/// session starts; each later save appends only the rows since the one before, so saving
+/// stays cheap however long the run. A crash mid-append leaves at most a torn last line,
+/// which [`parse`] ignores (and resume retrains steps past the checkpoint anyway).
+pub struct MetricsFile {
+    path: PathBuf,
+    written: usize,
+}
+
+impl MetricsFile {
+    pub fn create(path: &Path, rows: &[Row]) -> Result<Self> {
+        crate::files::write_atomic(path, to_csv(rows).as_bytes())?;
+        Ok(MetricsFile {
+            path: path.to_path_buf(),
+            written: rows.len(),
+        })
+    }
+
+    /// Appends `rows[written..]`: `rows` is the session's whole, growing list.
+    pub fn append(&mut self, rows: &[Row]) -> Result<()> {
+        let mut text = String::new();
+        push_rows(&mut text, &rows[self.written..]);
+        let context = || format!("cannot append to {}", self.path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .with_context(context)?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+            .with_context(context)?;
+        self.written = rows.len();
+        Ok(())
+    }
 }
 
 /// Parses [`to_csv`]'s output; `path` only names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Row>> {
-    let mut lines = text.lines();
+    // A last line without its newline is an append cut short: not a step that was saved.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut lines = complete.lines();
     if lines.next() != Some(HEADER) {
         bail!("{} does not start with the header {HEADER}", path.display());
     }
@@ -143,5 +186,39 @@ mod tests {
         assert!((e.push(2.0) - 2.0).abs() < 1e-12);
         let s = e.push(1.0);
         assert!(s > 1.0 && s < 2.0);
+    }
+
+    #[test]
+    fn appends_only_new_rows_and_ignores_a_torn_last_line() {
+        let row = |step: usize| Row {
+            step,
+            loss: 1.0 / step as f64,
+            lr: 0.01,
+            tokens: 7 * step as u64,
+            elapsed_s: 0.5 * step as f64,
+            val_loss: (step == 3).then_some(2.5),
+        };
+        let dir = std::env::temp_dir().join(format!("microgpt-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.csv");
+        let mut rows = vec![row(1)];
+        let mut file = MetricsFile::create(&path, &rows).unwrap();
+        rows.extend([row(2), row(3)]);
+        file.append(&rows).unwrap();
+        file.append(&rows).unwrap(); // nothing new: nothing written
+        rows.push(row(4));
+        file.append(&rows).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, to_csv(&rows));
+        assert_eq!(read(&path).unwrap(), rows);
+
+        let torn = format!("{text}5,0.2,0.0");
+        assert_eq!(parse(&torn, &path).unwrap(), rows);
+        let broken = format!("{text}5,x,0.01,35,2.5,\n");
+        assert!(parse(&broken, &path)
+            .unwrap_err()
+            .to_string()
+            .contains("line 6"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

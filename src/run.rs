@@ -11,7 +11,7 @@ use crate::data::{self, Vocab};
 use crate::engine::{with_engine, Engine, EngineTask};
 use crate::files::write_atomic;
 use crate::interrupt::{self, Outcome};
-use crate::metrics::{self, Row};
+use crate::metrics::{self, MetricsFile, Row};
 use crate::progress::Progress;
 use crate::rng::Rng;
 use crate::sample;
@@ -328,11 +328,16 @@ fn train_loop<E: Engine>(
     let (train_docs, val_docs) = corpus.tokens.split_at(n_train);
     let stop_at = args.stop_after.unwrap_or(args.steps).min(args.steps);
     let (mut tokens, elapsed_before) = rows.last().map_or((0, 0.0), |r| (r.tokens, r.elapsed_s));
-    let save = |trainer: &Trainer<E>, rows: &[Row]| -> Result<()> {
-        let Some(dir) = &args.out else {
+    let mut metrics_file = match &args.out {
+        Some(dir) => Some(MetricsFile::create(&dir.join(METRICS_FILE), rows)?),
+        None => None,
+    };
+    // Metrics first: rows past the checkpoint are dropped on resume, missing rows are not.
+    let mut save = |trainer: &Trainer<E>, rows: &[Row]| -> Result<()> {
+        let (Some(dir), Some(metrics_file)) = (&args.out, &mut metrics_file) else {
             return Ok(());
         };
-        write_atomic(&dir.join(METRICS_FILE), metrics::to_csv(rows).as_bytes())?;
+        metrics_file.append(rows)?;
         checkpoint::save(
             dir,
             trainer.engine.config(),
@@ -351,7 +356,22 @@ fn train_loop<E: Engine>(
             outcome = Outcome::Interrupted;
             break;
         }
-        let stats = trainer.step(train_docs)?;
+        let stats = match trainer.step(train_docs) {
+            Ok(stats) => stats,
+            Err(diverged) => {
+                // The weights are still those of the last good step: keep them and the metrics.
+                progress.finish();
+                save(trainer, rows)?;
+                return Err(match &args.out {
+                    Some(dir) => diverged.context(format!(
+                        "training stopped; the {} steps before are saved in {}",
+                        trainer.step,
+                        dir.display()
+                    )),
+                    None => diverged,
+                });
+            }
+        };
         tokens += stats.tokens as u64;
         let evaluate = !val_docs.is_empty()
             && (stats.step == args.steps

@@ -219,3 +219,47 @@ fn default_run_prints_the_originals_names() {
     );
     assert!(stdout.trim_end().ends_with("sample 20: anton"), "{stdout}");
 }
+
+/// A loss that turns NaN stops training with a clear error, and the steps before it are
+/// kept: metrics.csv and a checkpoint that `sample` can load.
+#[test]
+fn a_diverging_run_keeps_its_last_good_state() {
+    let dir = temp_dir("diverge");
+    std::fs::write(
+        dir.join("names.txt"),
+        "emma\nolivia\nava\nisabella\nsophia\n",
+    )
+    .unwrap();
+    let out = microgpt(
+        &dir,
+        &[
+            "train",
+            "--input",
+            "names.txt",
+            "--dtype",
+            "f32",
+            "--lr",
+            "1e30",
+            "--steps",
+            "50",
+            "--quiet",
+            "--out",
+            "run",
+        ],
+    );
+    assert_fails_with(&out, "loss became NaN at step");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let metrics = std::fs::read_to_string(dir.join("run/metrics.csv")).unwrap();
+    let saved = metrics.lines().count() - 1;
+    assert!(saved >= 1, "{metrics}");
+    assert!(
+        stderr.contains(&format!("the {saved} steps before are saved")),
+        "{stderr}"
+    );
+    let sample = microgpt(&dir, &["sample", "--run", "run", "--num-samples", "2"]);
+    assert!(
+        sample.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sample.stderr)
+    );
+}
