@@ -5,7 +5,6 @@ mod common;
 
 use microgpt::engine::Engine;
 use microgpt::rng::Rng;
-use microgpt::run::Corpus;
 use microgpt::sample;
 use microgpt::scalar::ScalarGpt;
 use microgpt::train::{TrainOptions, Trainer};
@@ -16,12 +15,12 @@ fn scalar_engine_reproduces_every_golden_bit_for_bit() {
         return;
     };
     for g in common::goldens() {
-        let mut rng = Rng::new(g.seed);
-        let corpus = Corpus::load(Some(&names), &mut rng).unwrap();
-        assert_eq!(corpus.docs.len(), g.num_docs, "{}", g.name);
-        let cfg = g.config();
-        let params = cfg.layout().init(&mut rng, 0.08);
-        assert_eq!(params.len(), g.num_params, "{}", g.name);
+        let common::GoldenStart {
+            mut rng,
+            corpus,
+            cfg,
+            params,
+        } = g.start(&names);
         let options = TrainOptions {
             steps: g.steps,
             ..Default::default()

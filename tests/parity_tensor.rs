@@ -6,8 +6,6 @@ mod common;
 
 use microgpt::dtype::Float;
 use microgpt::engine::Engine;
-use microgpt::rng::Rng;
-use microgpt::run::Corpus;
 use microgpt::sample;
 use microgpt::tensor::TensorGpt;
 use microgpt::train::{TrainOptions, Trainer};
@@ -20,10 +18,12 @@ fn check_goldens<F: Float>(tolerance: f64, check_samples: bool) {
         return;
     };
     for g in common::goldens() {
-        let mut rng = Rng::new(g.seed);
-        let corpus = Corpus::load(Some(&names), &mut rng).unwrap();
-        let cfg = g.config();
-        let params = cfg.layout().init(&mut rng, 0.08);
+        let common::GoldenStart {
+            mut rng,
+            corpus,
+            cfg,
+            params,
+        } = g.start(&names);
         let options = TrainOptions {
             steps: g.steps,
             ..Default::default()
@@ -67,10 +67,12 @@ fn f64_first_step_gradients_match_the_golden() {
         return;
     };
     for g in common::goldens() {
-        let mut rng = Rng::new(g.seed);
-        let corpus = Corpus::load(Some(&names), &mut rng).unwrap();
-        let cfg = g.config();
-        let params = cfg.layout().init(&mut rng, 0.08);
+        let common::GoldenStart {
+            rng: _,
+            corpus,
+            cfg,
+            params,
+        } = g.start(&names);
         let mut engine = TensorGpt::<f64>::new(&cfg, &params);
         engine.forward_backward(&[&corpus.tokens[0]]);
         for spec in &cfg.layout().specs {

@@ -4,7 +4,9 @@
 
 use microgpt::cli::ModelArgs;
 use microgpt::config::{Activation, ModelConfig};
-use std::path::PathBuf;
+use microgpt::rng::Rng;
+use microgpt::run::Corpus;
+use std::path::{Path, PathBuf};
 
 /// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file
 /// fails the test; elsewhere the test is skipped with a printed reason.
@@ -42,9 +44,34 @@ pub struct Golden {
     pub first_step_grads: Vec<f64>,
 }
 
+/// Where a golden run starts: the shuffled corpus, the initial weights, and the RNG stream
+/// after them (sampling continues from it).
+pub struct GoldenStart {
+    pub rng: Rng,
+    pub corpus: Corpus,
+    pub cfg: ModelConfig,
+    pub params: Vec<f64>,
+}
+
 impl Golden {
     pub fn config(&self) -> ModelConfig {
         self.model.config(self.vocab_size)
+    }
+
+    /// Seeds, shuffles and initialises as the original did for this golden.
+    pub fn start(&self, names: &Path) -> GoldenStart {
+        let mut rng = Rng::new(self.seed);
+        let corpus = Corpus::load(Some(names), &mut rng).unwrap();
+        assert_eq!(corpus.docs.len(), self.num_docs, "{}", self.name);
+        let cfg = self.config();
+        let params = cfg.layout().init(&mut rng, 0.08);
+        assert_eq!(params.len(), self.num_params, "{}", self.name);
+        GoldenStart {
+            rng,
+            corpus,
+            cfg,
+            params,
+        }
     }
 }
 
