@@ -1,6 +1,6 @@
 //! Gradient checks on random small models and documents: the tensor engine against the
-//! scalar reference engine (f64 to ~1e-10, f32 loosely), and the scalar engine against
-//! central finite differences.
+//! scalar reference engine (f64 to ~1e-10, f32 loosely), and both engines against central
+//! finite differences.
 
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::engine::Engine;
@@ -112,10 +112,9 @@ fn f32_tensor_engine_stays_close_to_the_f64_scalar_engine() {
     }
 }
 
-/// The scalar engine's gradients against `(loss(p + h) - loss(p - h)) / 2h` for a sample of
-/// each tensor's parameters, on a tiny model.
-#[test]
-fn scalar_engine_gradients_match_finite_differences() {
+/// An engine's gradients against `(loss(p + h) - loss(p - h)) / 2h` for a sample of each
+/// tensor's parameters, on a tiny two-document batch with every activation.
+fn check_finite_differences<E: Engine<F = f64>>(build: impl Fn(&ModelConfig, &[f64]) -> E) {
     let mut rng = Rng::new(99);
     for act in ACTIVATIONS {
         let cfg = ModelConfig {
@@ -129,7 +128,7 @@ fn scalar_engine_gradients_match_finite_differences() {
         let params = cfg.layout().init(&mut rng, 0.5);
         let docs = random_docs(&mut rng, &cfg, 2);
         let batch: Vec<&[usize]> = docs.iter().map(Vec::as_slice).collect();
-        let mut engine = ScalarGpt::new(&cfg, &params);
+        let mut engine = build(&cfg, &params);
         engine.forward_backward(&batch);
         let grads = engine.grads().to_vec();
         let h = 1e-6;
@@ -153,6 +152,16 @@ fn scalar_engine_gradients_match_finite_differences() {
             }
         }
     }
+}
+
+#[test]
+fn scalar_engine_gradients_match_finite_differences() {
+    check_finite_differences(ScalarGpt::new);
+}
+
+#[test]
+fn tensor_engine_gradients_match_finite_differences() {
+    check_finite_differences(TensorGpt::<f64>::new);
 }
 
 /// Decoding token by token with the key/value cache gives the scalar engine's logits.
