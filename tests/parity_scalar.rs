@@ -7,7 +7,6 @@ use microgpt::engine::Engine;
 use microgpt::rng::Rng;
 use microgpt::sample;
 use microgpt::scalar::ScalarGpt;
-use microgpt::train::{TrainOptions, Trainer};
 
 #[test]
 fn scalar_engine_reproduces_every_golden_bit_for_bit() {
@@ -21,11 +20,7 @@ fn scalar_engine_reproduces_every_golden_bit_for_bit() {
             cfg,
             params,
         } = g.start(&names);
-        let options = TrainOptions {
-            steps: g.steps,
-            ..Default::default()
-        };
-        let mut trainer = Trainer::new(ScalarGpt::new(&cfg, &params), options);
+        let mut trainer = g.trainer(ScalarGpt::new(&cfg, &params));
         for (s, &want) in g.losses.iter().enumerate() {
             let stats = trainer.step(&corpus.tokens).unwrap();
             assert_eq!(

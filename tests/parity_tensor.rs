@@ -8,7 +8,6 @@ use microgpt::dtype::Float;
 use microgpt::engine::Engine;
 use microgpt::sample;
 use microgpt::tensor::TensorGpt;
-use microgpt::train::{TrainOptions, Trainer};
 use std::process::Command;
 
 /// Trains the tensor engine in `F` on every golden run; checks each loss within
@@ -24,11 +23,7 @@ fn check_goldens<F: Float>(tolerance: f64, check_samples: bool) {
             cfg,
             params,
         } = g.start(&names);
-        let options = TrainOptions {
-            steps: g.steps,
-            ..Default::default()
-        };
-        let mut trainer = Trainer::new(TensorGpt::<F>::new(&cfg, &params), options);
+        let mut trainer = g.trainer(TensorGpt::<F>::new(&cfg, &params));
         for (s, &want) in g.losses.iter().enumerate() {
             let loss = trainer.step(&corpus.tokens).unwrap().loss;
             assert!(

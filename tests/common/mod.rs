@@ -4,8 +4,10 @@
 
 use microgpt::cli::ModelArgs;
 use microgpt::config::{Activation, ModelConfig};
+use microgpt::engine::Engine;
 use microgpt::rng::Rng;
 use microgpt::run::Corpus;
+use microgpt::train::{TrainOptions, Trainer};
 use std::path::{Path, PathBuf};
 
 /// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file
@@ -72,6 +74,15 @@ impl Golden {
             cfg,
             params,
         }
+    }
+
+    /// A trainer with the original's settings for this golden's number of steps.
+    pub fn trainer<E: Engine>(&self, engine: E) -> Trainer<E> {
+        let options = TrainOptions {
+            steps: self.steps,
+            ..Default::default()
+        };
+        Trainer::new(engine, options)
     }
 }
 
