@@ -73,13 +73,13 @@ fn steps(c: &mut Criterion) {
         c,
         "scalar_f64",
         "d16_L1_B1".into(),
-        ScalarGpt::new(&default, &params),
+        ScalarGpt::new(&default, &params).unwrap(),
         1,
     );
     for (n_embd, n_layer) in [(16, 1), (64, 2), (128, 4)] {
         let cfg = config(vocab, n_embd, n_layer, 4);
         let params = cfg.layout().init(&mut rng, 0.08);
-        let engine = TensorGpt::<f64>::new(&cfg, &params);
+        let engine = TensorGpt::<f64>::new(&cfg, &params).unwrap();
         bench_steps(
             c,
             "tensor_f64",
@@ -97,7 +97,7 @@ fn steps(c: &mut Criterion) {
     ] {
         let cfg = config(vocab, n_embd, n_layer, n_head);
         let params = cfg.layout().init(&mut rng, 0.08);
-        let engine = TensorGpt::<f32>::new(&cfg, &params);
+        let engine = TensorGpt::<f32>::new(&cfg, &params).unwrap();
         let id = format!("d{n_embd}_L{n_layer}_H{n_head}_B{batch}");
         bench_steps(c, "tensor_f32", id, engine, batch);
     }

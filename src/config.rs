@@ -79,6 +79,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("n_embd ({n_embd}) must be divisible by n_head ({n_head})")]
     HeadsDoNotDivide { n_embd: usize, n_head: usize },
+    #[error("{found} parameters given, the model has {expected}")]
+    ParamCount { expected: usize, found: usize },
 }
 
 impl ModelConfig {
@@ -114,6 +116,19 @@ impl ModelConfig {
     pub fn layout(&self) -> ParamLayout {
         ParamLayout::new(self)
     }
+
+    /// Checks the config and that `params` fit it: what an engine needs before it is built.
+    pub fn check_params(&self, params: &[f64]) -> Result<ParamLayout, ConfigError> {
+        self.validate()?;
+        let layout = self.layout();
+        if params.len() != layout.total {
+            return Err(ConfigError::ParamCount {
+                expected: layout.total,
+                found: params.len(),
+            });
+        }
+        Ok(layout)
+    }
 }
 
 /// One weight matrix `[rows][cols]` (= `[out][in]`) inside the flat parameter vector.
@@ -139,58 +154,67 @@ impl ParamSpec {
     }
 }
 
+/// One layer's matrices. `attn_wq`, `attn_wk` and `attn_wv` are adjacent, in that order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerParams {
+    pub attn_wq: ParamSpec,
+    pub attn_wk: ParamSpec,
+    pub attn_wv: ParamSpec,
+    pub attn_wo: ParamSpec,
+    pub mlp_fc1: ParamSpec,
+    pub mlp_fc2: ParamSpec,
+}
+
 /// Every parameter matrix in microgpt's `state_dict` order, packed into one flat vector.
+/// The names (`wte`, `layer0.attn_wq`, ...) are spelled here only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamLayout {
+    /// All matrices in layout order.
     pub specs: Vec<ParamSpec>,
     pub total: usize,
+    pub wte: ParamSpec,
+    pub wpe: ParamSpec,
+    pub lm_head: ParamSpec,
+    pub layers: Vec<LayerParams>,
 }
 
 impl ParamLayout {
     fn new(c: &ModelConfig) -> Self {
         let d = c.n_embd;
-        let mut shapes = vec![
-            ("wte".to_string(), c.vocab_size, d),
-            ("wpe".to_string(), c.block_size, d),
-            ("lm_head".to_string(), c.vocab_size, d),
-        ];
-        for i in 0..c.n_layer {
-            for (name, rows, cols) in [
-                ("attn_wq", d, d),
-                ("attn_wk", d, d),
-                ("attn_wv", d, d),
-                ("attn_wo", d, d),
-                ("mlp_fc1", c.mlp_dim(), d),
-                ("mlp_fc2", d, c.mlp_dim()),
-            ] {
-                shapes.push((format!("layer{i}.{name}"), rows, cols));
-            }
-        }
+        let mut specs = Vec::new();
         let mut offset = 0;
-        let specs = shapes
-            .into_iter()
-            .map(|(name, rows, cols)| {
-                let spec = ParamSpec {
-                    name,
-                    rows,
-                    cols,
-                    offset,
-                };
-                offset += rows * cols;
-                spec
+        let mut add = |name: String, rows: usize, cols: usize| {
+            let spec = ParamSpec {
+                name,
+                rows,
+                cols,
+                offset,
+            };
+            offset += rows * cols;
+            specs.push(spec.clone());
+            spec
+        };
+        let wte = add("wte".into(), c.vocab_size, d);
+        let wpe = add("wpe".into(), c.block_size, d);
+        let lm_head = add("lm_head".into(), c.vocab_size, d);
+        let layers = (0..c.n_layer)
+            .map(|i| LayerParams {
+                attn_wq: add(format!("layer{i}.attn_wq"), d, d),
+                attn_wk: add(format!("layer{i}.attn_wk"), d, d),
+                attn_wv: add(format!("layer{i}.attn_wv"), d, d),
+                attn_wo: add(format!("layer{i}.attn_wo"), d, d),
+                mlp_fc1: add(format!("layer{i}.mlp_fc1"), c.mlp_dim(), d),
+                mlp_fc2: add(format!("layer{i}.mlp_fc2"), d, c.mlp_dim()),
             })
             .collect();
         ParamLayout {
             specs,
             total: offset,
+            wte,
+            wpe,
+            lm_head,
+            layers,
         }
-    }
-
-    pub fn get(&self, name: &str) -> &ParamSpec {
-        self.specs
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no parameter named {name}"))
     }
 
     /// `gauss(0, std)` for every element in layout order, as the original's `matrix()` calls.
@@ -233,7 +257,7 @@ mod tests {
                 "layer0.mlp_fc2"
             ]
         );
-        assert_eq!(layout.get("layer0.mlp_fc2").cols, 64);
+        assert_eq!(layout.layers[0].mlp_fc2.cols, 64);
     }
 
     #[test]

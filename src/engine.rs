@@ -66,9 +66,9 @@ pub fn with_engine<T: EngineTask>(
     task: T,
 ) -> anyhow::Result<T::Output> {
     match (kind, dtype) {
-        (EngineKind::Tensor, Dtype::F64) => Ok(task.run(TensorGpt::<f64>::new(cfg, params))),
-        (EngineKind::Tensor, Dtype::F32) => Ok(task.run(TensorGpt::<f32>::new(cfg, params))),
-        (EngineKind::Scalar, Dtype::F64) => Ok(task.run(ScalarGpt::new(cfg, params))),
+        (EngineKind::Tensor, Dtype::F64) => Ok(task.run(TensorGpt::<f64>::new(cfg, params)?)),
+        (EngineKind::Tensor, Dtype::F32) => Ok(task.run(TensorGpt::<f32>::new(cfg, params)?)),
+        (EngineKind::Scalar, Dtype::F64) => Ok(task.run(ScalarGpt::new(cfg, params)?)),
         (EngineKind::Scalar, Dtype::F32) => {
             anyhow::bail!("the scalar engine runs in f64 only (use --dtype f64)")
         }

@@ -93,7 +93,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         .map(|step| batch_of(&corpus.tokens, step, args.batch_size))
         .collect();
     let task = CompareTask {
-        reference: ScalarGpt::new(&cfg, &params),
+        reference: ScalarGpt::new(&cfg, &params)?,
         batches: &batches,
     };
     let deviations = with_engine(EngineKind::Tensor, args.dtype, &cfg, &params, task)?;

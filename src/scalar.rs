@@ -7,7 +7,7 @@
 //! ordering depends on, so they are not materialised: the number is kept as the local
 //! gradient of the first child instead.
 
-use crate::config::{Activation, ModelConfig, ParamLayout};
+use crate::config::{Activation, ConfigError, ModelConfig, ParamLayout};
 use crate::engine::Engine;
 use crate::optim::Rounding;
 use crate::pymath::pow;
@@ -172,44 +172,26 @@ pub struct ScalarGpt {
     layout: ParamLayout,
     graph: Graph,
     n_params: usize,
-    /// Parameter offsets of `wte`, `wpe`, `lm_head` and each layer's six matrices.
-    wte: usize,
-    wpe: usize,
-    lm_head: usize,
-    layers: Vec<[usize; 6]>,
     keys: Vec<Cache>,
     values: Vec<Cache>,
 }
 
 impl ScalarGpt {
-    pub fn new(cfg: &ModelConfig, params: &[f64]) -> Self {
-        let layout = cfg.layout();
-        assert_eq!(params.len(), layout.total, "parameter count");
+    /// The model with layout-ordered `params`; the config must be valid and fit them.
+    pub fn new(cfg: &ModelConfig, params: &[f64]) -> Result<Self, ConfigError> {
+        let layout = cfg.check_params(params)?;
         let mut graph = Graph::default();
         for &p in params {
             graph.leaf(p);
         }
-        let at = |name: &str| layout.get(name).offset;
-        let layers = (0..cfg.n_layer)
-            .map(|i| {
-                [
-                    "attn_wq", "attn_wk", "attn_wv", "attn_wo", "mlp_fc1", "mlp_fc2",
-                ]
-                .map(|m| at(&format!("layer{i}.{m}")))
-            })
-            .collect();
-        ScalarGpt {
-            wte: at("wte"),
-            wpe: at("wpe"),
-            lm_head: at("lm_head"),
-            layers,
+        Ok(ScalarGpt {
             n_params: layout.total,
             keys: vec![Vec::new(); cfg.n_layer],
             values: vec![Vec::new(); cfg.n_layer],
             cfg: cfg.clone(),
             layout,
             graph,
-        }
+        })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -265,15 +247,17 @@ impl ScalarGpt {
         let hd = self.cfg.head_dim();
         let x: Vec<NodeId> = (0..d)
             .map(|i| {
-                let t = (self.wte + token * d + i) as NodeId;
-                let p = (self.wpe + pos * d + i) as NodeId;
+                let t = (self.layout.wte.offset + token * d + i) as NodeId;
+                let p = (self.layout.wpe.offset + pos * d + i) as NodeId;
                 self.graph.add(t, p)
             })
             .collect();
         let mut x = self.rmsnorm(&x);
         let inv_sqrt_hd = pow(pow(hd as f64, 0.5), -1.0);
         for li in 0..self.cfg.n_layer {
-            let [wq, wk, wv, wo, fc1, fc2] = self.layers[li];
+            let lp = &self.layout.layers[li];
+            let (wq, wk, wv) = (lp.attn_wq.offset, lp.attn_wk.offset, lp.attn_wv.offset);
+            let (wo, fc1, fc2) = (lp.attn_wo.offset, lp.mlp_fc1.offset, lp.mlp_fc2.offset);
             let residual = x;
             let xn = self.rmsnorm(&residual);
             let q = self.linear(&xn, wq, d);
@@ -318,7 +302,7 @@ impl ScalarGpt {
             let out = self.linear(&hidden, fc2, d);
             x = (0..d).map(|i| self.graph.add(out[i], x_mid[i])).collect();
         }
-        self.linear(&x, self.lm_head, self.cfg.vocab_size)
+        self.linear(&x, self.layout.lm_head.offset, self.cfg.vocab_size)
     }
 
     fn clear_cache(&mut self) {

@@ -75,8 +75,8 @@ fn tensor_engine_matches_the_scalar_engine_on_random_models() {
         let batch_size = [1, 3][case / 3 % 2];
         let params = cfg.layout().init(&mut rng, 0.3);
         let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
-        let mut tensor = TensorGpt::<f64>::new(&cfg, &params);
-        let mut scalar = ScalarGpt::new(&cfg, &params);
+        let mut tensor = TensorGpt::<f64>::new(&cfg, &params).unwrap();
+        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
         for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
             assert!(
                 d.max_rel <= f64_tolerance(&d.name),
@@ -98,8 +98,8 @@ fn f32_tensor_engine_stays_close_to_the_f64_scalar_engine() {
         let batch_size = [1, 3][case % 2];
         let params = cfg.layout().init(&mut rng, 0.3);
         let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
-        let mut tensor = TensorGpt::<f32>::new(&cfg, &params);
-        let mut scalar = ScalarGpt::new(&cfg, &params);
+        let mut tensor = TensorGpt::<f32>::new(&cfg, &params).unwrap();
+        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
         for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
             assert!(
                 d.max_rel <= 1e-3,
@@ -156,12 +156,12 @@ fn check_finite_differences<E: Engine<F = f64>>(build: impl Fn(&ModelConfig, &[f
 
 #[test]
 fn scalar_engine_gradients_match_finite_differences() {
-    check_finite_differences(ScalarGpt::new);
+    check_finite_differences(|c, p| ScalarGpt::new(c, p).unwrap());
 }
 
 #[test]
 fn tensor_engine_gradients_match_finite_differences() {
-    check_finite_differences(TensorGpt::<f64>::new);
+    check_finite_differences(|c, p| TensorGpt::<f64>::new(c, p).unwrap());
 }
 
 /// Decoding token by token with the key/value cache gives the scalar engine's logits.
@@ -171,8 +171,8 @@ fn tensor_decoding_matches_the_scalar_engine() {
     for case in 0..9 {
         let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
         let params = cfg.layout().init(&mut rng, 0.3);
-        let mut tensor = TensorGpt::<f64>::new(&cfg, &params);
-        let mut scalar = ScalarGpt::new(&cfg, &params);
+        let mut tensor = TensorGpt::<f64>::new(&cfg, &params).unwrap();
+        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
         let (mut ours, mut want) = (vec![0.0; cfg.vocab_size], vec![0.0; cfg.vocab_size]);
         for _ in 0..2 {
             tensor.reset_decode();

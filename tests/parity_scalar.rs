@@ -20,7 +20,7 @@ fn scalar_engine_reproduces_every_golden_bit_for_bit() {
             cfg,
             params,
         } = g.start(&names);
-        let mut trainer = g.trainer(ScalarGpt::new(&cfg, &params));
+        let mut trainer = g.trainer(ScalarGpt::new(&cfg, &params).unwrap());
         for (s, &want) in g.losses.iter().enumerate() {
             let stats = trainer.step(&corpus.tokens).unwrap();
             assert_eq!(
@@ -157,7 +157,7 @@ fn deep_graphs_do_not_overflow_the_stack() {
         activation: Activation::Gelu,
     };
     let params = cfg.layout().init(&mut Rng::new(7), 0.08);
-    let mut engine = ScalarGpt::new(&cfg, &params);
+    let mut engine = ScalarGpt::new(&cfg, &params).unwrap();
     let doc: Vec<usize> = (0..30).map(|i| [4, 0, 1, 2, 3][i % 5]).collect();
     let loss = engine.forward_backward(&[&doc]);
     assert!(loss.is_finite());

@@ -23,7 +23,7 @@ fn check_goldens<F: Float>(tolerance: f64, check_samples: bool) {
             cfg,
             params,
         } = g.start(&names);
-        let mut trainer = g.trainer(TensorGpt::<F>::new(&cfg, &params));
+        let mut trainer = g.trainer(TensorGpt::<F>::new(&cfg, &params).unwrap());
         for (s, &want) in g.losses.iter().enumerate() {
             let loss = trainer.step(&corpus.tokens).unwrap().loss;
             assert!(
@@ -68,7 +68,7 @@ fn f64_first_step_gradients_match_the_golden() {
             cfg,
             params,
         } = g.start(&names);
-        let mut engine = TensorGpt::<f64>::new(&cfg, &params);
+        let mut engine = TensorGpt::<f64>::new(&cfg, &params).unwrap();
         engine.forward_backward(&[&corpus.tokens[0]]);
         for spec in &cfg.layout().specs {
             let (ours, want) = (

@@ -59,7 +59,7 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
         batch_size: 4,
         ..Default::default()
     };
-    let mut trainer = Trainer::new(TensorGpt::<f64>::new(&cfg, &params), options);
+    let mut trainer = Trainer::new(TensorGpt::<f64>::new(&cfg, &params).unwrap(), options);
     // The first step of 4 documents sizes the buffers for any batch of up to 4.
     trainer.step(&docs).unwrap();
     let n = allocations_during(|| {

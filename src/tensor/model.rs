@@ -3,7 +3,7 @@
 //! the weights, the activations, the forward pass, the backward pass, then the [`Engine`].
 
 use super::ops::{self, AttentionShape};
-use crate::config::{ModelConfig, ParamLayout};
+use crate::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::dtype::Float;
 use crate::engine::Engine;
 use std::ops::Range;
@@ -25,25 +25,21 @@ struct Weights {
 }
 
 impl Weights {
-    fn new(layout: &ParamLayout, n_layer: usize) -> Self {
-        let at = |name: &str| layout.get(name).offset;
-        let layers = (0..n_layer)
-            .map(|i| {
-                let wq = layout.get(&format!("layer{i}.attn_wq"));
-                assert_eq!(at(&format!("layer{i}.attn_wk")), wq.offset + wq.len());
-                assert_eq!(at(&format!("layer{i}.attn_wv")), wq.offset + 2 * wq.len());
-                LayerWeights {
-                    qkv: wq.offset,
-                    wo: at(&format!("layer{i}.attn_wo")),
-                    fc1: at(&format!("layer{i}.mlp_fc1")),
-                    fc2: at(&format!("layer{i}.mlp_fc2")),
-                }
+    fn new(layout: &ParamLayout) -> Self {
+        let layers = layout
+            .layers
+            .iter()
+            .map(|l| LayerWeights {
+                qkv: l.attn_wq.offset,
+                wo: l.attn_wo.offset,
+                fc1: l.mlp_fc1.offset,
+                fc2: l.mlp_fc2.offset,
             })
             .collect();
         Weights {
-            wte: at("wte"),
-            wpe: at("wpe"),
-            lm_head: at("lm_head"),
+            wte: layout.wte.offset,
+            wpe: layout.wpe.offset,
+            lm_head: layout.lm_head.offset,
             layers,
         }
     }
@@ -185,10 +181,10 @@ pub struct TensorGpt<F: Float> {
 }
 
 impl<F: Float> TensorGpt<F> {
-    /// A model with layout-ordered `params`, rounded to `F`.
-    pub fn new(cfg: &ModelConfig, params: &[f64]) -> Self {
-        let layout = cfg.layout();
-        assert_eq!(params.len(), layout.total, "parameter count");
+    /// A model with layout-ordered `params`, rounded to `F`; the config must be valid and
+    /// fit them.
+    pub fn new(cfg: &ModelConfig, params: &[f64]) -> Result<Self, ConfigError> {
+        let layout = cfg.check_params(params)?;
         let hd = cfg.head_dim();
         let attention = AttentionShape {
             n_head: cfg.n_head,
@@ -199,8 +195,8 @@ impl<F: Float> TensorGpt<F> {
         let mut acts = Activations::default();
         // Decoding needs block_size rows; batches of one document fit in them too.
         acts.reserve(cfg, &attention, cfg.block_size);
-        TensorGpt {
-            weights: Weights::new(&layout, cfg.n_layer),
+        Ok(TensorGpt {
+            weights: Weights::new(&layout),
             attention,
             params: params.iter().map(|&p| F::of(p)).collect(),
             grads: vec![F::zero(); layout.total],
@@ -208,7 +204,7 @@ impl<F: Float> TensorGpt<F> {
             acts,
             cfg: cfg.clone(),
             layout,
-        }
+        })
     }
 
     /// The forward pass up to the logits for rows `r` of the packed batch. `r` must end
