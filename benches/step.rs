@@ -3,20 +3,26 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use microgpt::config::{Activation, ModelConfig};
+use microgpt::data::{BatchSource, Corpus};
 use microgpt::engine::Engine;
-use microgpt::optim::{AdamConfig, LrSchedule};
+use microgpt::optim::LrSchedule;
 use microgpt::rng::Rng;
-use microgpt::run::Corpus;
 use microgpt::scalar::ScalarGpt;
+use microgpt::settings::{DataSettings, RunSettings};
 use microgpt::tensor::TensorGpt;
-use microgpt::train::{TrainOptions, Trainer};
+use microgpt::train::Trainer;
 use std::path::PathBuf;
 use std::time::Duration;
 
 fn corpus() -> (Corpus, Rng) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/names.txt");
     let mut rng = Rng::new(42);
-    let corpus = Corpus::load(Some(&path), &mut rng)
+    let data = DataSettings {
+        input: Some(path.clone()),
+        seed: 42,
+        val_frac: 0.0,
+    };
+    let corpus = Corpus::load(&data, &mut rng)
         .unwrap_or_else(|e| panic!("benchmarks need {}: {e:#}", path.display()));
     (corpus, rng)
 }
@@ -43,23 +49,18 @@ fn bench_steps<E: Engine>(
     let (corpus, _) = corpus();
     // A constant, small learning rate: the time per step does not depend on it, and the
     // larger models diverge at the default 0.01 over the many steps measured.
-    let options = TrainOptions {
-        steps: usize::MAX,
-        batch_size,
-        adam: AdamConfig {
-            lr: 1e-3,
-            ..Default::default()
-        },
-        lr_schedule: LrSchedule::Constant,
-        ..Default::default()
-    };
-    let mut trainer = Trainer::new(engine, options);
+    let mut settings = RunSettings::default();
+    settings.schedule.steps = usize::MAX;
+    settings.schedule.lr_schedule = LrSchedule::Constant;
+    settings.optimizer.lr = 1e-3;
+    let mut trainer = Trainer::new(engine, &settings);
+    let source = corpus.batches(batch_size);
     c.benchmark_group(group)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2))
         .bench_function(BenchmarkId::from_parameter(id), |b| {
-            b.iter(|| trainer.step(&corpus.tokens).unwrap())
+            b.iter(|| trainer.step(&source.batch(trainer.step)).unwrap())
         });
 }
 

@@ -13,12 +13,12 @@
 //!
 //! Every file is written atomically, so an interrupted save leaves the previous one whole.
 
-use crate::cli::TrainArgs;
 use crate::config::{ModelConfig, ParamLayout};
 use crate::data::Vocab;
 use crate::dtype::{Dtype, Float};
 use crate::files::write_atomic;
 use crate::optim::Adam;
+use crate::settings::RunSettings;
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever a file of the run directory changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT: &str = "microgpt";
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -39,9 +39,9 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
     pub format_version: u32,
-    /// Every training setting; `steps` is the run's current total (`--resume --steps`
+    /// Every setting of the run; `steps` is its current total (`--resume --steps`
     /// rewrites it).
-    pub args: TrainArgs,
+    pub settings: RunSettings,
     pub model: ModelConfig,
     /// Absolute path of the dataset.
     pub dataset: PathBuf,
@@ -86,8 +86,12 @@ impl RunConfig {
 fn check_version(found: Option<u64>, path: &Path) -> Result<()> {
     match found {
         Some(v) if v == u64::from(FORMAT_VERSION) => Ok(()),
+        Some(v) if v < u64::from(FORMAT_VERSION) => bail!(
+            "{} was made by an older version of microgpt (format {v}; this one reads format {FORMAT_VERSION}): train the run again with this version",
+            path.display()
+        ),
         Some(v) => bail!(
-            "{} has format version {v}, but this microgpt reads version {FORMAT_VERSION}",
+            "{} was made by a newer version of microgpt (format {v}; this one reads format {FORMAT_VERSION})",
             path.display()
         ),
         None => bail!(
@@ -360,12 +364,12 @@ pub fn load_run(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
             dir.display()
         );
     }
-    if model.dtype != config.args.dtype {
+    if model.dtype != config.settings.system.dtype {
         bail!(
             "{} is {} but the run's dtype is {}",
             dir.join(MODEL_FILE).display(),
             model.dtype,
-            config.args.dtype
+            config.settings.system.dtype
         );
     }
     Ok((config, model))

@@ -1,14 +1,15 @@
-//! Command-line arguments (clap derive). Defaults equal microgpt.py's settings.
+//! Command-line arguments (clap derive). The defaults are [`RunSettings::default`]'s, which
+//! are microgpt.py's; `train` flags convert into a [`RunSettings`].
 
-use crate::config::{Activation, ModelConfig};
-use crate::dtype::Dtype;
-use crate::engine::EngineKind;
-use crate::optim::{AdamConfig, LrSchedule};
-use crate::train::TrainOptions;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use microgpt::config::Activation;
+use microgpt::dispatch::EngineKind;
+use microgpt::dtype::Dtype;
+use microgpt::optim::LrSchedule;
+use microgpt::settings::{self, *};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -64,129 +65,166 @@ pub enum Command {
     Gradcheck(GradcheckArgs),
 }
 
+/// The defaults every flag shows.
+fn d() -> RunSettings {
+    RunSettings::default()
+}
+
 /// Where the documents come from and the seed of the one RNG stream.
-#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[derive(Args, Clone, Debug)]
 pub struct DataArgs {
     /// Text file, one document per line [default: input.txt, downloaded when missing].
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Seed of the RNG that shuffles the documents, initialises weights and samples.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = d().data.seed)]
     pub seed: u64,
 }
 
-/// The model's shape (the vocabulary size comes from the data).
-#[derive(Args, Clone, Debug, Serialize, Deserialize)]
-pub struct ModelArgs {
-    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
+/// The model's shape (the vocabulary size comes from the data) and its initialisation.
+#[derive(Args, Clone, Debug)]
+pub struct ModelFlags {
+    #[arg(long, default_value_t = d().model.n_embd, value_parser = at_least_one)]
     pub n_embd: usize,
-    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
+    #[arg(long, default_value_t = d().model.n_head, value_parser = at_least_one)]
     pub n_head: usize,
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    #[arg(long, default_value_t = d().model.n_layer, value_parser = at_least_one)]
     pub n_layer: usize,
-    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
+    #[arg(long, default_value_t = d().model.block_size, value_parser = at_least_one)]
     pub block_size: usize,
     /// MLP non-linearity.
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    #[arg(long, default_value_t = d().model.activation, value_parser = choice::<Activation>())]
     pub activation: Activation,
+    /// Standard deviation of the Gaussian weight init.
+    #[arg(long, default_value_t = d().model.init_std, value_parser = positive)]
+    pub init_std: f64,
 }
 
-impl ModelArgs {
-    pub fn config(&self, vocab_size: usize) -> ModelConfig {
-        ModelConfig {
-            vocab_size,
+impl ModelFlags {
+    pub fn args(&self) -> ModelArgs {
+        ModelArgs {
             n_embd: self.n_embd,
             n_head: self.n_head,
             n_layer: self.n_layer,
             block_size: self.block_size,
             activation: self.activation,
+            init_std: self.init_std,
         }
     }
 }
 
-#[derive(Args, Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// Hold out the last fraction F of the shuffled documents for validation.
+    #[arg(long, default_value_t = d().data.val_frac, value_parser = unit_interval, value_name = "F")]
+    pub val_frac: f64,
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[arg(long, value_enum, default_value_t = EngineKind::default())]
-    pub engine: EngineKind,
-    /// Element type of the tensor engine (the scalar engine is always f64).
-    #[arg(long, value_enum, default_value_t = Dtype::F64)]
-    pub dtype: Dtype,
-    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
-    pub steps: usize,
-    /// Documents per step.
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 0.01, value_parser = positive)]
+    pub model: ModelFlags,
+    #[arg(long, default_value_t = d().optimizer.lr, value_parser = positive)]
     pub lr: f64,
-    #[arg(long, default_value_t = 0.85, value_parser = unit_interval)]
+    #[arg(long, default_value_t = d().optimizer.beta1, value_parser = unit_interval)]
     pub beta1: f64,
-    #[arg(long, default_value_t = 0.99, value_parser = unit_interval)]
+    #[arg(long, default_value_t = d().optimizer.beta2, value_parser = unit_interval)]
     pub beta2: f64,
-    #[arg(long, default_value_t = 1e-8, value_parser = positive)]
+    #[arg(long, default_value_t = d().optimizer.eps, value_parser = positive)]
     pub eps: f64,
-    /// Standard deviation of the Gaussian weight init.
-    #[arg(long, default_value_t = 0.08, value_parser = positive)]
-    pub init_std: f64,
-    #[arg(long, value_enum, default_value_t = LrSchedule::Linear)]
-    pub lr_schedule: LrSchedule,
-    /// Steps of linear learning-rate warm-up before the schedule.
-    #[arg(long, default_value_t = 0)]
-    pub warmup_steps: usize,
     /// Clip the global gradient norm to this value [default: no clipping].
     #[arg(long, value_parser = positive)]
     pub grad_clip: Option<f64>,
+    #[arg(long, default_value_t = d().schedule.steps, value_parser = at_least_one)]
+    pub steps: usize,
+    /// Documents per step.
+    #[arg(long, default_value_t = d().schedule.batch_size, value_parser = at_least_one)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = d().schedule.lr_schedule, value_parser = choice::<LrSchedule>())]
+    pub lr_schedule: LrSchedule,
+    /// Steps of linear learning-rate warm-up before the schedule.
+    #[arg(long, default_value_t = d().schedule.warmup_steps)]
+    pub warmup_steps: usize,
+    /// Record the validation loss every N steps (0: only at the last step).
+    #[arg(long, default_value_t = d().evaluation.eval_every, value_name = "N")]
+    pub eval_every: usize,
     /// Sampling temperature after training.
-    #[arg(long, default_value_t = 0.5, value_parser = positive)]
+    #[arg(long, default_value_t = d().sampling.temperature, value_parser = positive)]
     pub temperature: f64,
     /// Names to sample after training (0 skips sampling).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = d().sampling.num_samples)]
     pub num_samples: usize,
-    /// Hold out the last fraction F of the shuffled documents for validation.
-    #[arg(long, default_value_t = 0.0, value_parser = unit_interval, value_name = "F")]
-    pub val_frac: f64,
-    /// Record the validation loss every N steps (0: only at the last step).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub eval_every: usize,
+    #[arg(long, default_value_t = d().system.engine, value_parser = choice::<EngineKind>())]
+    pub engine: EngineKind,
+    /// Element type of the tensor engine (the scalar engine is always f64).
+    #[arg(long, default_value_t = d().system.dtype, value_parser = choice::<Dtype>())]
+    pub dtype: Dtype,
+    /// Threads for the tensor engine. Runs are reproducible for a given count; large
+    /// models' last bits can differ between counts.
+    #[arg(long, default_value_t = d().system.threads, value_parser = at_least_one, value_name = "N")]
+    pub threads: usize,
+    /// Save the checkpoint and metrics every N steps (0: only when stopping).
+    #[arg(long, default_value_t = d().system.save_every, value_name = "N")]
+    pub save_every: usize,
     /// Run directory: config.json, metrics.csv, samples.txt and the checkpoint.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Save the checkpoint and metrics every N steps (0: only when stopping).
-    #[arg(long, default_value_t = 250, value_name = "N")]
-    pub save_every: usize,
     /// Stop (and save) once N steps of the run are done; continue later with --resume.
     #[arg(long, value_parser = at_least_one, value_name = "N")]
-    #[serde(skip)]
     pub stop_after: Option<usize>,
     /// Continue the run in DIR with its stored settings (--steps M extends it to M steps).
     #[arg(long, value_name = "DIR")]
-    #[serde(skip)]
     pub resume: Option<PathBuf>,
     /// Print neither progress nor step lines.
     #[arg(long)]
-    #[serde(skip)]
     pub quiet: bool,
-    /// Threads for the tensor engine's GEMMs (OpenBLAS). Runs are reproducible for a given
-    /// count; large models' last bits can differ between counts.
-    #[arg(long, default_value_t = available_cores(), value_parser = at_least_one, value_name = "N")]
-    pub threads: usize,
     /// Flags given on the command line (clap ids), filled by [`Cli::parse_with_sources`].
     #[arg(skip)]
-    #[serde(skip)]
     pub given: BTreeSet<String>,
 }
 
-impl Default for TrainArgs {
-    /// The command-line defaults; settings missing from an older config.json take these.
-    fn default() -> Self {
-        match Cli::parse_from(["microgpt", "train"]).command {
-            Command::Train(args) => args,
-            _ => unreachable!("parsed the train subcommand"),
+impl TrainArgs {
+    /// The run's settings from the flags.
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            data: DataSettings {
+                input: self.data.input.clone(),
+                seed: self.data.seed,
+                val_frac: self.val_frac,
+            },
+            model: self.model.args(),
+            optimizer: OptimizerSettings {
+                lr: self.lr,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                grad_clip: self.grad_clip,
+            },
+            schedule: ScheduleSettings {
+                steps: self.steps,
+                batch_size: self.batch_size,
+                lr_schedule: self.lr_schedule,
+                warmup_steps: self.warmup_steps,
+            },
+            evaluation: EvalSettings {
+                eval_every: self.eval_every,
+            },
+            sampling: SamplingSettings {
+                temperature: self.temperature,
+                num_samples: self.num_samples,
+            },
+            system: SystemSettings {
+                engine: self.engine,
+                dtype: self.dtype,
+                threads: self.threads,
+                save_every: self.save_every,
+            },
         }
+    }
+
+    /// The settings given on the command line, by flat name.
+    pub fn given_settings(&self) -> SettingsMap {
+        let mut map = self.settings().to_map();
+        map.retain(|k, _| self.given.contains(k));
+        map
     }
 }
 
@@ -211,7 +249,7 @@ pub struct SampleArgs {
     #[arg(long, value_delimiter = ',', value_parser = positive, allow_negative_numbers = true)]
     pub temperatures: Option<Vec<f64>>,
     /// Run the model on this engine [default: the run's].
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<EngineKind>())]
     pub engine: Option<EngineKind>,
 }
 
@@ -241,43 +279,32 @@ pub struct CompareArgs {
     pub out: PathBuf,
 }
 
-impl TrainArgs {
-    /// The stored settings as flag name (clap id, `n_embd`) → value: what sweeps vary and
-    /// pass on to their runs, and what `compare` labels runs by.
-    pub fn settings(&self) -> BTreeMap<String, serde_json::Value> {
-        fn flatten(value: serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
-            if let serde_json::Value::Object(map) = value {
-                for (k, v) in map {
-                    if v.is_object() {
-                        flatten(v, out);
-                    } else {
-                        out.insert(k, v);
-                    }
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        flatten(
-            serde_json::to_value(self).expect("settings serialize"),
-            &mut out,
-        );
-        out
-    }
+#[derive(Args, Clone, Debug)]
+pub struct GradcheckArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    /// Documents per checked batch.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub batch_size: usize,
+    /// Element type of the tensor engine (the reference is always f64).
+    #[arg(long, default_value_t = Dtype::F64, value_parser = choice::<Dtype>())]
+    pub dtype: Dtype,
+    /// Largest accepted relative error per tensor [default: 1e-9 for f64, 1e-3 for f32].
+    #[arg(long, value_parser = positive)]
+    pub tolerance: Option<f64>,
+    /// Batches to check (the first ones of the shuffled documents).
+    #[arg(long, default_value_t = 3, value_parser = at_least_one, value_name = "N")]
+    pub batches: usize,
+}
 
-    pub fn options(&self) -> TrainOptions {
-        TrainOptions {
-            steps: self.steps,
-            batch_size: self.batch_size,
-            adam: AdamConfig {
-                lr: self.lr,
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-            },
-            lr_schedule: self.lr_schedule,
-            warmup_steps: self.warmup_steps,
-            grad_clip: self.grad_clip,
-        }
+impl GradcheckArgs {
+    pub fn tolerance(&self) -> f64 {
+        self.tolerance.unwrap_or(match self.dtype {
+            Dtype::F64 => 1e-9,
+            Dtype::F32 => 1e-3,
+        })
     }
 }
 
@@ -292,41 +319,14 @@ pub fn one_line(e: &clap::Error) -> String {
     message.join(" ").trim_start_matches("error: ").to_string()
 }
 
-#[derive(Args, Clone, Debug)]
-pub struct GradcheckArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// Documents per checked batch.
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-    pub batch_size: usize,
-    /// Element type of the tensor engine (the reference is always f64).
-    #[arg(long, value_enum, default_value_t = Dtype::F64)]
-    pub dtype: Dtype,
-    /// Standard deviation of the Gaussian weight init.
-    #[arg(long, default_value_t = 0.08, value_parser = positive)]
-    pub init_std: f64,
-    /// Largest accepted relative error per tensor [default: 1e-9 for f64, 1e-3 for f32].
-    #[arg(long, value_parser = positive)]
-    pub tolerance: Option<f64>,
-    /// Batches to check (the first ones of the shuffled documents).
-    #[arg(long, default_value_t = 3, value_parser = at_least_one, value_name = "N")]
-    pub docs: usize,
-}
-
-impl GradcheckArgs {
-    pub fn tolerance(&self) -> f64 {
-        self.tolerance.unwrap_or(match self.dtype {
-            Dtype::F64 => 1e-9,
-            Dtype::F32 => 1e-3,
-        })
-    }
-}
-
-/// The machine's cores, for `--threads`.
-fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// Parses one of `T`'s names; `--help` lists them.
+fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|c| c.name())).map(|name| {
+        *T::ALL
+            .iter()
+            .find(|c| c.name() == name)
+            .expect("a listed name")
+    })
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {

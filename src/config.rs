@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The MLP's non-linearity (mission C).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// `max(0, x)`, the original's.
@@ -51,13 +51,20 @@ impl Activation {
     }
 }
 
-impl std::fmt::Display for Activation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl crate::settings::Choice for Activation {
+    const ALL: &'static [Self] = &[Activation::Relu, Activation::Gelu, Activation::Relu2];
+    fn name(self) -> &'static str {
+        match self {
             Activation::Relu => "relu",
             Activation::Gelu => "gelu",
             Activation::Relu2 => "relu2",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::settings::Choice::name(*self))
     }
 }
 

@@ -1,9 +1,116 @@
-//! The dataset (SPEC §1): one document per line, a character vocabulary plus BOS, and the
-//! original's way of finding its input (`--input`, else `input.txt`, else download).
+//! The dataset (docs/SPEC.md §1): one document per line, a character vocabulary plus BOS, and
+//! the original's way of finding its input (`--input`, else `input.txt`, else download); the
+//! shuffled [`Corpus`], its train/validation split, and the sequences each step trains on.
 
+use crate::config::ParamLayout;
+use crate::rng::Rng;
+use crate::settings::DataSettings;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+/// Positions a sequence of `len` tokens predicts in a model of `block_size`: every token
+/// but the first is a target, cropped to the block (the original's `min(block_size, n)`).
+pub fn predictions(len: usize, block_size: usize) -> usize {
+    block_size.min(len - 1)
+}
+
+/// The shuffled documents, their vocabulary and encodings, and the train/validation split.
+pub struct Corpus {
+    pub path: PathBuf,
+    pub docs: Vec<String>,
+    pub vocab: Vocab,
+    pub tokens: Vec<Vec<usize>>,
+    /// The first `n_train` documents train; the rest validate.
+    pub n_train: usize,
+}
+
+impl Corpus {
+    /// Reads the dataset and shuffles it with `rng`, the first draws of the stream.
+    pub fn load(settings: &DataSettings, rng: &mut Rng) -> Result<Self> {
+        let url = std::env::var("MICROGPT_DATA_URL").unwrap_or_else(|_| NAMES_URL.into());
+        let path = resolve_input(settings.input.as_deref(), &url)?;
+        let mut docs = read_docs(&path)?;
+        rng.shuffle(&mut docs);
+        let vocab = Vocab::from_docs(&docs);
+        let tokens = docs.iter().map(|d| vocab.encode_doc(d)).collect();
+        let n_train = train_split(docs.len(), settings.val_frac)?;
+        Ok(Corpus {
+            path,
+            docs,
+            vocab,
+            tokens,
+            n_train,
+        })
+    }
+
+    /// The training batches, `batch_size` documents a step.
+    pub fn batches(&self, batch_size: usize) -> DocBatches<'_> {
+        DocBatches {
+            docs: &self.tokens[..self.n_train],
+            batch_size,
+        }
+    }
+
+    /// The validation documents.
+    pub fn val_sequences(&self) -> Vec<&[usize]> {
+        self.tokens[self.n_train..]
+            .iter()
+            .map(Vec::as_slice)
+            .collect()
+    }
+
+    /// The training documents as text.
+    pub fn train_docs(&self) -> &[String] {
+        &self.docs[..self.n_train]
+    }
+}
+
+/// How many of `num_docs` shuffled documents train: the last `val_frac` of them (at least
+/// one when `val_frac > 0`) are held out for validation.
+pub fn train_split(num_docs: usize, val_frac: f64) -> Result<usize> {
+    let n_val = if val_frac > 0.0 {
+        ((num_docs as f64 * val_frac).round() as usize).max(1)
+    } else {
+        0
+    };
+    if n_val >= num_docs {
+        bail!("--val-frac {val_frac} leaves none of the {num_docs} documents for training");
+    }
+    Ok(num_docs - n_val)
+}
+
+/// The run's RNG after the shuffle and the weight init, rebuilt without the dataset: the
+/// shuffle's draws depend only on the number of documents. Training draws nothing, so
+/// this is the stream the run's own samples come from.
+pub fn rng_after_init(seed: u64, num_docs: usize, layout: &ParamLayout, init_std: f64) -> Rng {
+    let mut rng = Rng::new(seed);
+    rng.shuffle(&mut vec![(); num_docs]);
+    layout.init(&mut rng, init_std);
+    rng
+}
+
+/// Where each training step's sequences come from.
+pub trait BatchSource {
+    /// The sequences of 0-based `step`: token ids, each predicting
+    /// [`predictions`]`(len, block_size)` positions.
+    fn batch(&self, step: usize) -> Vec<&[usize]>;
+}
+
+/// One document per line: step `s` takes documents `s*B .. s*B+B-1`, cyclically (the
+/// original's order for `B = 1`).
+pub struct DocBatches<'a> {
+    docs: &'a [Vec<usize>],
+    batch_size: usize,
+}
+
+impl BatchSource for DocBatches<'_> {
+    fn batch(&self, step: usize) -> Vec<&[usize]> {
+        (0..self.batch_size)
+            .map(|b| self.docs[(step * self.batch_size + b) % self.docs.len()].as_slice())
+            .collect()
+    }
+}
 
 /// Where the original downloads the names list from when `input.txt` is missing.
 pub const NAMES_URL: &str = "https://raw.githubusercontent.com/karpathy/makemore/988aa59/names.txt";

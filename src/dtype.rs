@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Element type of the tensor engine's parameters, activations and optimizer state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
     F32,
@@ -11,12 +11,19 @@ pub enum Dtype {
     F64,
 }
 
-impl std::fmt::Display for Dtype {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl crate::settings::Choice for Dtype {
+    const ALL: &'static [Self] = &[Dtype::F32, Dtype::F64];
+    fn name(self) -> &'static str {
+        match self {
             Dtype::F32 => "f32",
             Dtype::F64 => "f64",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Dtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::settings::Choice::name(*self))
     }
 }
 

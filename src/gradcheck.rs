@@ -1,14 +1,8 @@
-//! The gradient check: the tensor engine's loss and gradients against the scalar reference
-//! engine's, from the same parameters on the same batches.
+//! The gradient check: one engine's loss and gradients against a reference engine's, from
+//! the same parameters on the same batches, one [`Deviation`] per tensor.
 
-use crate::cli::GradcheckArgs;
 use crate::dtype::Float;
-use crate::engine::{with_engine, Engine, EngineKind, EngineTask};
-use crate::rng::Rng;
-use crate::run::Corpus;
-use crate::scalar::ScalarGpt;
-use crate::train::batch_of;
-use anyhow::{bail, Result};
+use crate::engine::Engine;
 
 /// How far one quantity (a parameter's gradient, or the loss) is from the reference, over
 /// every batch checked: the largest `max|a - b|` and the largest `max|a - b| / max|b|`.
@@ -57,7 +51,7 @@ fn not_nan(x: f64) -> f64 {
 
 /// The loss (first) and every parameter tensor's gradient of `engine` against `reference`
 /// after `forward_backward` on each of `batches`.
-pub fn compare<E: Engine, R: Engine<F = f64>>(
+pub fn deviations<E: Engine, R: Engine<F = f64>>(
     engine: &mut E,
     reference: &mut R,
     batches: &[Vec<&[usize]>],
@@ -81,51 +75,34 @@ pub fn compare<E: Engine, R: Engine<F = f64>>(
     deviations
 }
 
-/// `microgpt gradcheck`: prints one line per tensor and the largest relative error; an
-/// error when it exceeds the tolerance.
-pub fn run(args: &GradcheckArgs) -> Result<()> {
-    let mut rng = Rng::new(args.data.seed);
-    let corpus = Corpus::load(args.data.input.as_deref(), &mut rng)?;
-    let cfg = args.model.config(corpus.vocab.size());
-    cfg.validate()?;
-    let params = cfg.layout().init(&mut rng, args.init_std);
-    let batches: Vec<Vec<&[usize]>> = (0..args.docs)
-        .map(|step| batch_of(&corpus.tokens, step, args.batch_size))
-        .collect();
-    let task = CompareTask {
-        reference: ScalarGpt::new(&cfg, &params)?,
-        batches: &batches,
-    };
-    let deviations = with_engine(EngineKind::Tensor, args.dtype, &cfg, &params, task)?;
-    let tolerance = args.tolerance();
-    let mut worst = 0.0f64;
-    for d in &deviations {
-        let verdict = if d.max_rel <= tolerance {
-            "OK"
-        } else {
-            "NOT OK"
-        };
-        println!(
-            "{:<18} [{:>4}, {:>4}]  max abs {:.3e}  max rel {:.3e}  {verdict}",
-            d.name, d.shape.0, d.shape.1, d.max_abs, d.max_rel
-        );
-        worst = worst.max(d.max_rel);
+/// The verdict column of a deviation table.
+pub fn verdict(max_rel: f64, tolerance: f64) -> &'static str {
+    if max_rel <= tolerance {
+        "OK"
+    } else {
+        "NOT OK"
     }
-    println!("max relative error: {worst:e}");
-    if worst > tolerance {
-        bail!("gradient check failed: max relative error {worst:e} exceeds the tolerance {tolerance:e}");
-    }
-    Ok(())
 }
 
-struct CompareTask<'a> {
-    reference: ScalarGpt,
-    batches: &'a [Vec<&'a [usize]>],
+/// llm.c's table: one line per tensor (name, shape, max abs, max rel, OK / NOT OK).
+pub fn table(deviations: &[Deviation], tolerance: f64) -> String {
+    deviations
+        .iter()
+        .map(|d| {
+            format!(
+                "{:<18} [{:>4}, {:>4}]  max abs {:.3e}  max rel {:.3e}  {}\n",
+                d.name,
+                d.shape.0,
+                d.shape.1,
+                d.max_abs,
+                d.max_rel,
+                verdict(d.max_rel, tolerance)
+            )
+        })
+        .collect()
 }
 
-impl EngineTask for CompareTask<'_> {
-    type Output = Vec<Deviation>;
-    fn run<E: Engine>(mut self, mut engine: E) -> Vec<Deviation> {
-        compare(&mut engine, &mut self.reference, self.batches)
-    }
+/// The largest relative error of any tensor.
+pub fn worst(deviations: &[Deviation]) -> f64 {
+    deviations.iter().map(|d| d.max_rel).fold(0.0, f64::max)
 }

@@ -1,14 +1,16 @@
-//! microgpt: Karpathy's microgpt.py in Rust — a bit-exact scalar autograd reference engine
-//! and the pieces to train, check and sample tiny GPTs on a CPU.
+//! microgpt: Karpathy's microgpt.py in Rust — a bit-exact scalar autograd reference engine,
+//! a fast tensor engine, and the pieces to train, check and sample tiny GPTs on a CPU.
+//! The command line (`src/main.rs`, `src/cli.rs`, `src/commands/`) is built on this library;
+//! the library knows nothing of it.
 
 // Links the system OpenBLAS that ndarray's GEMMs call.
 #[cfg(feature = "openblas")]
 extern crate blas_src;
 
 pub mod checkpoint;
-pub mod cli;
 pub mod config;
 pub mod data;
+pub mod dispatch;
 pub mod dtype;
 pub mod engine;
 pub mod files;
@@ -18,12 +20,9 @@ pub mod metrics;
 pub mod optim;
 pub mod progress;
 pub mod pymath;
-pub mod report;
 pub mod rng;
-pub mod run;
 pub mod sample;
-pub mod sampling;
 pub mod scalar;
-pub mod sweep;
+pub mod settings;
 pub mod tensor;
 pub mod train;

@@ -1,4 +1,9 @@
-use microgpt::cli::{Cli, Command};
+//! The `microgpt` command line: parses the arguments and runs the command.
+
+mod cli;
+mod commands;
+
+use cli::{Cli, Command};
 use microgpt::interrupt::Outcome;
 use std::process::ExitCode;
 
@@ -11,13 +16,13 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_with_sources();
     let result = match &cli.command {
-        Command::Train(args) => microgpt::run::train(args),
-        Command::Sample(args) => microgpt::sampling::sample(args).map(|()| Outcome::Done),
-        Command::Sweep(args) => microgpt::sweep::sweep(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Sample(args) => commands::sample::run(args).map(|()| Outcome::Done),
+        Command::Sweep(args) => commands::sweep::run(args),
         Command::Compare(args) => {
-            microgpt::report::compare(&args.runs, &args.out).map(|()| Outcome::Done)
+            commands::compare::run(&args.runs, &args.out).map(|()| Outcome::Done)
         }
-        Command::Gradcheck(args) => microgpt::gradcheck::run(args).map(|()| Outcome::Done),
+        Command::Gradcheck(args) => commands::gradcheck::run(args).map(|()| Outcome::Done),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -26,7 +26,7 @@ impl Default for AdamConfig {
 }
 
 /// How the learning rate moves over the run's steps after the warm-up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     /// `lr * (1 - s/steps)`, the original's.
@@ -37,13 +37,20 @@ pub enum LrSchedule {
     Constant,
 }
 
-impl std::fmt::Display for LrSchedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl crate::settings::Choice for LrSchedule {
+    const ALL: &'static [Self] = &[LrSchedule::Linear, LrSchedule::Cosine, LrSchedule::Constant];
+    fn name(self) -> &'static str {
+        match self {
             LrSchedule::Linear => "linear",
             LrSchedule::Cosine => "cosine",
             LrSchedule::Constant => "constant",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::settings::Choice::name(*self))
     }
 }
 

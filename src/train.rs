@@ -1,37 +1,12 @@
-//! The training loop: batches of documents, forward/backward on any [`Engine`], optional
-//! gradient clipping, the learning-rate schedule and Adam.
+//! One training step on any [`Engine`] (forward/backward, optional gradient clipping, the
+//! learning-rate schedule, Adam) and the validation loss.
 
+use crate::data::predictions;
 use crate::dtype::Float;
 use crate::engine::Engine;
-use crate::optim::{clip_grad_norm, Adam, AdamConfig, LrSchedule};
+use crate::optim::{clip_grad_norm, Adam};
+use crate::settings::{OptimizerSettings, RunSettings, ScheduleSettings};
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
-
-/// Everything that decides how the weights move, beyond the model's shape.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainOptions {
-    pub steps: usize,
-    pub batch_size: usize,
-    pub adam: AdamConfig,
-    pub lr_schedule: LrSchedule,
-    pub warmup_steps: usize,
-    /// Clip the global gradient norm to this (none: the original's behaviour).
-    pub grad_clip: Option<f64>,
-}
-
-impl Default for TrainOptions {
-    /// The original's: 1000 steps of one document, linear decay, no clipping.
-    fn default() -> Self {
-        TrainOptions {
-            steps: 1000,
-            batch_size: 1,
-            adam: AdamConfig::default(),
-            lr_schedule: LrSchedule::Linear,
-            warmup_steps: 0,
-            grad_clip: None,
-        }
-    }
-}
 
 /// What one step did.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,59 +19,49 @@ pub struct StepStats {
     pub tokens: usize,
 }
 
-/// Documents of 0-based `step`: `docs[(step*B + b) % len]` for `b < B`.
-pub fn batch_of(docs: &[Vec<usize>], step: usize, batch_size: usize) -> Vec<&[usize]> {
-    (0..batch_size)
-        .map(|b| docs[(step * batch_size + b) % docs.len()].as_slice())
-        .collect()
-}
-
-/// Target tokens a batch predicts: `min(block_size, len - 1)` per document.
+/// Target tokens a batch predicts.
 pub fn target_tokens(batch: &[&[usize]], block_size: usize) -> usize {
-    batch.iter().map(|t| block_size.min(t.len() - 1)).sum()
+    batch.iter().map(|t| predictions(t.len(), block_size)).sum()
 }
 
 pub struct Trainer<E: Engine> {
     pub engine: E,
     pub adam: Adam<E::F>,
-    pub options: TrainOptions,
+    pub optimizer: OptimizerSettings,
+    pub schedule: ScheduleSettings,
     /// Steps taken so far.
     pub step: usize,
 }
 
 impl<E: Engine> Trainer<E> {
-    pub fn new(engine: E, options: TrainOptions) -> Self {
-        let adam = Adam::new(options.adam, engine.layout().total);
+    pub fn new(engine: E, settings: &RunSettings) -> Self {
+        let adam = Adam::new(settings.optimizer.adam(), engine.layout().total);
         Trainer {
             engine,
             adam,
-            options,
+            optimizer: settings.optimizer.clone(),
+            schedule: settings.schedule.clone(),
             step: 0,
         }
     }
 
-    pub fn is_done(&self) -> bool {
-        self.step >= self.options.steps
-    }
-
-    /// One optimisation step on the next batch. A non-finite loss is an error and leaves
-    /// the weights as they were.
-    pub fn step(&mut self, docs: &[Vec<usize>]) -> Result<StepStats> {
-        let o = &self.options;
-        let batch = batch_of(docs, self.step, o.batch_size);
-        let tokens = target_tokens(&batch, self.engine.config().block_size);
-        let loss = self.engine.forward_backward(&batch);
+    /// One optimisation step on `batch`. A non-finite loss is an error and leaves the
+    /// weights as they were.
+    pub fn step(&mut self, batch: &[&[usize]]) -> Result<StepStats> {
+        let tokens = target_tokens(batch, self.engine.config().block_size);
+        let loss = self.engine.forward_backward(batch);
         if !loss.is_finite() {
             bail!(
                 "loss became {loss} at step {}: the weights diverged (try a lower --lr, --grad-clip or a smaller --init-std)",
                 self.step + 1
             );
         }
-        let lr = o
+        let s = &self.schedule;
+        let lr = s
             .lr_schedule
-            .lr(o.adam.lr, self.step, o.steps, o.warmup_steps);
+            .lr(self.optimizer.lr, self.step, s.steps, s.warmup_steps);
         let (params, grads) = self.engine.params_and_grads_mut();
-        if let Some(max_norm) = o.grad_clip {
+        if let Some(max_norm) = self.optimizer.grad_clip {
             clip_grad_norm(grads, max_norm);
         }
         self.adam.update(params, grads, lr, E::ADAM_ROUNDING);
@@ -108,19 +73,19 @@ impl<E: Engine> Trainer<E> {
             tokens,
         })
     }
+}
 
-    /// Mean loss over `docs` in batches of `batch_size`, weighted by target tokens.
-    pub fn evaluate(&mut self, docs: &[Vec<usize>]) -> f64 {
-        let block_size = self.engine.config().block_size;
-        let (mut sum, mut count) = (0.0, 0usize);
-        for chunk in docs.chunks(self.options.batch_size.max(1)) {
-            let batch: Vec<&[usize]> = chunk.iter().map(Vec::as_slice).collect();
-            let n = target_tokens(&batch, block_size);
-            sum += self.engine.loss(&batch) * n as f64;
-            count += n;
-        }
-        sum / count.max(1) as f64
+/// Mean loss of `engine` over `sequences` in batches of `batch_size`, weighted by target
+/// tokens.
+pub fn evaluate<E: Engine>(engine: &mut E, sequences: &[&[usize]], batch_size: usize) -> f64 {
+    let block_size = engine.config().block_size;
+    let (mut sum, mut count) = (0.0, 0usize);
+    for batch in sequences.chunks(batch_size.max(1)) {
+        let n = target_tokens(batch, block_size);
+        sum += engine.loss(batch) * n as f64;
+        count += n;
     }
+    sum / count.max(1) as f64
 }
 
 /// Converts layout-ordered `f64` parameters into an engine's element type.

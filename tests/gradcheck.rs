@@ -4,7 +4,7 @@
 
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::engine::Engine;
-use microgpt::gradcheck::compare;
+use microgpt::gradcheck::deviations as compare;
 use microgpt::rng::Rng;
 use microgpt::scalar::ScalarGpt;
 use microgpt::tensor::TensorGpt;

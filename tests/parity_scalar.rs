@@ -22,7 +22,7 @@ fn scalar_engine_reproduces_every_golden_bit_for_bit() {
         } = g.start(&names);
         let mut trainer = g.trainer(ScalarGpt::new(&cfg, &params).unwrap());
         for (s, &want) in g.losses.iter().enumerate() {
-            let stats = trainer.step(&corpus.tokens).unwrap();
+            let stats = common::step(&mut trainer, &corpus);
             assert_eq!(
                 stats.loss.to_bits(),
                 want.to_bits(),

@@ -25,7 +25,7 @@ fn check_goldens<F: Float>(tolerance: f64, check_samples: bool) {
         } = g.start(&names);
         let mut trainer = g.trainer(TensorGpt::<F>::new(&cfg, &params).unwrap());
         for (s, &want) in g.losses.iter().enumerate() {
-            let loss = trainer.step(&corpus.tokens).unwrap().loss;
+            let loss = common::step(&mut trainer, &corpus).loss;
             assert!(
                 (loss - want).abs() <= tolerance,
                 "{} {}: step {} loss {loss} vs {want}",
@@ -114,7 +114,7 @@ fn gradcheck_command_passes_on_a_valid_config() {
             "2",
             "--activation",
             "gelu",
-            "--docs",
+            "--batches",
             "2",
         ],
         &["--dtype", "f32", "--batch-size", "2", "--block-size", "8"],

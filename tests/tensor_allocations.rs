@@ -6,8 +6,9 @@
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::engine::Engine;
 use microgpt::rng::Rng;
+use microgpt::settings::RunSettings;
 use microgpt::tensor::TensorGpt;
-use microgpt::train::{TrainOptions, Trainer};
+use microgpt::train::Trainer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -55,13 +56,12 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
             doc
         })
         .collect();
-    let options = TrainOptions {
-        batch_size: 4,
-        ..Default::default()
-    };
-    let mut trainer = Trainer::new(TensorGpt::<f64>::new(&cfg, &params).unwrap(), options);
+    let settings = RunSettings::default();
+    let mut trainer = Trainer::new(TensorGpt::<f64>::new(&cfg, &params).unwrap(), &settings);
     // The first step of 4 documents sizes the buffers for any batch of up to 4.
-    trainer.step(&docs).unwrap();
+    trainer
+        .step(&[&docs[0], &docs[1], &docs[2], &docs[3]])
+        .unwrap();
     let n = allocations_during(|| {
         let engine = &mut trainer.engine;
         engine.forward_backward(&[&docs[0], &docs[7], &docs[3]]);

@@ -173,7 +173,7 @@ fn run_directory_holds_config_metrics_samples_and_checkpoint() {
 
     let cfg = RunConfig::read(&run).unwrap();
     assert_eq!(cfg.format_version, checkpoint::FORMAT_VERSION);
-    assert_eq!(cfg.args.steps, 24);
+    assert_eq!(cfg.settings.schedule.steps, 24);
     assert_eq!(cfg.model.activation.to_string(), "gelu");
     assert_eq!(cfg.dataset, std::fs::canonicalize(&data).unwrap());
     assert!(cfg.vocab.contains('ë') && cfg.vocab.contains('ß'));
@@ -294,7 +294,7 @@ fn resume_with_more_steps_extends_a_finished_run() {
         r[10].lr.to_bits(),
         (0.01_f64 * (1.0 - 10.0 / 16.0)).to_bits()
     );
-    assert_eq!(RunConfig::read(&run).unwrap().args.steps, 16);
+    assert_eq!(RunConfig::read(&run).unwrap().settings.schedule.steps, 16);
     assert_eq!(checkpoint::load_model(&run).unwrap().step, 16);
 }
 
@@ -476,7 +476,7 @@ fn sweep_trains_the_grid_and_compare_draws_and_summarises() {
     ];
     for name in names {
         let cfg = RunConfig::read(&out.join(name)).unwrap();
-        assert_eq!(cfg.args.steps, 12);
+        assert_eq!(cfg.settings.schedule.steps, 12);
         assert_eq!(rows(&out.join(name)).len(), 12);
         assert!(stdout.contains(name), "{stdout}");
     }
@@ -607,11 +607,14 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     let config = std::fs::read_to_string(run.join("config.json")).unwrap();
     std::fs::write(
         run.join("config.json"),
-        config.replace("\"format_version\": 1", "\"format_version\": 99"),
+        config.replace("\"format_version\": 2", "\"format_version\": 99"),
     )
     .unwrap();
     let err = fails(&["train", "--resume", s(&run)]);
-    assert!(err.contains("format version 99"), "{err}");
+    assert!(
+        err.contains("newer version of microgpt (format 99"),
+        "{err}"
+    );
     std::fs::write(run.join("config.json"), config).unwrap();
 
     // Intact again: it resumes.
@@ -729,5 +732,22 @@ fn tensor_engine_runs_resume_bit_identically_in_f64_and_f32() {
         );
         let out = ok(&["sample", "--run", s(&part), "--prompt", "ka", "--seed", "3"]);
         assert!(out.lines().all(|l| l.contains(": ka")), "{out}");
+    }
+}
+
+/// A run directory written by microgpt 0.1 (format 1, settings stored as the command-line
+/// struct): every command says it is from an older version, none guesses.
+#[test]
+fn run_directories_of_an_older_format_are_named_as_such() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/run_v1");
+    for args in [
+        vec!["train", "--resume", s(&fixture)],
+        vec!["sample", "--run", s(&fixture)],
+    ] {
+        let err = fails(&args);
+        assert!(
+            err.contains("made by an older version of microgpt (format 1"),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -2,12 +2,12 @@
 //! elsewhere) and reading the golden files.
 #![allow(dead_code)]
 
-use microgpt::cli::ModelArgs;
 use microgpt::config::{Activation, ModelConfig};
+use microgpt::data::{BatchSource, Corpus};
 use microgpt::engine::Engine;
 use microgpt::rng::Rng;
-use microgpt::run::Corpus;
-use microgpt::train::{TrainOptions, Trainer};
+use microgpt::settings::{DataSettings, ModelArgs, RunSettings};
+use microgpt::train::{StepStats, Trainer};
 use std::path::{Path, PathBuf};
 
 /// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file
@@ -63,10 +63,15 @@ impl Golden {
     /// Seeds, shuffles and initialises as the original did for this golden.
     pub fn start(&self, names: &Path) -> GoldenStart {
         let mut rng = Rng::new(self.seed);
-        let corpus = Corpus::load(Some(names), &mut rng).unwrap();
+        let data = DataSettings {
+            input: Some(names.to_path_buf()),
+            seed: self.seed,
+            val_frac: 0.0,
+        };
+        let corpus = Corpus::load(&data, &mut rng).unwrap();
         assert_eq!(corpus.docs.len(), self.num_docs, "{}", self.name);
         let cfg = self.config();
-        let params = cfg.layout().init(&mut rng, 0.08);
+        let params = cfg.layout().init(&mut rng, self.model.init_std);
         assert_eq!(params.len(), self.num_params, "{}", self.name);
         GoldenStart {
             rng,
@@ -78,12 +83,17 @@ impl Golden {
 
     /// A trainer with the original's settings for this golden's number of steps.
     pub fn trainer<E: Engine>(&self, engine: E) -> Trainer<E> {
-        let options = TrainOptions {
-            steps: self.steps,
-            ..Default::default()
-        };
-        Trainer::new(engine, options)
+        let mut settings = RunSettings::default();
+        settings.schedule.steps = self.steps;
+        Trainer::new(engine, &settings)
     }
+}
+
+/// The trainer's next step on the corpus's documents, one at a time (the original's order).
+pub fn step<E: Engine>(trainer: &mut Trainer<E>, corpus: &Corpus) -> StepStats {
+    let source = corpus.batches(1);
+    let batch = source.batch(trainer.step);
+    trainer.step(&batch).unwrap()
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f64> {
@@ -125,6 +135,7 @@ pub fn goldens() -> Vec<Golden> {
                     n_layer: get("n_layer", 1) as usize,
                     block_size: get("block_size", 16) as usize,
                     activation: Activation::Relu,
+                    init_std: 0.08,
                 },
                 num_docs: j["num_docs"].as_u64().unwrap() as usize,
                 vocab_size: j["vocab_size"].as_u64().unwrap() as usize,

@@ -1,10 +1,10 @@
 //! The `compare` command: loss curves of several runs (`loss_curves.svg`/`.png`) and a
 //! summary table (`summary.md`/`.csv`).
 
-use crate::checkpoint::{RunConfig, METRICS_FILE};
-use crate::files::write_atomic;
-use crate::metrics::{self, Ema, Row, SMOOTHING};
 use anyhow::{anyhow, bail, Context, Result};
+use microgpt::checkpoint::{RunConfig, METRICS_FILE};
+use microgpt::files::write_atomic;
+use microgpt::metrics::{self, Ema, Row, SMOOTHING};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -83,22 +83,7 @@ impl Run {
 /// Labels each run by the training settings whose values differ between the runs, else
 /// by its directory name.
 fn label(runs: &mut [Run]) {
-    let settings: Vec<_> = runs
-        .iter()
-        .map(|r| {
-            let mut s = r.config.args.settings();
-            for k in [
-                "out",
-                "save_every",
-                "eval_every",
-                "num_samples",
-                "temperature",
-            ] {
-                s.remove(k);
-            }
-            s
-        })
-        .collect();
+    let settings: Vec<_> = runs.iter().map(|r| r.config.settings.labels()).collect();
     let differing: Vec<&String> = settings[0]
         .keys()
         .filter(|k| settings.iter().any(|s| s.get(*k) != settings[0].get(*k)))
@@ -124,7 +109,7 @@ fn label(runs: &mut [Run]) {
     }
 }
 
-pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<()> {
+pub fn run(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let mut runs = dirs
         .iter()
         .map(|d| Run::load(d))

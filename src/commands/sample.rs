@@ -1,15 +1,16 @@
 //! The `sample` command: samples from a trained run, and mission B's temperature study
 //! (`--temperatures`), which writes `temperatures.md` and `temperatures.json` to the run.
 
-use crate::checkpoint::{self, RunConfig};
 use crate::cli::SampleArgs;
-use crate::data::Vocab;
-use crate::engine::{with_engine, Engine, EngineTask};
-use crate::files::write_atomic;
-use crate::rng::Rng;
-use crate::run::{self, Corpus};
-use crate::sample::generate;
 use anyhow::{bail, Context, Result};
+use microgpt::checkpoint::{self, RunConfig};
+use microgpt::data::{self, predictions, Corpus, Vocab};
+use microgpt::dispatch::{with_engine, EngineTask};
+use microgpt::engine::Engine;
+use microgpt::files::write_atomic;
+use microgpt::rng::Rng;
+use microgpt::sample::generate;
+use microgpt::settings::DataSettings;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -21,7 +22,7 @@ const MD_SAMPLES: usize = 30;
 
 const NLL_NOTE: &str = "mean negative log-likelihood (nats) per predicted character under the model at temperature 1, pooled over all samples: Engine::loss on [BOS] + sample + [BOS], so the final BOS (the end of the name) is predicted and counted too; a sample that fills the block has that last prediction cropped";
 
-pub fn sample(args: &SampleArgs) -> Result<()> {
+pub fn run(args: &SampleArgs) -> Result<()> {
     let (run, model) = checkpoint::load_run(&args.run)?;
     let prompt = model.vocab.encode_prompt(&args.prompt)?;
     if prompt.len() >= model.config.block_size {
@@ -33,11 +34,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     }
     let rng = match args.seed {
         Some(seed) => Rng::new(seed),
-        None => run::rng_after_init(
-            run.args.data.seed,
+        None => data::rng_after_init(
+            run.settings.data.seed,
             run.num_docs,
             &model.config.layout(),
-            run.args.init_std,
+            run.settings.model.init_std,
         ),
     };
     let study = match &args.temperatures {
@@ -47,7 +48,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         }),
         None => None,
     };
-    let kind = args.engine.unwrap_or(run.args.engine);
+    let kind = args.engine.unwrap_or(run.settings.system.engine);
     let task = SampleTask {
         args,
         run: &run,
@@ -61,7 +62,11 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
 
 /// The documents the run trained on (its validation documents excluded).
 fn training_docs(run: &RunConfig, vocab: &Vocab) -> Result<HashSet<String>> {
-    let corpus = Corpus::load(Some(&run.dataset), &mut Rng::new(run.args.data.seed))
+    let data = DataSettings {
+        input: Some(run.dataset.clone()),
+        ..run.settings.data.clone()
+    };
+    let corpus = Corpus::load(&data, &mut Rng::new(data.seed))
         .context("the temperature study needs the run's dataset to tell novel samples")?;
     if corpus.vocab != *vocab {
         bail!(
@@ -69,8 +74,7 @@ fn training_docs(run: &RunConfig, vocab: &Vocab) -> Result<HashSet<String>> {
             run.dataset.display()
         );
     }
-    let n_train = run::train_split(corpus.docs.len(), run.args.val_frac)?;
-    Ok(corpus.docs.into_iter().take(n_train).collect())
+    Ok(corpus.train_docs().iter().cloned().collect())
 }
 
 struct Study {
@@ -91,8 +95,14 @@ impl EngineTask for SampleTask<'_> {
     type Output = Result<()>;
     fn run<E: Engine>(mut self, mut engine: E) -> Result<()> {
         let Some(study) = self.study.take() else {
-            let n = self.args.num_samples.unwrap_or(self.run.args.num_samples);
-            let t = self.args.temperature.unwrap_or(self.run.args.temperature);
+            let n = self
+                .args
+                .num_samples
+                .unwrap_or(self.run.settings.sampling.num_samples);
+            let t = self
+                .args
+                .temperature
+                .unwrap_or(self.run.settings.sampling.temperature);
             for i in 0..n {
                 let ids = generate(&mut engine, &mut self.rng, &self.prompt, t);
                 println!("sample {:2}: {}", i + 1, self.vocab.decode(&ids));
@@ -183,7 +193,7 @@ impl TemperatureRow {
             tokens.push(vocab.bos());
             tokens.extend_from_slice(s);
             tokens.push(vocab.bos());
-            let predicted = block_size.min(tokens.len() - 1);
+            let predicted = predictions(tokens.len(), block_size);
             nll += engine.loss(&[&tokens]) * predicted as f64;
             targets += predicted;
         }

@@ -2,21 +2,17 @@
 //! each a child process in its own directory `OUT/key=value,key=value`, then `compare`.
 //! Running the same sweep again skips finished runs and resumes interrupted ones.
 
-use crate::checkpoint::{self, MODEL_FILE};
-use crate::cli::{self, Cli, Command, SweepArgs, TrainArgs};
-use crate::interrupt::{self, Outcome};
-use crate::report;
+use crate::cli::{self, Cli, Command, SweepArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use std::collections::BTreeMap;
+use microgpt::checkpoint::{self, MODEL_FILE};
+use microgpt::interrupt::{self, Outcome};
+use microgpt::settings::{RunSettings, SettingsMap, ROLES};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-
-/// Settings that are not training choices and cannot be swept.
-const NOT_SWEPT: [&str; 1] = ["out"];
 
 /// One run of the sweep.
 struct Planned {
@@ -27,7 +23,7 @@ struct Planned {
     steps: usize,
 }
 
-pub fn sweep(args: &SweepArgs) -> Result<Outcome> {
+pub fn run(args: &SweepArgs) -> Result<Outcome> {
     let out = args
         .train
         .out
@@ -36,8 +32,8 @@ pub fn sweep(args: &SweepArgs) -> Result<Outcome> {
     if args.train.resume.is_some() || args.train.stop_after.is_some() {
         bail!("--resume and --stop-after are for single runs; to resume a sweep, run it again");
     }
-    let grid = parse_grid(&args.grid, &args.train)?;
-    let runs = plan(&grid, &args.train, args.jobs, out)?;
+    let grid = parse_grid(&args.grid)?;
+    let runs = plan(&grid, &args.train.settings(), args.jobs, out)?;
     if args.print_commands {
         for run in &runs {
             let words: Vec<String> = run.argv.iter().map(|a| shell_quote(a)).collect();
@@ -74,7 +70,7 @@ pub fn sweep(args: &SweepArgs) -> Result<Outcome> {
     }
     if !done.is_empty() {
         println!();
-        report::compare(&done, out)?;
+        super::compare::run(&done, out)?;
     }
     if !failed.is_empty() {
         bail!(
@@ -88,13 +84,8 @@ pub fn sweep(args: &SweepArgs) -> Result<Outcome> {
 }
 
 /// `KEY=V1,V2` arguments in order; keys are train settings (`n_embd` or `n-embd`).
-fn parse_grid(specs: &[String], base: &TrainArgs) -> Result<Vec<(String, Vec<String>)>> {
-    let settings = base.settings();
-    let keys: Vec<&str> = settings
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !NOT_SWEPT.contains(k))
-        .collect();
+fn parse_grid(specs: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    let keys: Vec<&str> = ROLES.iter().map(|(k, _)| *k).collect();
     if specs.is_empty() {
         bail!(
             "the grid is empty: give at least one --grid KEY=V1,V2 (keys: {})",
@@ -128,11 +119,11 @@ fn parse_grid(specs: &[String], base: &TrainArgs) -> Result<Vec<(String, Vec<Str
 /// Every combination, the last key varying fastest, each checked by the train parser.
 fn plan(
     grid: &[(String, Vec<String>)],
-    base: &TrainArgs,
+    base: &RunSettings,
     jobs: usize,
     out: &Path,
 ) -> Result<Vec<Planned>> {
-    let defaults = TrainArgs::default().settings();
+    let defaults = RunSettings::default().to_map();
     let mut combos: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
     for (key, values) in grid {
         combos = combos
@@ -156,7 +147,7 @@ fn plan(
                 .join(",")
                 .replace(['/', '\\'], "_");
             let dir = out.join(&name);
-            let mut settings = base.settings();
+            let mut settings = base.to_map();
             // Runs side by side share the cores: unless --threads was set, each gets a share.
             if jobs > 1 && settings.get("threads") == defaults.get("threads") {
                 let share = (defaults["threads"].as_u64().unwrap_or(1) as usize / jobs).max(1);
@@ -193,13 +184,10 @@ fn plan(
 
 /// The flags that give `settings`: every value that differs from the default, and every
 /// grid value (stored as a string).
-fn train_flags(
-    settings: &BTreeMap<String, serde_json::Value>,
-    defaults: &BTreeMap<String, serde_json::Value>,
-) -> Vec<String> {
+fn train_flags(settings: &SettingsMap, defaults: &SettingsMap) -> Vec<String> {
     let mut argv = Vec::new();
     for (key, value) in settings {
-        if NOT_SWEPT.contains(&key.as_str()) || defaults.get(key) == Some(value) {
+        if defaults.get(key) == Some(value) {
             continue;
         }
         let flag = format!("--{}", key.replace('_', "-"));

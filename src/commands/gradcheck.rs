@@ -1,0 +1,53 @@
+//! `microgpt gradcheck`: the tensor engine against the scalar reference engine on a
+//! user's config and data, one line per tensor.
+
+use crate::cli::GradcheckArgs;
+use anyhow::{bail, Result};
+use microgpt::data::{BatchSource, Corpus};
+use microgpt::dispatch::{with_engine, EngineKind, EngineTask};
+use microgpt::engine::Engine;
+use microgpt::gradcheck::{self, Deviation};
+use microgpt::rng::Rng;
+use microgpt::scalar::ScalarGpt;
+use microgpt::settings::DataSettings;
+
+pub fn run(args: &GradcheckArgs) -> Result<()> {
+    let mut rng = Rng::new(args.data.seed);
+    let data = DataSettings {
+        input: args.data.input.clone(),
+        seed: args.data.seed,
+        val_frac: 0.0,
+    };
+    let corpus = Corpus::load(&data, &mut rng)?;
+    let model = args.model.args();
+    let cfg = model.config(corpus.vocab.size());
+    cfg.validate()?;
+    let params = cfg.layout().init(&mut rng, model.init_std);
+    let source = corpus.batches(args.batch_size);
+    let batches: Vec<Vec<&[usize]>> = (0..args.batches).map(|step| source.batch(step)).collect();
+    let task = CompareTask {
+        reference: ScalarGpt::new(&cfg, &params)?,
+        batches: &batches,
+    };
+    let deviations = with_engine(EngineKind::Tensor, args.dtype, &cfg, &params, task)?;
+    let tolerance = args.tolerance();
+    print!("{}", gradcheck::table(&deviations, tolerance));
+    let worst = gradcheck::worst(&deviations);
+    println!("max relative error: {worst:e}");
+    if worst > tolerance {
+        bail!("gradient check failed: max relative error {worst:e} exceeds the tolerance {tolerance:e}");
+    }
+    Ok(())
+}
+
+struct CompareTask<'a> {
+    reference: ScalarGpt,
+    batches: &'a [Vec<&'a [usize]>],
+}
+
+impl EngineTask for CompareTask<'_> {
+    type Output = Vec<Deviation>;
+    fn run<E: Engine>(mut self, mut engine: E) -> Vec<Deviation> {
+        gradcheck::deviations(&mut engine, &mut self.reference, self.batches)
+    }
+}

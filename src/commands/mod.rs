@@ -1,0 +1,8 @@
+//! One module per command. Each takes its parsed arguments and does the work with the
+//! library.
+
+pub mod compare;
+pub mod gradcheck;
+pub mod sample;
+pub mod sweep;
+pub mod train;

@@ -1,0 +1,62 @@
+//! Runs code on the engine a run asked for: [`EngineKind`] names it, [`with_engine`] builds
+//! it from the parameters and hands it over with its concrete type.
+
+use crate::config::ModelConfig;
+use crate::dtype::Dtype;
+use crate::engine::Engine;
+use crate::scalar::ScalarGpt;
+use crate::settings::Choice;
+use crate::tensor::TensorGpt;
+use serde::{Deserialize, Serialize};
+
+/// Which engine runs the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Batched GEMMs on flat buffers, f32 or f64: the fast one.
+    #[default]
+    Tensor,
+    /// The bit-exact scalar autograd reference (slow; f64 only).
+    Scalar,
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Choice for EngineKind {
+    const ALL: &'static [Self] = &[EngineKind::Tensor, EngineKind::Scalar];
+    fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tensor => "tensor",
+            EngineKind::Scalar => "scalar",
+        }
+    }
+}
+
+/// Code that runs on whichever engine a run asked for: [`with_engine`] builds it and hands
+/// it over with its concrete type, so generic code needs no trait objects.
+pub trait EngineTask {
+    type Output;
+    fn run<E: Engine>(self, engine: E) -> Self::Output;
+}
+
+/// Builds the `kind` engine in `dtype` from layout-ordered parameters and runs `task` on it.
+pub fn with_engine<T: EngineTask>(
+    kind: EngineKind,
+    dtype: Dtype,
+    cfg: &ModelConfig,
+    params: &[f64],
+    task: T,
+) -> anyhow::Result<T::Output> {
+    match (kind, dtype) {
+        (EngineKind::Tensor, Dtype::F64) => Ok(task.run(TensorGpt::<f64>::new(cfg, params)?)),
+        (EngineKind::Tensor, Dtype::F32) => Ok(task.run(TensorGpt::<f32>::new(cfg, params)?)),
+        (EngineKind::Scalar, Dtype::F64) => Ok(task.run(ScalarGpt::new(cfg, params)?)),
+        (EngineKind::Scalar, Dtype::F32) => {
+            anyhow::bail!("the scalar engine runs in f64 only (use --dtype f64)")
+        }
+    }
+}
