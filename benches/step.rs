@@ -8,7 +8,7 @@ use microgpt::engine::Engine;
 use microgpt::optim::LrSchedule;
 use microgpt::rng::Rng;
 use microgpt::scalar::ScalarGpt;
-use microgpt::settings::{DataSettings, RunSettings};
+use microgpt::settings::{DataMode, DataSettings, RunSettings};
 use microgpt::tensor::TensorGpt;
 use microgpt::train::Trainer;
 use std::path::PathBuf;
@@ -19,6 +19,7 @@ fn corpus() -> (Corpus, Rng) {
     let mut rng = Rng::new(42);
     let data = DataSettings {
         input: Some(path.clone()),
+        data: DataMode::Lines,
         seed: 42,
         val_frac: 0.0,
     };

@@ -73,9 +73,13 @@ fn d() -> RunSettings {
 /// Where the documents come from and the seed of the one RNG stream.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// Text file, one document per line [default: input.txt, downloaded when missing].
+    /// Text file [default: input.txt, downloaded when missing].
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// lines: one document per line (the original's); stream: the whole text as one
+    /// sequence, trained on random windows.
+    #[arg(long, default_value_t = d().data.data, value_parser = choice::<DataMode>())]
+    pub data: DataMode,
     /// Seed of the RNG that shuffles the documents, initialises weights and samples.
     #[arg(long, default_value_t = d().data.seed)]
     pub seed: u64,
@@ -130,6 +134,9 @@ pub struct TrainArgs {
     pub beta2: f64,
     #[arg(long, default_value_t = d().optimizer.eps, value_parser = positive)]
     pub eps: f64,
+    /// Decoupled weight decay (AdamW) of the weight matrices (0: the original's Adam).
+    #[arg(long, default_value_t = d().optimizer.weight_decay, value_parser = non_negative)]
+    pub weight_decay: f64,
     /// Clip the global gradient norm to this value [default: no clipping].
     #[arg(long, value_parser = positive)]
     pub grad_clip: Option<f64>,
@@ -187,6 +194,7 @@ impl TrainArgs {
         RunSettings {
             data: DataSettings {
                 input: self.data.input.clone(),
+                data: self.data.data,
                 seed: self.data.seed,
                 val_frac: self.val_frac,
             },
@@ -196,6 +204,7 @@ impl TrainArgs {
                 beta1: self.beta1,
                 beta2: self.beta2,
                 eps: self.eps,
+                weight_decay: self.weight_decay,
                 grad_clip: self.grad_clip,
             },
             schedule: ScheduleSettings {
@@ -341,6 +350,14 @@ fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
         Ok(_) => Err("must be a positive number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+        Ok(_) => Err("must be a non-negative number".into()),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -28,6 +28,9 @@ pub struct Corpus {
 impl Corpus {
     /// Reads the dataset and shuffles it with `rng`, the first draws of the stream.
     pub fn load(settings: &DataSettings, rng: &mut Rng) -> Result<Self> {
+        if settings.data == crate::settings::DataMode::Stream {
+            bail!("--data stream is not built yet");
+        }
         let url = std::env::var("MICROGPT_DATA_URL").unwrap_or_else(|_| NAMES_URL.into());
         let path = resolve_input(settings.input.as_deref(), &url)?;
         let mut docs = read_docs(&path)?;

@@ -20,14 +20,44 @@ pub trait Choice: Copy + PartialEq + 'static {
     fn name(self) -> &'static str;
 }
 
+/// How a text file becomes training sequences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataMode {
+    /// One document per line, framed by BOS (the original's).
+    #[default]
+    Lines,
+    /// The whole file as one sequence of characters, newlines included; each step trains
+    /// on windows at random positions.
+    Stream,
+}
+
+impl Choice for DataMode {
+    const ALL: &'static [Self] = &[DataMode::Lines, DataMode::Stream];
+    fn name(self) -> &'static str {
+        match self {
+            DataMode::Lines => "lines",
+            DataMode::Stream => "stream",
+        }
+    }
+}
+
+impl std::fmt::Display for DataMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The documents and the seed of the one RNG stream (shuffle, init, samples).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSettings {
     /// The dataset; `None`: `input.txt`, downloaded when missing (as the original).
     pub input: Option<PathBuf>,
+    pub data: DataMode,
     pub seed: u64,
-    /// The last fraction of the shuffled documents held out for validation.
+    /// The fraction held out for validation: the last of the shuffled documents (lines),
+    /// the last of the text (stream).
     pub val_frac: f64,
 }
 
@@ -64,6 +94,8 @@ pub struct OptimizerSettings {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay (AdamW) of the 2-D weight matrices; 0 is the original's Adam.
+    pub weight_decay: f64,
     /// Clip the global gradient norm to this (none: the original's behaviour).
     pub grad_clip: Option<f64>,
 }
@@ -135,6 +167,7 @@ impl Default for RunSettings {
         RunSettings {
             data: DataSettings {
                 input: None,
+                data: DataMode::Lines,
                 seed: 42,
                 val_frac: 0.0,
             },
@@ -151,6 +184,7 @@ impl Default for RunSettings {
                 beta1: 0.85,
                 beta2: 0.99,
                 eps: 1e-8,
+                weight_decay: 0.0,
                 grad_clip: None,
             },
             schedule: ScheduleSettings {
@@ -194,6 +228,7 @@ pub enum Role {
 /// its role. Every setting can be swept.
 pub const ROLES: &[(&str, Role)] = &[
     ("input", Role::Identity),
+    ("data", Role::Identity),
     ("seed", Role::Identity),
     ("val_frac", Role::Identity),
     ("n_embd", Role::Identity),
@@ -206,6 +241,7 @@ pub const ROLES: &[(&str, Role)] = &[
     ("beta1", Role::Identity),
     ("beta2", Role::Identity),
     ("eps", Role::Identity),
+    ("weight_decay", Role::Identity),
     ("grad_clip", Role::Identity),
     ("steps", Role::Length),
     ("batch_size", Role::Identity),

@@ -15,6 +15,7 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let mut rng = Rng::new(args.data.seed);
     let data = DataSettings {
         input: args.data.input.clone(),
+        data: args.data.data,
         seed: args.data.seed,
         val_frac: 0.0,
     };

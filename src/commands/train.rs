@@ -236,6 +236,8 @@ impl EngineTask for TrainTask<'_> {
         let Start {
             corpus, mut rng, ..
         } = start;
+        // Before the first line, so a caller that saw it can interrupt a step boundary.
+        interrupt::install()?;
         if !invocation.quiet {
             println!("num docs: {}", corpus.docs.len());
             println!("vocab size: {}", corpus.vocab.size());
@@ -295,7 +297,6 @@ impl Session<'_> {
             Some(dir) => Some(MetricsFile::create(&dir.join(METRICS_FILE), &self.rows)?),
             None => None,
         };
-        interrupt::install()?;
         let mut progress = Progress::new(self.invocation.quiet, steps, &self.rows);
         let started = Instant::now();
         let mut outcome = Outcome::Done;

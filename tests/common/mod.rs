@@ -6,12 +6,13 @@ use microgpt::config::{Activation, ModelConfig};
 use microgpt::data::{BatchSource, Corpus};
 use microgpt::engine::Engine;
 use microgpt::rng::Rng;
-use microgpt::settings::{DataSettings, ModelArgs, RunSettings};
+use microgpt::settings::{DataMode, DataSettings, ModelArgs, RunSettings};
 use microgpt::train::{StepStats, Trainer};
 use std::path::{Path, PathBuf};
 
 /// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file
-/// fails the test; elsewhere the test is skipped with a printed reason.
+/// fails the test; elsewhere the test is skipped with a reason written straight to the
+/// terminal (past the test harness's capture, so the skip shows in `cargo test`'s output).
 pub fn shared(rel: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared")
@@ -22,7 +23,12 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     if std::env::var_os("CI").is_some() {
         panic!("{} is missing (required in CI)", path.display());
     }
-    eprintln!("skipping: {} not found", path.display());
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED (not a pass): {} not found",
+        path.display()
+    );
     None
 }
 
@@ -65,6 +71,7 @@ impl Golden {
         let mut rng = Rng::new(self.seed);
         let data = DataSettings {
             input: Some(names.to_path_buf()),
+            data: DataMode::Lines,
             seed: self.seed,
             val_frac: 0.0,
         };
@@ -152,3 +159,5 @@ pub fn goldens() -> Vec<Golden> {
         })
         .collect()
 }
+
+pub mod cli;
