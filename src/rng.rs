@@ -170,3 +170,12 @@ impl Rng {
         hi
     }
 }
+
+/// SplitMix64's output function: a cheap, well-mixed hash of `x`, for draws that must be a
+/// pure function of their index (stream windows) rather than a position in a stream.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

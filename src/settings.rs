@@ -128,6 +128,9 @@ pub struct ScheduleSettings {
 pub struct EvalSettings {
     /// The validation loss every N steps (0: only at the last step).
     pub eval_every: usize,
+    /// Stream mode: validate on at most this many evenly spaced windows of the held-out
+    /// text (0: all of them).
+    pub eval_windows: usize,
 }
 
 /// The samples drawn after training.
@@ -193,7 +196,10 @@ impl Default for RunSettings {
                 lr_schedule: LrSchedule::Linear,
                 warmup_steps: 0,
             },
-            evaluation: EvalSettings { eval_every: 0 },
+            evaluation: EvalSettings {
+                eval_every: 0,
+                eval_windows: 512,
+            },
             sampling: SamplingSettings {
                 temperature: 0.5,
                 num_samples: 20,
@@ -249,6 +255,7 @@ pub const ROLES: &[(&str, Role)] = &[
     ("warmup_steps", Role::Identity),
     ("dtype", Role::Identity),
     ("eval_every", Role::Runtime),
+    ("eval_windows", Role::Runtime),
     ("temperature", Role::Runtime),
     ("num_samples", Role::Runtime),
     ("engine", Role::Runtime),
