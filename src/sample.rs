@@ -1,5 +1,5 @@
-//! Temperature sampling (SPEC §4): `softmax(logits / T)` with the original's arithmetic,
-//! then one weighted draw from CPython's `choices`.
+//! Temperature sampling (docs/SPEC.md §4): `softmax(logits / T)` with the original's
+//! arithmetic, then one weighted draw from CPython's `choices`.
 
 use crate::engine::Engine;
 use crate::pymath::pow;
