@@ -1,5 +1,5 @@
-//! Model configuration, its validation, and the flat parameter layout (SPEC §2) that every
-//! engine, the optimizer and the checkpoint share.
+//! Model configuration, its validation, and the flat parameter layout (docs/SPEC.md §2) that
+//! every engine, the optimizer and the checkpoint share.
 
 use serde::{Deserialize, Serialize};
 

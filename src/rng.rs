@@ -1,7 +1,8 @@
-//! CPython's `random.Random`, exactly (SPEC §5): MT19937 seeded like `random.seed(int)`,
-//! `random()`, `gauss()` with its cached second value, `getrandbits`, `randbelow`, `shuffle`
-//! and single-draw weighted `choices`. Every draw consumes the stream in the same order as
-//! CPython, so a seed gives the original program's shuffle, weights and samples.
+//! CPython's `random.Random`, exactly (docs/SPEC.md §5): MT19937 seeded like
+//! `random.seed(int)`, `random()`, `gauss()` with its cached second value, `getrandbits`,
+//! `randbelow`, `shuffle` and single-draw weighted `choices`. Every draw consumes the stream
+//! in the same order as CPython, so a seed gives the original program's shuffle, weights and
+//! samples.
 
 const N: usize = 624;
 const M: usize = 397;

@@ -1,6 +1,6 @@
-//! Temperature sampling (SPEC §4): `softmax(logits / T)` with the original's arithmetic,
-//! then one weighted draw from CPython's `choices` — names framed by BOS (lines), or
-//! continuations of a text that slide past the block (stream).
+//! Temperature sampling (docs/SPEC.md §4): `softmax(logits / T)` with the original's
+//! arithmetic, then one weighted draw from CPython's `choices` — names framed by BOS
+//! (lines), or continuations of a text that slide past the block (stream).
 
 use crate::data::Vocab;
 use crate::engine::Engine;

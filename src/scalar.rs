@@ -1,5 +1,5 @@
 //! The scalar reference engine: microgpt.py's `Value` autograd and GPT, one graph node per
-//! scalar operation, reproducing the original bit for bit (SPEC §3, §6).
+//! scalar operation, reproducing the original bit for bit (docs/SPEC.md §3, §6).
 //!
 //! Nodes live in an arena addressed by index. The parameters are the first nodes and stay;
 //! everything after them is truncated before each new graph. The original's constant nodes
