@@ -5,7 +5,6 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use microgpt::config::Activation;
-use microgpt::dispatch::EngineKind;
 use microgpt::dtype::Dtype;
 use microgpt::optim::LrSchedule;
 use microgpt::settings::{self, *};

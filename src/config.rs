@@ -51,7 +51,7 @@ impl Activation {
     }
 }
 
-impl crate::settings::Choice for Activation {
+impl crate::choice::Choice for Activation {
     const ALL: &'static [Self] = &[Activation::Relu, Activation::Gelu, Activation::Relu2];
     fn name(self) -> &'static str {
         match self {
@@ -64,7 +64,7 @@ impl crate::settings::Choice for Activation {
 
 impl std::fmt::Display for Activation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(crate::settings::Choice::name(*self))
+        f.write_str(crate::choice::Choice::name(*self))
     }
 }
 

@@ -5,8 +5,8 @@
 //!
 //! Which settings are a run's identity is decided once, in [`ROLES`].
 
+pub use crate::choice::Choice;
 use crate::config::{Activation, ModelConfig};
-use crate::dispatch::EngineKind;
 use crate::dtype::Dtype;
 use crate::optim::{AdamConfig, LrSchedule};
 use anyhow::{bail, Context, Result};
@@ -14,10 +14,31 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A setting chosen by name on the command line (`--activation gelu`).
-pub trait Choice: Copy + PartialEq + 'static {
-    const ALL: &'static [Self];
-    fn name(self) -> &'static str;
+/// Which engine runs the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Batched GEMMs on flat buffers, f32 or f64: the fast one.
+    #[default]
+    Tensor,
+    /// The bit-exact scalar autograd reference (slow; f64 only).
+    Scalar,
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Choice for EngineKind {
+    const ALL: &'static [Self] = &[EngineKind::Tensor, EngineKind::Scalar];
+    fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tensor => "tensor",
+            EngineKind::Scalar => "scalar",
+        }
+    }
 }
 
 /// How a text file becomes training sequences.

@@ -4,12 +4,13 @@
 use crate::cli::GradcheckArgs;
 use anyhow::{bail, Result};
 use microgpt::data::Corpus;
-use microgpt::dispatch::{with_engine, EngineKind, EngineTask};
+use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::gradcheck::{self, Deviation};
 use microgpt::rng::Rng;
 use microgpt::scalar::ScalarGpt;
 use microgpt::settings::DataSettings;
+use microgpt::settings::EngineKind;
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     let mut rng = Rng::new(args.data.seed);
