@@ -1,10 +1,7 @@
 //! microgpt: Karpathy's microgpt.py in Rust — a bit-exact scalar autograd reference engine
 //! and the pieces to train, check and sample tiny GPTs on a CPU.
 
-// Links the system OpenBLAS that ndarray's GEMMs call.
-#[cfg(feature = "openblas")]
-extern crate blas_src;
-
+pub mod blas;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
