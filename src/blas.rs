@@ -29,7 +29,9 @@ pub fn set_threads(threads: usize) {
 /// Every CBLAS function ndarray 0.17's `blas` feature calls (its GEMMs for f32, f64, c32 and
 /// c64; gemv and dot for f32 and f64), with CBLAS's semantics: row- or column-major, transposes,
 /// β = 0 overwrites C (or y) whatever it held. As in OpenBLAS and ndarray's own GEMM, α = 0
-/// still multiplies A and B (a NaN there reaches C).
+/// still multiplies A and B (a NaN there reaches C). A release build of this crate calls only
+/// sgemm and dgemm, a debug build cgemm and zgemm too, and any `.dot` of a vector the others:
+/// all are here so that no build links on a machine with OpenBLAS and fails on one without.
 #[cfg(not(microgpt_openblas))]
 mod fallback {
     use cblas_sys::{c_double_complex, c_float_complex, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
