@@ -134,7 +134,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         write_atomic(&out.join("inspect.md"), md.as_bytes())?;
-        let json = serde_json::to_string_pretty(&report(&runs, &args.text))?;
+        let json = report(&runs, &args.text)?;
         write_atomic(&out.join("inspect.json"), json.as_bytes())?;
     }
     for (run, stem) in runs.iter().zip(&pictures) {
@@ -208,11 +208,12 @@ fn markdown(runs: &[Inspected], text: &str, pictures: Option<&Vec<PathBuf>>) -> 
         md.push_str(&side_by_side(runs));
     }
     for (i, run) in runs.iter().enumerate() {
-        let heading = if runs.len() > 1 { "\n## " } else { "\n" };
+        if runs.len() > 1 {
+            let _ = write!(md, "\n## `{}`\n", run.name);
+        }
         let _ = writeln!(
             md,
-            "{heading}`{}` ({}): {}\n\nmean loss {:.4} nats over {} positions\n",
-            run.name,
+            "\nRun `{}`: {}. Mean loss {:.4} nats over {} positions.\n",
             run.dir.display(),
             run.settings_line(),
             run.view.mean_loss(),
@@ -373,22 +374,38 @@ fn run_report<'a>(run: &'a Inspected, text: &'a str) -> RunReport<'a> {
     }
 }
 
+/// Several runs' losses, position by position (`loss[position][run]`).
+#[derive(Serialize)]
+struct Comparison<'a> {
+    runs: Vec<&'a str>,
+    loss: Vec<Vec<f64>>,
+    mean_loss: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct MultiReport<'a> {
+    text: &'a str,
+    comparison: Comparison<'a>,
+    runs: Vec<RunReport<'a>>,
+}
+
 /// `inspect.json`: one run's report, or several runs' with their losses side by side.
-fn report(runs: &[Inspected], text: &str) -> serde_json::Value {
-    let reports: Vec<RunReport> = runs.iter().map(|r| run_report(r, text)).collect();
-    if let [only] = &reports[..] {
-        return serde_json::to_value(only).expect("reports serialize");
+fn report(runs: &[Inspected], text: &str) -> Result<String> {
+    let mut reports: Vec<RunReport> = runs.iter().map(|r| run_report(r, text)).collect();
+    if reports.len() == 1 {
+        return Ok(serde_json::to_string_pretty(&reports.remove(0))?);
     }
-    let losses: Vec<Vec<f64>> = (0..runs[0].view.len())
-        .map(|pos| runs.iter().map(|r| r.view.loss(pos)).collect())
-        .collect();
-    serde_json::json!({
-        "text": text,
-        "runs": reports,
-        "comparison": {
-            "runs": runs.iter().map(|r| &r.name).collect::<Vec<_>>(),
-            "loss": losses,
-            "mean_loss": runs.iter().map(|r| r.view.mean_loss()).collect::<Vec<_>>(),
-        },
-    })
+    let comparison = Comparison {
+        runs: runs.iter().map(|r| r.name.as_str()).collect(),
+        loss: (0..runs[0].view.len())
+            .map(|pos| runs.iter().map(|r| r.view.loss(pos)).collect())
+            .collect(),
+        mean_loss: runs.iter().map(|r| r.view.mean_loss()).collect(),
+    };
+    let multi = MultiReport {
+        text,
+        comparison,
+        runs: reports,
+    };
+    Ok(serde_json::to_string_pretty(&multi)?)
 }

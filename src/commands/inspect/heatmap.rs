@@ -135,8 +135,8 @@ impl Layout {
         };
         let rows = (n_layer * n_head).div_ceil(cols);
         // Cells shrink with the text, but stay large enough to read a character in.
-        let cell = (520 / n as i32).clamp(11, 60);
-        let tick_font = (cell as f64 * 0.62).clamp(10.0, 18.0);
+        let cell = (520 / n as i32).clamp(13, 60);
+        let tick_font = (cell as f64 * 0.75).clamp(11.0, 18.0);
         let label_w = maps
             .labels
             .iter()
