@@ -107,12 +107,8 @@ pub fn inspect<E: Engine>(engine: &mut E, tokens: &[usize]) -> Inspection {
 
 impl Inspection {
     /// Predicted positions.
-    pub fn len(&self) -> usize {
+    pub fn positions(&self) -> usize {
         self.probs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.probs.is_empty()
     }
 
     /// The probability position `pos` gave its target.
@@ -128,8 +124,8 @@ impl Inspection {
     /// The mean of the positions' losses in training's order: summed left to right, then
     /// times `1/n` (so a name's equals [`Engine::loss`] on its tokens).
     pub fn mean_loss(&self) -> f64 {
-        let total: f64 = (0..self.len()).map(|pos| self.loss(pos)).sum();
-        total * (1.0 / self.len() as f64)
+        let total: f64 = (0..self.positions()).map(|pos| self.loss(pos)).sum();
+        total * (1.0 / self.positions() as f64)
     }
 
     /// The `k` likeliest next tokens at `pos`, likeliest first (ties: the lower id first).

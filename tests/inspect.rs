@@ -211,17 +211,11 @@ fn several_runs_side_by_side_and_without_out() {
     ];
     train_ok(&data, &gelu, &gelu_args);
     let out = dir.join("out");
-    let md = ok(&[
-        "inspect",
-        "--run",
-        s(&relu),
-        "--run",
-        s(&gelu),
-        "--text",
-        "moni",
-        "--out",
-        s(&out),
-    ]);
+    let both = |extra: &[&str]| {
+        let runs = ["inspect", "--run", s(&relu), "--run", s(&gelu)];
+        ok(&[&runs[..], extra].concat())
+    };
+    let md = both(&["--text", "moni", "--out", s(&out)]);
     assert!(
         md.contains("| pos | input | target | `relu` | `gelu` |"),
         "{md}"
@@ -243,15 +237,7 @@ fn several_runs_side_by_side_and_without_out() {
         assert!(out.join(format!("{name}.svg")).exists(), "{name}");
     }
     // Without --out: the table on stdout, each run's maps in its own directory.
-    let table = ok(&[
-        "inspect",
-        "--run",
-        s(&relu),
-        "--run",
-        s(&gelu),
-        "--text",
-        "ka",
-    ]);
+    let table = both(&["--text", "ka"]);
     assert!(table.contains("| 2 | `a` | `⟨BOS⟩` |"), "{table}");
     for run in [&relu, &gelu] {
         assert!(run.join("attention.png").exists());

@@ -179,7 +179,7 @@ fn names(dirs: &[PathBuf]) -> Vec<String> {
 }
 
 fn heatmap_of<'a>(run: &'a Inspected, text: &str) -> heatmap::Maps<'a> {
-    let n = run.view.len();
+    let n = run.view.positions();
     heatmap::Maps {
         title: format!("Attention of {} on “{}”", run.name, text.replace('\n', "↵")),
         subtitle: run.settings_line(),
@@ -217,7 +217,7 @@ fn markdown(runs: &[Inspected], text: &str, pictures: Option<&Vec<PathBuf>>) -> 
             run.dir.display(),
             run.settings_line(),
             run.view.mean_loss(),
-            run.view.len()
+            run.view.positions()
         );
         md.push_str(&table(run));
         if let Some(p) = pictures {
@@ -239,7 +239,7 @@ fn table(run: &Inspected) -> String {
         "| pos | input | target | p(target) | loss | top 5 |\n|---:|:---:|:---:|---:|---:|---|\n",
     );
     let v = &run.view;
-    for pos in 0..v.len() {
+    for pos in 0..v.positions() {
         let target = v.tokens[pos + 1];
         let top: Vec<String> = v
             .top(pos, TOP)
@@ -290,7 +290,7 @@ fn side_by_side(runs: &[Inspected]) -> String {
             .collect()
     };
     let first = &runs[0];
-    for pos in 0..first.view.len() {
+    for pos in 0..first.view.positions() {
         let _ = write!(
             t,
             "\n| {pos} | {} | {} |",
@@ -343,7 +343,7 @@ struct RunReport<'a> {
 
 fn run_report<'a>(run: &'a Inspected, text: &'a str) -> RunReport<'a> {
     let v = &run.view;
-    let positions = (0..v.len())
+    let positions = (0..v.positions())
         .map(|pos| PositionReport {
             input: run.shown(v.tokens[pos]),
             target: run.shown(v.tokens[pos + 1]),
@@ -397,7 +397,7 @@ fn report(runs: &[Inspected], text: &str) -> Result<String> {
     }
     let comparison = Comparison {
         runs: runs.iter().map(|r| r.name.as_str()).collect(),
-        loss: (0..runs[0].view.len())
+        loss: (0..runs[0].view.positions())
             .map(|pos| runs.iter().map(|r| r.view.loss(pos)).collect())
             .collect(),
         mean_loss: runs.iter().map(|r| r.view.mean_loss()).collect(),

@@ -107,6 +107,8 @@ struct Layout {
     n: usize,
     cell: i32,
     tick_font: f64,
+    /// Positions from one labelled to the next (1: all).
+    label_every: usize,
     cols: usize,
     /// Top-left corner of the first map's cells.
     origin: (i32, i32),
@@ -122,6 +124,8 @@ const MARGIN: i32 = 24;
 /// Above each map: its "layer · head" caption.
 const CAPTION: i32 = 30;
 const BAR_WIDTH: i32 = 22;
+/// Pixels the maps may span across or down before their cells go below legible size.
+const MAX_GRID: i32 = 5000;
 
 impl Layout {
     fn new(maps: &Maps) -> Result<Self> {
@@ -134,9 +138,15 @@ impl Layout {
             n_head
         };
         let rows = (n_layer * n_head).div_ceil(cols);
-        // Cells shrink with the text, but stay large enough to read a character in.
-        let cell = (520 / n as i32).clamp(13, 60);
+        // Cells shrink with the text but stay large enough to read a character in, unless
+        // the grid of maps would pass MAX_GRID pixels: then they shrink further and only
+        // every few positions keep a label.
+        let across = cols.max(rows) as i32 * n as i32;
+        let cell = (520 / n as i32)
+            .clamp(13, 60)
+            .min((MAX_GRID / across).max(2));
         let tick_font = (cell as f64 * 0.75).clamp(11.0, 18.0);
+        let label_every = 13usize.div_ceil(cell as usize);
         let label_w = maps
             .labels
             .iter()
@@ -165,6 +175,7 @@ impl Layout {
             n,
             cell,
             tick_font,
+            label_every,
             cols,
             origin,
             step,
@@ -266,7 +277,7 @@ fn draw_map<DB: DrawingBackend>(
         GREY.stroke_width(1),
     ))?;
     let tick = TextStyle::from((FONT, l.tick_font));
-    for (i, label) in labels.iter().enumerate() {
+    for (i, label) in labels.iter().enumerate().step_by(l.label_every) {
         let mid = i as i32 * c + c / 2;
         let row = tick.pos(Pos::new(HPos::Right, VPos::Center));
         root.draw_text(label, &row, (x - 5, y + mid))?;
