@@ -58,9 +58,17 @@ impl Inspected {
         })
     }
 
-    /// How token `id` reads: BOS, space and newline as visible symbols.
+    /// How token `id` reads where whitespace would vanish: BOS, space, newline and tab as
+    /// visible symbols (all in the pictures' font), other control characters by code.
     fn shown(&self, id: usize) -> String {
-        shown(&self.vocab, id)
+        match self.vocab.chars().get(id) {
+            None => BOS.into(),
+            Some(' ') => "␣".into(),
+            Some('\n') => "↵".into(),
+            Some('\t') => "⇥".into(),
+            Some(c) if c.is_control() => format!("U+{:04X}", *c as u32),
+            Some(c) => c.to_string(),
+        }
     }
 
     /// The settings a reader needs to place the run: shape, length and data.
@@ -80,18 +88,6 @@ impl Inspected {
             s.data.data.name(),
             self.engine
         )
-    }
-}
-
-/// How token `id` of `vocab` reads where whitespace would vanish.
-fn shown(vocab: &Vocab, id: usize) -> String {
-    match vocab.chars().get(id) {
-        None => BOS.into(),
-        Some(' ') => "␣".into(),
-        Some('\n') => "↵".into(),
-        Some('\t') => "⇥".into(),
-        Some(c) if c.is_control() => format!("U+{:04X}", *c as u32),
-        Some(c) => c.to_string(),
     }
 }
 
@@ -146,10 +142,8 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         .map(|p| format!("{0}.png and {0}.svg", p.display()))
         .collect();
     if let Some(out) = &args.out {
-        wrote.insert(
-            0,
-            format!("{}", out.join("inspect.md and inspect.json").display()),
-        );
+        let (md, json) = (out.join("inspect.md"), out.join("inspect.json"));
+        wrote.insert(0, format!("{} and {}", md.display(), json.display()));
     }
     // Stdout stays the table alone, ready to paste into notes.
     eprintln!("wrote {}", wrote.join(", "));
