@@ -62,6 +62,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Check the tensor engine's loss and gradients against the scalar reference engine.
     Gradcheck(GradcheckArgs),
+    /// Show a trained model's prediction at every position of a text and its attention maps.
+    Inspect(InspectArgs),
 }
 
 /// The defaults every flag shows.
@@ -322,6 +324,24 @@ impl GradcheckArgs {
             Dtype::F32 => 1e-3,
         })
     }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct InspectArgs {
+    /// Run directory written by `train --out`; repeat to compare runs position by position.
+    #[arg(long, required = true, value_name = "DIR")]
+    pub run: Vec<PathBuf>,
+    /// A name (lines runs, at most block_size characters) or a passage (stream runs, at
+    /// most block_size + 1 characters).
+    #[arg(long, allow_hyphen_values = true)]
+    pub text: String,
+    /// Write inspect.md, inspect.json and the attention maps here [default: the table to
+    /// stdout, each run's attention maps to its directory].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run the model on this engine [default: the run's].
+    #[arg(long, value_parser = choice::<EngineKind>())]
+    pub engine: Option<EngineKind>,
 }
 
 /// A clap error as one line: its message without the usage and help hints.

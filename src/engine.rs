@@ -34,4 +34,10 @@ pub trait Engine {
     /// Feeds `token` at position `pos` of the current sequence and writes the next-token
     /// logits (length `vocab_size`).
     fn decode(&mut self, token: usize, pos: usize, logits: &mut [f64]);
+
+    /// The attention weights the last [`Engine::decode`] computed, at its position `pos`:
+    /// for `layer` and `head`, the softmax of `q·k/√head_dim` over the keys of positions
+    /// `0..=pos`, written to `weights` (length `pos + 1`). The engine's own numbers, read
+    /// back, not recomputed: `microgpt inspect` draws them.
+    fn attention(&self, layer: usize, head: usize, weights: &mut [f64]);
 }

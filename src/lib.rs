@@ -13,6 +13,7 @@ pub mod dtype;
 pub mod engine;
 pub mod files;
 pub mod gradcheck;
+pub mod inspect;
 pub mod interrupt;
 pub mod metrics;
 pub mod optim;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             commands::compare::run(&args.runs, &args.out).map(|()| Outcome::Done)
         }
         Command::Gradcheck(args) => commands::gradcheck::run(args).map(|()| Outcome::Done),
+        Command::Inspect(args) => commands::inspect::run(args).map(|()| Outcome::Done),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

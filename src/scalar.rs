@@ -175,6 +175,9 @@ pub struct ScalarGpt {
     n_params: usize,
     keys: Vec<Cache>,
     values: Vec<Cache>,
+    /// The attention weights' nodes of the last position [`ScalarGpt::gpt`] built, per
+    /// layer and head (`layer * n_head + head`), for [`Engine::attention`].
+    attention: Vec<Vec<NodeId>>,
 }
 
 impl ScalarGpt {
@@ -189,6 +192,7 @@ impl ScalarGpt {
             n_params: layout.total,
             keys: vec![Vec::new(); cfg.n_layer],
             values: vec![Vec::new(); cfg.n_layer],
+            attention: vec![Vec::new(); cfg.n_layer * cfg.n_head],
             cfg: cfg.clone(),
             layout,
             graph,
@@ -288,6 +292,8 @@ impl ScalarGpt {
                         .collect();
                     x_attn.push(g.sum(terms));
                 }
+                // Kept by moving the node ids: the graph's arithmetic is untouched.
+                self.attention[li * self.cfg.n_head + h] = weights;
             }
             let out = self.linear(&x_attn, wo, d);
             let x_mid: Vec<NodeId> = (0..d)
@@ -374,12 +380,25 @@ impl Engine for ScalarGpt {
     fn reset_decode(&mut self) {
         self.graph.truncate(self.n_params);
         self.clear_cache();
+        self.attention.iter_mut().for_each(Vec::clear);
     }
 
     fn decode(&mut self, token: usize, pos: usize, logits: &mut [f64]) {
         let nodes = self.gpt(token, pos);
         for (out, &l) in logits.iter_mut().zip(&nodes) {
             *out = self.graph.value(l);
+        }
+    }
+
+    fn attention(&self, layer: usize, head: usize, weights: &mut [f64]) {
+        let nodes = &self.attention[layer * self.cfg.n_head + head];
+        assert_eq!(
+            weights.len(),
+            nodes.len(),
+            "one weight per decoded position"
+        );
+        for (w, &node) in weights.iter_mut().zip(nodes) {
+            *w = self.graph.value(node);
         }
     }
 }

@@ -521,4 +521,16 @@ impl<F: Float> Engine for TensorGpt<F> {
             *out = l.as_f64();
         }
     }
+
+    /// Decoding's row is its position, so the weights are row `pos` of the layer's
+    /// `att: [N, H, T]`: `att[(pos * H + head) * T ..][..=pos]`.
+    fn attention(&self, layer: usize, head: usize, weights: &mut [f64]) {
+        let pos = self.batch.len() - 1;
+        assert_eq!(weights.len(), pos + 1, "one weight per decoded position");
+        let (h, t) = (self.cfg.n_head, self.cfg.block_size);
+        let row = &self.acts.layers[layer].att[(pos * h + head) * t..][..=pos];
+        for (w, &a) in weights.iter_mut().zip(row) {
+            *w = a.as_f64();
+        }
+    }
 }

@@ -1,0 +1,405 @@
+//! The `inspect` command: what trained runs predict at every position of a text
+//! (`inspect.md`, `inspect.json`) and where each attention head looks (`attention.png` and
+//! `.svg`, drawn by [`heatmap`]). Several runs get their per-position losses side by side.
+
+mod heatmap;
+
+use crate::cli::InspectArgs;
+use anyhow::{bail, Context, Result};
+use microgpt::checkpoint::{self, RunConfig};
+use microgpt::choice::Choice;
+use microgpt::data::Vocab;
+use microgpt::dispatch::{with_engine, EngineTask};
+use microgpt::engine::Engine;
+use microgpt::files::write_atomic;
+use microgpt::inspect::{inspect, text_tokens, Inspection};
+use microgpt::settings::SettingsMap;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Predictions listed per position.
+const TOP: usize = 5;
+/// How a BOS token reads in the tables and pictures.
+const BOS: &str = "⟨BOS⟩";
+
+/// One run and what it made of the text.
+struct Inspected {
+    dir: PathBuf,
+    /// Tells the run apart in tables and file names: its directory's name.
+    name: String,
+    config: RunConfig,
+    vocab: Vocab,
+    /// The engine and dtype that ran it, e.g. `tensor f64`.
+    engine: String,
+    view: Inspection,
+}
+
+impl Inspected {
+    fn load(dir: &Path, name: String, args: &InspectArgs) -> Result<Self> {
+        let (config, model) = checkpoint::load_run(dir)?;
+        let tokens = text_tokens(
+            &model.vocab,
+            config.settings.data.data,
+            &args.text,
+            model.config.block_size,
+        )
+        .with_context(|| format!("run {}", dir.display()))?;
+        let kind = args.engine.unwrap_or(config.settings.system.engine);
+        let task = InspectTask { tokens: &tokens };
+        let view = with_engine(kind, model.dtype, &model.config, &model.params, task)?;
+        Ok(Inspected {
+            dir: dir.to_path_buf(),
+            name,
+            engine: format!("{} {}", kind.name(), model.dtype),
+            vocab: model.vocab,
+            config,
+            view,
+        })
+    }
+
+    /// How token `id` reads where whitespace would vanish: BOS, space, newline and tab as
+    /// visible symbols (all in the pictures' font), other control characters by code.
+    fn shown(&self, id: usize) -> String {
+        match self.vocab.chars().get(id) {
+            None => BOS.into(),
+            Some(' ') => "␣".into(),
+            Some('\n') => "↵".into(),
+            Some('\t') => "⇥".into(),
+            Some(c) if c.is_control() => format!("U+{:04X}", *c as u32),
+            Some(c) => c.to_string(),
+        }
+    }
+
+    /// The settings a reader needs to place the run: shape, length and data.
+    fn settings_line(&self) -> String {
+        let s = &self.config.settings;
+        let m = &s.model;
+        format!(
+            "n_embd {}, n_head {}, n_layer {}, block_size {}, {}, {} steps, batch {}, lr {}, {} data; {}",
+            m.n_embd,
+            m.n_head,
+            m.n_layer,
+            m.block_size,
+            m.activation.name(),
+            s.schedule.steps,
+            s.schedule.batch_size,
+            s.optimizer.lr,
+            s.data.data.name(),
+            self.engine
+        )
+    }
+}
+
+struct InspectTask<'a> {
+    tokens: &'a [usize],
+}
+
+impl EngineTask for InspectTask<'_> {
+    type Output = Inspection;
+    fn run<E: Engine>(self, mut engine: E) -> Inspection {
+        inspect(&mut engine, self.tokens)
+    }
+}
+
+pub fn run(args: &InspectArgs) -> Result<()> {
+    let runs = names(&args.run)
+        .into_iter()
+        .zip(&args.run)
+        .map(|(name, dir)| Inspected::load(dir, name, args))
+        .collect::<Result<Vec<_>>>()?;
+    let mode = runs[0].config.settings.data.data;
+    if let Some(other) = runs.iter().find(|r| r.config.settings.data.data != mode) {
+        bail!(
+            "{} is a {} run but {} is a {} run: the text means different positions to them",
+            runs[0].dir.display(),
+            mode.name(),
+            other.dir.display(),
+            other.config.settings.data.data.name()
+        );
+    }
+    let pictures: Vec<PathBuf> = runs
+        .iter()
+        .map(|r| match &args.out {
+            Some(out) if runs.len() == 1 => out.join("attention"),
+            Some(out) => out.join(format!("attention_{}", r.name)),
+            None => r.dir.join("attention"),
+        })
+        .collect();
+    let md = markdown(&runs, &args.text, args.out.is_some().then_some(&pictures));
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        write_atomic(&out.join("inspect.md"), md.as_bytes())?;
+        let json = report(&runs, &args.text)?;
+        write_atomic(&out.join("inspect.json"), json.as_bytes())?;
+    }
+    for (run, stem) in runs.iter().zip(&pictures) {
+        heatmap::write(stem, &heatmap_of(run, &args.text))?;
+    }
+    print!("{md}");
+    let mut wrote: Vec<String> = pictures
+        .iter()
+        .map(|p| format!("{0}.png and {0}.svg", p.display()))
+        .collect();
+    if let Some(out) = &args.out {
+        let (md, json) = (out.join("inspect.md"), out.join("inspect.json"));
+        wrote.insert(0, format!("{} and {}", md.display(), json.display()));
+    }
+    // Stdout stays the table alone, ready to paste into notes.
+    eprintln!("wrote {}", wrote.join(", "));
+    Ok(())
+}
+
+/// Each run's name: its directory's, numbered when two runs share one.
+fn names(dirs: &[PathBuf]) -> Vec<String> {
+    let base: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_else(|| "run".into());
+            name.replace(|c: char| !(c.is_alphanumeric() || "-_=.,".contains(c)), "_")
+        })
+        .collect();
+    base.iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if base.iter().filter(|o| *o == b).count() > 1 {
+                format!("{b}-{}", i + 1)
+            } else {
+                b.clone()
+            }
+        })
+        .collect()
+}
+
+fn heatmap_of<'a>(run: &'a Inspected, text: &str) -> heatmap::Maps<'a> {
+    let n = run.view.positions();
+    heatmap::Maps {
+        title: format!("Attention of {} on “{}”", run.name, text.replace('\n', "↵")),
+        subtitle: run.settings_line(),
+        labels: (0..n).map(|i| run.shown(run.view.tokens[i])).collect(),
+        attention: &run.view.attention,
+    }
+}
+
+/// A token as a Markdown table cell: a code span, with its pipe escaped.
+fn cell(s: &str) -> String {
+    if s == "`" {
+        "`` ` ``".into()
+    } else {
+        format!("`{}`", s.replace('|', "\\|"))
+    }
+}
+
+/// `inspect.md`: for one run its table; for several, their losses side by side, then
+/// each run's table.
+fn markdown(runs: &[Inspected], text: &str, pictures: Option<&Vec<PathBuf>>) -> String {
+    let mut md = format!("# What the model predicts for {text:?}\n\n");
+    md.push_str(
+        "Position *i* reads the input and predicts the target. p(target) is the probability the model gives the target — the distribution `sample` draws from at temperature 1; the loss is −ln p(target) in nats, as in training.\n",
+    );
+    if runs.len() > 1 {
+        md.push_str(&side_by_side(runs));
+    }
+    for (i, run) in runs.iter().enumerate() {
+        if runs.len() > 1 {
+            let _ = write!(md, "\n## `{}`\n", run.name);
+        }
+        let _ = writeln!(
+            md,
+            "\nRun `{}`: {}. Mean loss {:.4} nats over {} positions.\n",
+            run.dir.display(),
+            run.settings_line(),
+            run.view.mean_loss(),
+            run.view.positions()
+        );
+        md.push_str(&table(run));
+        if let Some(p) = pictures {
+            let file = p[i].file_name().map(|f| f.to_string_lossy().into_owned());
+            let _ = writeln!(
+                md,
+                "\n![attention of {}]({}.png)",
+                run.name,
+                file.unwrap_or_default()
+            );
+        }
+    }
+    md
+}
+
+/// One run's table: a row per position.
+fn table(run: &Inspected) -> String {
+    let mut t = String::from(
+        "| pos | input | target | p(target) | loss | top 5 |\n|---:|:---:|:---:|---:|---:|---|\n",
+    );
+    let v = &run.view;
+    for pos in 0..v.positions() {
+        let target = v.tokens[pos + 1];
+        let top: Vec<String> = v
+            .top(pos, TOP)
+            .iter()
+            .map(|&(id, p)| {
+                let entry = format!("{} {p:.3}", cell(&run.shown(id)));
+                if id == target {
+                    format!("**{entry}**")
+                } else {
+                    entry
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            t,
+            "| {pos} | {} | {} | {:.4} | {:.3} | {} |",
+            cell(&run.shown(v.tokens[pos])),
+            cell(&run.shown(target)),
+            v.p_target(pos),
+            v.loss(pos),
+            top.join(" · ")
+        );
+    }
+    t
+}
+
+/// The runs' per-position losses in columns, the lowest of each row in bold.
+fn side_by_side(runs: &[Inspected]) -> String {
+    let mut t = String::from(
+        "\nLoss (nats) per position; the lowest in each row in bold.\n\n| pos | input | target |",
+    );
+    for r in runs {
+        let _ = write!(t, " `{}` |", r.name);
+    }
+    t.push_str("\n|---:|:---:|:---:|");
+    t.push_str(&"---:|".repeat(runs.len()));
+    let bold_lowest = |losses: Vec<f64>| -> String {
+        let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        losses
+            .iter()
+            .map(|&l| {
+                if l == best {
+                    format!(" **{l:.3}** |")
+                } else {
+                    format!(" {l:.3} |")
+                }
+            })
+            .collect()
+    };
+    let first = &runs[0];
+    for pos in 0..first.view.positions() {
+        let _ = write!(
+            t,
+            "\n| {pos} | {} | {} |",
+            cell(&first.shown(first.view.tokens[pos])),
+            cell(&first.shown(first.view.tokens[pos + 1]))
+        );
+        t.push_str(&bold_lowest(
+            runs.iter().map(|r| r.view.loss(pos)).collect(),
+        ));
+    }
+    t.push_str("\n| mean | | |");
+    t.push_str(&bold_lowest(
+        runs.iter().map(|r| r.view.mean_loss()).collect(),
+    ));
+    t.push('\n');
+    t
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    char: String,
+    id: usize,
+    p: f64,
+}
+
+#[derive(Serialize)]
+struct PositionReport {
+    input: String,
+    target: String,
+    input_id: usize,
+    target_id: usize,
+    p_target: f64,
+    loss: f64,
+    top5: Vec<Prediction>,
+}
+
+#[derive(Serialize)]
+struct RunReport<'a> {
+    run: String,
+    name: &'a str,
+    /// The settings that identify the run (`config.json`'s, without the runtime ones).
+    settings: SettingsMap,
+    engine: &'a str,
+    text: &'a str,
+    positions: Vec<PositionReport>,
+    mean_loss: f64,
+    /// `[layer][head][query][key]`, keys `0..=query`.
+    attention: &'a [Vec<Vec<Vec<f64>>>],
+}
+
+fn run_report<'a>(run: &'a Inspected, text: &'a str) -> RunReport<'a> {
+    let v = &run.view;
+    let positions = (0..v.positions())
+        .map(|pos| PositionReport {
+            input: run.shown(v.tokens[pos]),
+            target: run.shown(v.tokens[pos + 1]),
+            input_id: v.tokens[pos],
+            target_id: v.tokens[pos + 1],
+            p_target: v.p_target(pos),
+            loss: v.loss(pos),
+            top5: v
+                .top(pos, TOP)
+                .into_iter()
+                .map(|(id, p)| Prediction {
+                    char: run.shown(id),
+                    id,
+                    p,
+                })
+                .collect(),
+        })
+        .collect();
+    RunReport {
+        run: run.dir.display().to_string(),
+        name: &run.name,
+        settings: run.config.settings.labels(),
+        engine: &run.engine,
+        text,
+        positions,
+        mean_loss: v.mean_loss(),
+        attention: &v.attention,
+    }
+}
+
+/// Several runs' losses, position by position (`loss[position][run]`).
+#[derive(Serialize)]
+struct Comparison<'a> {
+    runs: Vec<&'a str>,
+    loss: Vec<Vec<f64>>,
+    mean_loss: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct MultiReport<'a> {
+    text: &'a str,
+    comparison: Comparison<'a>,
+    runs: Vec<RunReport<'a>>,
+}
+
+/// `inspect.json`: one run's report, or several runs' with their losses side by side.
+fn report(runs: &[Inspected], text: &str) -> Result<String> {
+    let mut reports: Vec<RunReport> = runs.iter().map(|r| run_report(r, text)).collect();
+    if reports.len() == 1 {
+        return Ok(serde_json::to_string_pretty(&reports.remove(0))?);
+    }
+    let comparison = Comparison {
+        runs: runs.iter().map(|r| r.name.as_str()).collect(),
+        loss: (0..runs[0].view.positions())
+            .map(|pos| runs.iter().map(|r| r.view.loss(pos)).collect())
+            .collect(),
+        mean_loss: runs.iter().map(|r| r.view.mean_loss()).collect(),
+    };
+    let multi = MultiReport {
+        text,
+        comparison,
+        runs: reports,
+    };
+    Ok(serde_json::to_string_pretty(&multi)?)
+}
