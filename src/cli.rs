@@ -274,6 +274,9 @@ pub struct SweepArgs {
     /// Print one `microgpt train` command line per run instead of running them.
     #[arg(long)]
     pub print_commands: bool,
+    /// Train finished runs of an earlier sweep on to this sweep's --steps (else refused).
+    #[arg(long)]
+    pub extend: bool,
     #[command(flatten)]
     pub train: TrainArgs,
 }

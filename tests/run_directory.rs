@@ -5,6 +5,72 @@ mod common;
 
 use common::cli::*;
 
+/// The latest checkpoint's directory in `run`.
+fn ckpt(run: &Path) -> PathBuf {
+    checkpoint::load_model(run).unwrap().path
+}
+
+/// Edits `file` of the latest checkpoint and records its new checksum, as a forger who knew
+/// the format would: the checks past the checksum must still hold.
+fn forge(run: &Path, file: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let dir = ckpt(run);
+    let mut bytes = std::fs::read(dir.join(file)).unwrap();
+    let old = microgpt::files::sha256_hex(&bytes);
+    edit(&mut bytes);
+    std::fs::write(dir.join(file), &bytes).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let new = microgpt::files::sha256_hex(&bytes);
+    std::fs::write(dir.join("manifest.json"), manifest.replace(&old, &new)).unwrap();
+}
+
+/// The offset of the tensor data in a safetensors file.
+fn data_start(bytes: &[u8]) -> usize {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+/// Restores every file under `run` after each case.
+struct Snapshot(Vec<(PathBuf, Vec<u8>)>);
+
+impl Snapshot {
+    fn take(run: &Path) -> Self {
+        let mut files = Vec::new();
+        let mut dirs = vec![run.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        Snapshot(files)
+    }
+
+    fn restore(&self) {
+        for (p, bytes) in &self.0 {
+            std::fs::write(p, bytes).unwrap();
+        }
+    }
+
+    /// Errors as `--resume`, changing no file; then restores the snapshot.
+    fn resume_fails(&self, run: &Path) -> String {
+        let before = Snapshot::take(run);
+        let err = fails(&["train", "--resume", s(run)]);
+        for (p, bytes) in &before.0 {
+            let now = std::fs::read(p).unwrap();
+            assert!(
+                p.ends_with(".lock") || now == *bytes,
+                "{} changed",
+                p.display()
+            );
+        }
+        self.restore();
+        err
+    }
+}
+
 #[test]
 fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     let dir = tmp("bad");
@@ -15,16 +81,14 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
         &run,
         &["--steps", "10", "--stop-after", "5", "--num-samples", "0"],
     );
-    let model_bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let snap = Snapshot::take(&run);
+    let model = ckpt(&run).join("model.safetensors");
+    let model_bytes = std::fs::read(&model).unwrap();
 
     // Training afresh into a run directory would overwrite it.
-    let o = train(&data, &run, &["--steps", "10"]);
-    assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("already holds a trained run"));
-    assert_eq!(
-        std::fs::read(run.join("model.safetensors")).unwrap(),
-        model_bytes
-    );
+    let err = fails(&["train", "--input", s(&data), "--out", s(&run)]);
+    assert!(err.contains("already holds a trained run"), "{err}");
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
 
     // Not a run directory.
     let err = fails(&["sample", "--run", s(&dir)]);
@@ -32,66 +96,335 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     let err = fails(&["train", "--resume", s(&dir.join("nowhere"))]);
     assert!(err.contains("not a run directory"), "{err}");
 
-    // A different dataset vocabulary.
-    let mut changed = std::fs::read_to_string(&data).unwrap();
-    changed.push_str("qwx\n");
-    std::fs::write(&data, changed).unwrap();
-    let err = fails(&["train", "--resume", s(&run)]);
-    assert!(err.contains("vocabulary"), "{err}");
-    dataset(&dir);
+    // A different dataset: another vocabulary; the same lines in another order.
+    let original = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, format!("{original}qwx\n")).unwrap();
+    assert!(snap.resume_fails(&run).contains("vocabulary"));
+    let mut lines: Vec<&str> = original.lines().collect();
+    lines.reverse();
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let err = snap.resume_fails(&run);
+    assert!(
+        err.contains("is not the text the run was trained on"),
+        "{err}"
+    );
+    std::fs::write(&data, &original).unwrap();
 
-    // Truncated, corrupt and missing checkpoints.
-    let cases: [(&str, Vec<u8>, &str); 3] = [
+    // Truncated, corrupt, edited and missing checkpoint files.
+    let cases: [(&str, Vec<u8>); 3] = [
         (
             "model.safetensors",
             model_bytes[..model_bytes.len() / 2].to_vec(),
-            "truncated or corrupt",
         ),
         (
             "model.safetensors",
             b"\xff\xff\xff\xff not a checkpoint".to_vec(),
-            "truncated or corrupt",
         ),
         (
             "optimizer.safetensors",
             b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ".to_vec(),
-            "not a microgpt checkpoint",
         ),
     ];
-    for (file, bytes, want) in cases {
-        let original = std::fs::read(run.join(file)).unwrap();
-        std::fs::write(run.join(file), &bytes).unwrap();
-        let err = fails(&["train", "--resume", s(&run)]);
-        assert!(err.contains(want), "{file}: {err}");
-        assert_eq!(
-            std::fs::read(run.join(file)).unwrap(),
-            bytes,
-            "kept as found"
-        );
-        std::fs::write(run.join(file), original).unwrap();
+    for (file, bytes) in cases {
+        std::fs::write(ckpt(&run).join(file), &bytes).unwrap();
+        let err = snap.resume_fails(&run);
+        assert!(err.contains("does not match the checksum"), "{file}: {err}");
     }
-    std::fs::rename(run.join("model.safetensors"), dir.join("moved")).unwrap();
+    std::fs::write(ckpt(&run).join("model.safetensors"), &model_bytes[..100]).unwrap();
+    let err = fails(&["sample", "--run", s(&run)]);
+    assert!(err.contains("does not match the checksum"), "{err}");
+    snap.restore();
+    std::fs::rename(&model, dir.join("moved")).unwrap();
     let err = fails(&["sample", "--run", s(&run)]);
     assert!(err.contains("model.safetensors is missing"), "{err}");
-    std::fs::rename(dir.join("moved"), run.join("model.safetensors")).unwrap();
+    std::fs::rename(dir.join("moved"), &model).unwrap();
+
+    // Forged files that keep their checksums: NaN, inf or huge weights, NaN or negative Adam
+    // state, a wrong adam_t.
+    for (file, value, want) in [
+        (
+            "model.safetensors",
+            f64::NAN,
+            "non-finite weight (NaN in wte)",
+        ),
+        (
+            "model.safetensors",
+            f64::INFINITY,
+            "non-finite weight (inf in wte)",
+        ),
+        (
+            "optimizer.safetensors",
+            f64::NAN,
+            "impossible Adam state (first moment NaN",
+        ),
+    ] {
+        forge(&run, file, |b| {
+            let at = data_start(b);
+            b[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        });
+        assert!(snap.resume_fails(&run).contains(want), "{want}");
+        if file == "model.safetensors" {
+            forge(&run, file, |b| {
+                let at = data_start(b);
+                b[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            });
+            let err = fails(&["sample", "--run", s(&run)]);
+            assert!(err.contains(want), "{err}");
+            snap.restore();
+        }
+    }
+    forge(&run, "optimizer.safetensors", |b| {
+        let at = data_start(b) + (b.len() - data_start(b)) / 2;
+        b[at..at + 8].copy_from_slice(&(-1.0f64).to_le_bytes());
+    });
+    let err = snap.resume_fails(&run);
+    assert!(
+        err.contains("impossible Adam state (second moment -1"),
+        "{err}"
+    );
+    forge(&run, "optimizer.safetensors", |b| {
+        let at = b.windows(10).position(|w| w == b"\"adam_t\":\"").unwrap() + 10;
+        b[at] = b'0';
+    });
+    let err = snap.resume_fails(&run);
+    assert!(err.contains("adam_t 0"), "{err}");
 
     // A run directory from another format version.
     let config = std::fs::read_to_string(run.join("config.json")).unwrap();
     std::fs::write(
         run.join("config.json"),
-        config.replace("\"format_version\": 2", "\"format_version\": 99"),
+        config.replace("\"format_version\": 3", "\"format_version\": 99"),
     )
     .unwrap();
-    let err = fails(&["train", "--resume", s(&run)]);
+    let err = snap.resume_fails(&run);
     assert!(
         err.contains("newer version of microgpt (format 99"),
         "{err}"
     );
-    std::fs::write(run.join("config.json"), config).unwrap();
 
-    // Intact again: it resumes.
+    // Stale temporary files of a killed writer are cleaned; intact again, it resumes.
+    let stale = [
+        run.join(".metrics.csv.tmp999999"),
+        run.join("checkpoints/.step-00000006.tmp999999"),
+    ];
+    std::fs::write(&stale[0], "x").unwrap();
+    std::fs::create_dir(&stale[1]).unwrap();
     ok(&["train", "--resume", s(&run), "--quiet"]);
     assert_eq!(rows(&run).len(), 10);
+    assert!(stale.iter().all(|p| !p.exists()));
+}
+
+/// Edits `key` (a `"key": value` line) of config.json.
+fn edit_config(run: &Path, key: &str, value: &str) -> String {
+    let text = std::fs::read_to_string(run.join("config.json")).unwrap();
+    let mut out = String::new();
+    let mut found = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if !found && trimmed.starts_with(&format!("\"{key}\":")) {
+            found = true;
+            let indent = &line[..line.len() - trimmed.len()];
+            let comma = if trimmed.ends_with(',') { "," } else { "" };
+            if value != "DELETE" {
+                out.push_str(&format!("{indent}\"{key}\": {value}{comma}\n"));
+            } else if !comma.is_empty() {
+                continue;
+            } else {
+                // The last key of its object: drop the comma before it.
+                out.truncate(out.trim_end().trim_end_matches(',').len());
+                out.push('\n');
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(found, "no {key} in config.json");
+    std::fs::write(run.join("config.json"), &out).unwrap();
+    out
+}
+
+#[test]
+fn config_json_is_read_strictly_and_must_describe_the_checkpoint() {
+    let dir = tmp("strict");
+    let data = dataset(&dir);
+    let run = dir.join("run");
+    train_ok(
+        &data,
+        &run,
+        &["--steps", "10", "--stop-after", "5", "--num-samples", "0"],
+    );
+    let snap = Snapshot::take(&run);
+    let cases: &[(&str, &str, &str)] = &[
+        // Values the command line refuses.
+        ("lr", "-0.01", "--lr -0.01: must be a positive number"),
+        (
+            "temperature",
+            "0",
+            "--temperature 0.0: must be a positive number",
+        ),
+        ("eps", "-1e308", "--eps -1e+308: must be a positive number"),
+        ("val_frac", "-1", "--val-frac -1"),
+        ("beta1", "1.5", "--beta1 1.5: must be in [0, 1)"),
+        (
+            "batch_size",
+            "1000000000000",
+            "--batch-size 1000000000000: must be at most",
+        ),
+        ("batch_size", "1e12", "settings.schedule.batch_size = "),
+        ("steps", "\"ten\"", "settings.schedule.steps = \"ten\""),
+        // Deleted keys, optional ones included, and unknown ones.
+        ("lr", "DELETE", "key settings.optimizer.lr is missing"),
+        (
+            "grad_clip",
+            "DELETE",
+            "key settings.optimizer.grad_clip is missing",
+        ),
+        (
+            "activation",
+            "DELETE",
+            "key settings.model.activation is missing",
+        ),
+        ("dataset_sha256", "DELETE", "key dataset_sha256 is missing"),
+        ("seed", "42, \"sede\": 1", "unknown key settings.data.sede"),
+        // Valid values that are not what the checkpoint was trained with.
+        (
+            "beta1",
+            "1e-8",
+            "sets beta1 (--beta1) to 1e-8, but the checkpoint at step 5 was trained with 0.85",
+        ),
+        ("init_std", "0.1", "sets init_std (--init-std) to 0.1"),
+        ("dtype", "\"f32\"", "sets dtype (--dtype) to \"f32\""),
+        ("dataset_sha256", "\"00\"", "sets dataset_sha256 to 00"),
+    ];
+    for &(key, value, want) in cases {
+        edit_config(&run, key, value);
+        let err = snap.resume_fails(&run);
+        assert!(err.contains(want), "{key} = {value}: {err}");
+        edit_config(&run, key, value);
+        let err = fails(&["sample", "--run", s(&run)]);
+        assert!(err.contains(want), "sample, {key} = {value}: {err}");
+        snap.restore();
+    }
+    // The architecture, in both of its places: settings and model.
+    for (key, value, edited) in [
+        ("n_embd", "8", "16"),
+        ("n_head", "2", "4"),
+        ("n_layer", "1", "2"),
+        ("block_size", "8", "16"),
+    ] {
+        let text = std::fs::read_to_string(run.join("config.json")).unwrap();
+        let from = format!("\"{key}\": {edited}");
+        let wrong = text.replace(&format!("\"{key}\": {value}"), &from);
+        assert_ne!(wrong, text, "{key}");
+        std::fs::write(run.join("config.json"), &wrong).unwrap();
+        let err = snap.resume_fails(&run);
+        let flag = format!("--{}", key.replace('_', "-"));
+        assert!(
+            err.contains(&format!("sets {key} ({flag}) to {edited}, but the checkpoint at step 5 was trained with {value}")),
+            "{key}: {err}"
+        );
+    }
+    let text = std::fs::read_to_string(run.join("config.json")).unwrap();
+    std::fs::write(
+        run.join("config.json"),
+        text.replace("\"relu\"", "\"gelu\""),
+    )
+    .unwrap();
+    let err = snap.resume_fails(&run);
+    assert!(
+        err.contains("sets activation (--activation) to \"gelu\""),
+        "{err}"
+    );
+    // Only one of the two places edited: the file contradicts itself.
+    edit_config(&run, "n_layer", "2");
+    let err = snap.resume_fails(&run);
+    assert!(
+        err.contains("model.n_layer is 1 but settings --n-layer is 2"),
+        "{err}"
+    );
+
+    ok(&["train", "--resume", s(&run), "--quiet"]);
+}
+
+#[test]
+fn out_never_replaces_files_it_did_not_write() {
+    let dir = tmp("foreign");
+    let data = dataset(&dir);
+    for (file, content) in [
+        ("config.json", "{\"theme\": \"dark\"}"),
+        ("metrics.csv", "a,b\n1,2\n"),
+        ("samples.txt", "my notes\n"),
+    ] {
+        let out = dir.join(file.replace('.', "_"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(file), content).unwrap();
+        let o = train(&data, &out, &["--steps", "3"]);
+        let err = text(&o.stderr);
+        assert!(
+            !o.status.success() && err.starts_with("error: --out"),
+            "{err}"
+        );
+        assert!(err.contains("did not write"), "{err}");
+        assert_eq!(std::fs::read_to_string(out.join(file)).unwrap(), content);
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "nothing added");
+    }
+    // `--out .` in a directory of the user's.
+    let o = Command::new(env!("CARGO_BIN_EXE_microgpt"))
+        .args([
+            "train",
+            "--input",
+            "names.txt",
+            "--steps",
+            "3",
+            "--out",
+            ".",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("(config_json, ...)"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A run of ours that never saved starts afresh; a new directory is created.
+    let run = dir.join("new/run");
+    train_ok(&data, &run, &["--steps", "3", "--num-samples", "0"]);
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    let err = fails(&["train", "--resume", s(&run)]);
+    assert!(err.contains("start it again with train --out"), "{err}");
+    train_ok(&data, &run, &["--steps", "3", "--num-samples", "0"]);
+    assert_eq!(rows(&run).len(), 3);
+}
+
+/// Two runs of the same settings write the same bytes into every checkpoint file (issue
+/// #12); their manifests differ only in the wall-clock column of metrics.csv they cover.
+#[test]
+fn identical_runs_write_identical_checkpoints() {
+    let dir = tmp("deterministic");
+    let data = dataset(&dir);
+    let flags = ["--steps", "6", "--num-samples", "2", "--save-every", "3"];
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    train_ok(&data, &a, &flags);
+    train_ok(&data, &b, &flags);
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let read = |run: &Path| std::fs::read(ckpt(run).join(file)).unwrap();
+        assert_eq!(read(&a), read(&b), "{file}");
+    }
+    let manifest = |run: &Path| {
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ckpt(run).join("manifest.json")).unwrap())
+                .unwrap();
+        m.as_object_mut().unwrap().remove("metrics");
+        m
+    };
+    assert_eq!(manifest(&a), manifest(&b));
+    assert_eq!(
+        std::fs::read(a.join("samples.txt")).unwrap(),
+        std::fs::read(b.join("samples.txt")).unwrap()
+    );
 }
 
 #[test]
@@ -127,7 +460,7 @@ print(json.dumps({
 }))
 "#;
     let out = Command::new("python3")
-        .args(["-c", script, s(&run.join("model.safetensors"))])
+        .args(["-c", script, s(&ckpt(&run).join("model.safetensors"))])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
