@@ -79,10 +79,9 @@ pub fn claim_new(dir: &Path) -> Result<RunLock> {
             dir.display()
         )
     };
-    // Checked before creating anything in DIR, and again once it is ours alone.
-    if inspect_out(dir)? == OutDir::Trained {
-        return Err(trained());
-    }
+    // Foreign files are refused before anything is created in DIR; a trained run once DIR
+    // is ours alone (a live run's writer is named first).
+    inspect_out(dir)?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
     let lock = RunLock::acquire(dir)?;

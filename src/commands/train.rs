@@ -188,7 +188,9 @@ fn resume(dir: &Path, args: &TrainArgs) -> Result<(RunLock, RunSettings, Start, 
     let mut settings = resumed_settings(&run.settings, args, dir)?;
     let done = model.step;
     let steps = settings.schedule.steps;
-    if done >= steps {
+    // A run stopped between its last checkpoint and its samples only samples.
+    let unsampled = done == steps && !dir.join(SAMPLES_FILE).exists();
+    if done >= steps && !unsampled {
         if args.given.contains("steps") {
             bail!(
                 "--steps {steps} is not beyond the {done} steps the run in {} has done",
