@@ -130,7 +130,11 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
         let err = snap.resume_fails(&run);
         assert!(err.contains("does not match the checksum"), "{file}: {err}");
     }
-    std::fs::write(ckpt(&run).join("model.safetensors"), &model_bytes[..100]).unwrap();
+    // A weight set to 1e300 by hand: sample refuses the file rather than print empty names.
+    let mut huge = model_bytes.clone();
+    let at = data_start(&huge);
+    huge[at..at + 8].copy_from_slice(&1e300f64.to_le_bytes());
+    std::fs::write(ckpt(&run).join("model.safetensors"), &huge).unwrap();
     let err = fails(&["sample", "--run", s(&run)]);
     assert!(err.contains("does not match the checksum"), "{err}");
     snap.restore();
@@ -344,7 +348,20 @@ fn config_json_is_read_strictly_and_must_describe_the_checkpoint() {
         "{err}"
     );
 
-    ok(&["train", "--resume", s(&run), "--quiet"]);
+    // Unchanged values of the run's settings are not refused, a path given another way
+    // included.
+    let same_data = dir.join(".").join("names.txt");
+    ok(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--quiet",
+        "--lr",
+        "0.01",
+        "--input",
+        s(&same_data),
+    ]);
+    assert_eq!(rows(&run).len(), 10);
 }
 
 #[test]

@@ -296,8 +296,11 @@ fn a_diverging_step_never_overwrites_the_last_finite_checkpoint() {
     assert!(model.params.iter().all(|x| x.is_finite()));
     assert_eq!(rows(&run).len(), model.step);
     assert!(
-        err.starts_with("error: training stopped; ")
-            && err.contains(&format!("the {} steps before", model.step)),
+        err.starts_with("error: training stopped; the weights were no longer finite")
+            && err.contains(&format!(
+                "last good checkpoint (the {} steps before)",
+                model.step
+            )),
         "{err}"
     );
     ok(&["sample", "--run", s(&run), "--num-samples", "3"]);
