@@ -71,9 +71,9 @@ impl Snapshot {
     }
 }
 
-#[test]
-fn bad_run_directories_are_clear_errors_and_lose_nothing() {
-    let dir = tmp("bad");
+/// A run of 10 steps stopped after 5 in a scratch directory: (dir, dataset, run).
+fn stopped_run(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = tmp(name);
     let data = dataset(&dir);
     let run = dir.join("run");
     train_ok(
@@ -81,6 +81,12 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
         &run,
         &["--steps", "10", "--stop-after", "5", "--num-samples", "0"],
     );
+    (dir, data, run)
+}
+
+#[test]
+fn bad_run_directories_are_clear_errors_and_lose_nothing() {
+    let (dir, data, run) = stopped_run("bad");
     let snap = Snapshot::take(&run);
     let model = ckpt(&run).join("model.safetensors");
     let model_bytes = std::fs::read(&model).unwrap();
@@ -250,14 +256,7 @@ fn edit_config(run: &Path, key: &str, value: &str) -> String {
 
 #[test]
 fn config_json_is_read_strictly_and_must_describe_the_checkpoint() {
-    let dir = tmp("strict");
-    let data = dataset(&dir);
-    let run = dir.join("run");
-    train_ok(
-        &data,
-        &run,
-        &["--steps", "10", "--stop-after", "5", "--num-samples", "0"],
-    );
+    let (dir, _, run) = stopped_run("strict");
     let snap = Snapshot::take(&run);
     let cases: &[(&str, &str, &str)] = &[
         // Values the command line refuses.

@@ -64,6 +64,21 @@ fn whole(dir: &Path) -> usize {
     model.step
 }
 
+/// The run in `dir` is whole and trains two more steps.
+fn resumes(dir: &Path) {
+    let step = whole(dir);
+    let stop = (step + 2).to_string();
+    ok(&[
+        "train",
+        "--resume",
+        s(dir),
+        "--stop-after",
+        &stop,
+        "--quiet",
+    ]);
+    assert_eq!(rows(dir).len(), step + 2);
+}
+
 #[test]
 fn sigterm_and_sighup_save_at_a_step_boundary_like_ctrl_c() {
     let dir = tmp("signals");
@@ -81,17 +96,7 @@ fn sigterm_and_sighup_save_at_a_step_boundary_like_ctrl_c() {
             err.contains("interrupted at step") && err.contains("--resume"),
             "{err}"
         );
-        let step = whole(&run);
-        let stop = (step + 2).to_string();
-        ok(&[
-            "train",
-            "--resume",
-            s(&run),
-            "--stop-after",
-            &stop,
-            "--quiet",
-        ]);
-        assert_eq!(rows(&run).len(), step + 2);
+        resumes(&run);
     }
 }
 
@@ -124,16 +129,7 @@ fn a_live_run_has_one_writer_and_any_number_of_readers() {
     ready(&mut child);
     child.kill().unwrap();
     child.wait().unwrap();
-    let step = whole(&run);
-    let stop = (step + 1).to_string();
-    ok(&[
-        "train",
-        "--resume",
-        s(&run),
-        "--stop-after",
-        &stop,
-        "--quiet",
-    ]);
+    resumes(&run);
 }
 
 /// Starts `a` and `b` together: one of them must be refused as a second writer; then

@@ -380,7 +380,9 @@ impl Session<'_> {
             }
         }
         progress.finish();
-        self.save(trainer, &mut metrics_file)?;
+        if let Err(e) = self.save(trainer, &mut metrics_file) {
+            return Err(self.stop(trainer, &mut metrics_file, e));
+        }
         Ok(outcome)
     }
 
