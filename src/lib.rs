@@ -29,3 +29,4 @@ pub mod settings;
 pub mod tensor;
 pub mod tensorfile;
 pub mod train;
+pub mod validate;

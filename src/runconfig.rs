@@ -5,7 +5,8 @@
 use crate::config::{Activation, ModelConfig};
 use crate::data::Vocab;
 use crate::files::write_atomic;
-use crate::settings::{flag, role, Role, RunSettings, SettingsMap};
+use crate::settings::{role, Role, RunSettings, SettingsMap};
+use crate::validate::flag;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

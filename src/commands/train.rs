@@ -18,8 +18,9 @@ use microgpt::metrics::{self, MetricsFile, Row};
 use microgpt::progress::Progress;
 use microgpt::rng::Rng;
 use microgpt::sample;
-use microgpt::settings::{flag, role, Role, RunSettings};
+use microgpt::settings::RunSettings;
 use microgpt::train::{cast_params, evaluate, Trainer};
+use microgpt::validate::resumed;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -141,38 +142,6 @@ pub fn run(args: &TrainArgs) -> Result<Outcome> {
     with_engine(engine, dtype, &cfg, &params, task)?
 }
 
-/// The stored settings with the ones given on the command line that may change on resume
-/// (see [`Role`]); changing a setting of the run's identity is an error.
-fn resumed_settings(stored: &RunSettings, args: &TrainArgs, dir: &Path) -> Result<RunSettings> {
-    let mut map = stored.to_map();
-    for (key, value) in args.given_settings() {
-        if role(&key) == Some(Role::Identity) && !same_value(&key, map.get(&key), &value) {
-            bail!(
-                "{} cannot change when resuming: the run's settings are in {}",
-                flag(&key),
-                dir.join(CONFIG_FILE).display()
-            );
-        }
-        if key != "input" {
-            map.insert(key, value);
-        }
-    }
-    let settings = RunSettings::from_map(&map)?;
-    settings.validate()?;
-    Ok(settings)
-}
-
-/// Whether a given setting is the stored one: paths are compared as the files they name.
-fn same_value(key: &str, stored: Option<&serde_json::Value>, given: &serde_json::Value) -> bool {
-    let path = |v: &serde_json::Value| v.as_str().and_then(|p| std::fs::canonicalize(p).ok());
-    match stored {
-        Some(stored) if key == "input" => {
-            stored == given || path(stored).is_some_and(|p| path(given) == Some(p))
-        }
-        stored => stored == Some(given),
-    }
-}
-
 fn resume(dir: &Path, args: &TrainArgs) -> Result<(RunLock, RunSettings, Start, Resumed)> {
     if args.out.as_ref().is_some_and(|out| out != dir) {
         bail!(
@@ -185,7 +154,7 @@ fn resume(dir: &Path, args: &TrainArgs) -> Result<(RunLock, RunSettings, Start, 
     let lock = RunLock::acquire(dir)?;
     checkpoint::clean(dir)?;
     let (run, model) = checkpoint::load_run(dir)?;
-    let mut settings = resumed_settings(&run.settings, args, dir)?;
+    let mut settings = resumed(&run.settings, args.given_settings(), &dir.join(CONFIG_FILE))?;
     let done = model.step;
     let steps = settings.schedule.steps;
     // A run stopped between its last checkpoint and its samples only samples.
