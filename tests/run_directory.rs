@@ -1,88 +1,13 @@
 //! What a run directory guarantees to its readers: bad directories are clear errors that
-//! lose nothing, Python reads the checkpoint, older formats are named.
+//! lose nothing, `--out` replaces nothing it did not write, checkpoints are deterministic,
+//! Python reads them, older formats are named.
 
 mod common;
+#[path = "common/rundir.rs"]
+mod rundir;
 
 use common::cli::*;
-
-/// The latest checkpoint's directory in `run`.
-fn ckpt(run: &Path) -> PathBuf {
-    checkpoint::load_model(run).unwrap().path
-}
-
-/// Edits `file` of the latest checkpoint and records its new checksum, as a forger who knew
-/// the format would: the checks past the checksum must still hold.
-fn forge(run: &Path, file: &str, edit: impl FnOnce(&mut Vec<u8>)) {
-    let dir = ckpt(run);
-    let mut bytes = std::fs::read(dir.join(file)).unwrap();
-    let old = microgpt::files::sha256_hex(&bytes);
-    edit(&mut bytes);
-    std::fs::write(dir.join(file), &bytes).unwrap();
-    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
-    let new = microgpt::files::sha256_hex(&bytes);
-    std::fs::write(dir.join("manifest.json"), manifest.replace(&old, &new)).unwrap();
-}
-
-/// The offset of the tensor data in a safetensors file.
-fn data_start(bytes: &[u8]) -> usize {
-    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
-}
-
-/// Restores every file under `run` after each case.
-struct Snapshot(Vec<(PathBuf, Vec<u8>)>);
-
-impl Snapshot {
-    fn take(run: &Path) -> Self {
-        let mut files = Vec::new();
-        let mut dirs = vec![run.to_path_buf()];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else {
-                    files.push((p.clone(), std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-        Snapshot(files)
-    }
-
-    fn restore(&self) {
-        for (p, bytes) in &self.0 {
-            std::fs::write(p, bytes).unwrap();
-        }
-    }
-
-    /// Errors as `--resume`, changing no file; then restores the snapshot.
-    fn resume_fails(&self, run: &Path) -> String {
-        let before = Snapshot::take(run);
-        let err = fails(&["train", "--resume", s(run)]);
-        for (p, bytes) in &before.0 {
-            let now = std::fs::read(p).unwrap();
-            assert!(
-                p.ends_with(".lock") || now == *bytes,
-                "{} changed",
-                p.display()
-            );
-        }
-        self.restore();
-        err
-    }
-}
-
-/// A run of 10 steps stopped after 5 in a scratch directory: (dir, dataset, run).
-fn stopped_run(name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = tmp(name);
-    let data = dataset(&dir);
-    let run = dir.join("run");
-    train_ok(
-        &data,
-        &run,
-        &["--steps", "10", "--stop-after", "5", "--num-samples", "0"],
-    );
-    (dir, data, run)
-}
+use rundir::*;
 
 #[test]
 fn bad_run_directories_are_clear_errors_and_lose_nothing() {
@@ -102,6 +27,35 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     let err = fails(&["train", "--resume", s(&dir.join("nowhere"))]);
     assert!(err.contains("not a run directory"), "{err}");
 
+    // A run directory from another format version.
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    std::fs::write(
+        run.join("config.json"),
+        config.replace("\"format_version\": 3", "\"format_version\": 99"),
+    )
+    .unwrap();
+    let err = snap.resume_fails(&run);
+    assert!(
+        err.contains("newer version of microgpt (format 99"),
+        "{err}"
+    );
+
+    // Stale temporary files of a killed writer are cleaned; intact again, it resumes.
+    let stale = [
+        run.join(".metrics.csv.tmp999999"),
+        run.join("checkpoints/.step-00000006.tmp999999"),
+    ];
+    std::fs::write(&stale[0], "x").unwrap();
+    std::fs::create_dir(&stale[1]).unwrap();
+    ok(&["train", "--resume", s(&run), "--quiet"]);
+    assert_eq!(rows(&run).len(), 10);
+    assert!(stale.iter().all(|p| !p.exists()));
+}
+
+#[test]
+fn a_changed_dataset_is_refused_on_resume() {
+    let (_, data, run) = stopped_run("dataset");
+    let snap = Snapshot::take(&run);
     // A different dataset: another vocabulary; the same lines in another order.
     let original = std::fs::read_to_string(&data).unwrap();
     std::fs::write(&data, format!("{original}qwx\n")).unwrap();
@@ -116,6 +70,16 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     );
     std::fs::write(&data, &original).unwrap();
 
+    ok(&["train", "--resume", s(&run), "--quiet"]);
+}
+
+/// Checkpoint files are checked against the checksums recorded when they were saved.
+#[test]
+fn damaged_checkpoint_files_are_refused() {
+    let (dir, _, run) = stopped_run("damaged");
+    let snap = Snapshot::take(&run);
+    let model = ckpt(&run).join("model.safetensors");
+    let model_bytes = std::fs::read(&model).unwrap();
     // Truncated, corrupt, edited and missing checkpoint files.
     let cases: [(&str, Vec<u8>); 3] = [
         (
@@ -148,7 +112,14 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     let err = fails(&["sample", "--run", s(&run)]);
     assert!(err.contains("model.safetensors is missing"), "{err}");
     std::fs::rename(dir.join("moved"), &model).unwrap();
+}
 
+/// Files forged to keep their checksums still hold only finite weights and a possible Adam
+/// state, at the checkpoint's step.
+#[test]
+fn impossible_states_are_refused_even_with_matching_checksums() {
+    let (_, _, run) = stopped_run("forged");
+    let snap = Snapshot::take(&run);
     // Forged files that keep their checksums: NaN, inf or huge weights, NaN or negative Adam
     // state, a wrong adam_t.
     for (file, value, want) in [
@@ -198,169 +169,6 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
     });
     let err = snap.resume_fails(&run);
     assert!(err.contains("adam_t 0"), "{err}");
-
-    // A run directory from another format version.
-    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
-    std::fs::write(
-        run.join("config.json"),
-        config.replace("\"format_version\": 3", "\"format_version\": 99"),
-    )
-    .unwrap();
-    let err = snap.resume_fails(&run);
-    assert!(
-        err.contains("newer version of microgpt (format 99"),
-        "{err}"
-    );
-
-    // Stale temporary files of a killed writer are cleaned; intact again, it resumes.
-    let stale = [
-        run.join(".metrics.csv.tmp999999"),
-        run.join("checkpoints/.step-00000006.tmp999999"),
-    ];
-    std::fs::write(&stale[0], "x").unwrap();
-    std::fs::create_dir(&stale[1]).unwrap();
-    ok(&["train", "--resume", s(&run), "--quiet"]);
-    assert_eq!(rows(&run).len(), 10);
-    assert!(stale.iter().all(|p| !p.exists()));
-}
-
-/// Edits `key` (a `"key": value` line) of config.json.
-fn edit_config(run: &Path, key: &str, value: &str) -> String {
-    let text = std::fs::read_to_string(run.join("config.json")).unwrap();
-    let mut out = String::new();
-    let mut found = false;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if !found && trimmed.starts_with(&format!("\"{key}\":")) {
-            found = true;
-            let indent = &line[..line.len() - trimmed.len()];
-            let comma = if trimmed.ends_with(',') { "," } else { "" };
-            if value != "DELETE" {
-                out.push_str(&format!("{indent}\"{key}\": {value}{comma}\n"));
-            } else if !comma.is_empty() {
-                continue;
-            } else {
-                // The last key of its object: drop the comma before it.
-                out.truncate(out.trim_end().trim_end_matches(',').len());
-                out.push('\n');
-            }
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    assert!(found, "no {key} in config.json");
-    std::fs::write(run.join("config.json"), &out).unwrap();
-    out
-}
-
-#[test]
-fn config_json_is_read_strictly_and_must_describe_the_checkpoint() {
-    let (dir, _, run) = stopped_run("strict");
-    let snap = Snapshot::take(&run);
-    let cases: &[(&str, &str, &str)] = &[
-        // Values the command line refuses.
-        ("lr", "-0.01", "--lr -0.01: must be a positive number"),
-        (
-            "temperature",
-            "0",
-            "--temperature 0.0: must be a positive number",
-        ),
-        ("eps", "-1e308", "--eps -1e+308: must be a positive number"),
-        ("val_frac", "-1", "--val-frac -1"),
-        ("beta1", "1.5", "--beta1 1.5: must be in [0, 1)"),
-        (
-            "batch_size",
-            "1000000000000",
-            "--batch-size 1000000000000: must be at most",
-        ),
-        ("batch_size", "1e12", "settings.schedule.batch_size = "),
-        ("steps", "\"ten\"", "settings.schedule.steps = \"ten\""),
-        // Deleted keys, optional ones included, and unknown ones.
-        ("lr", "DELETE", "key settings.optimizer.lr is missing"),
-        (
-            "grad_clip",
-            "DELETE",
-            "key settings.optimizer.grad_clip is missing",
-        ),
-        (
-            "activation",
-            "DELETE",
-            "key settings.model.activation is missing",
-        ),
-        ("dataset_sha256", "DELETE", "key dataset_sha256 is missing"),
-        ("seed", "42, \"sede\": 1", "unknown key settings.data.sede"),
-        // Valid values that are not what the checkpoint was trained with.
-        (
-            "beta1",
-            "1e-8",
-            "sets beta1 (--beta1) to 1e-8, but the checkpoint at step 5 was trained with 0.85",
-        ),
-        ("init_std", "0.1", "sets init_std (--init-std) to 0.1"),
-        ("dtype", "\"f32\"", "sets dtype (--dtype) to \"f32\""),
-        ("dataset_sha256", "\"00\"", "sets dataset_sha256 to 00"),
-    ];
-    for &(key, value, want) in cases {
-        edit_config(&run, key, value);
-        let err = snap.resume_fails(&run);
-        assert!(err.contains(want), "{key} = {value}: {err}");
-        edit_config(&run, key, value);
-        let err = fails(&["sample", "--run", s(&run)]);
-        assert!(err.contains(want), "sample, {key} = {value}: {err}");
-        snap.restore();
-    }
-    // The architecture, in both of its places: settings and model.
-    for (key, value, edited) in [
-        ("n_embd", "8", "16"),
-        ("n_head", "2", "4"),
-        ("n_layer", "1", "2"),
-        ("block_size", "8", "16"),
-    ] {
-        let text = std::fs::read_to_string(run.join("config.json")).unwrap();
-        let from = format!("\"{key}\": {edited}");
-        let wrong = text.replace(&format!("\"{key}\": {value}"), &from);
-        assert_ne!(wrong, text, "{key}");
-        std::fs::write(run.join("config.json"), &wrong).unwrap();
-        let err = snap.resume_fails(&run);
-        let flag = format!("--{}", key.replace('_', "-"));
-        assert!(
-            err.contains(&format!("sets {key} ({flag}) to {edited}, but the checkpoint at step 5 was trained with {value}")),
-            "{key}: {err}"
-        );
-    }
-    let text = std::fs::read_to_string(run.join("config.json")).unwrap();
-    std::fs::write(
-        run.join("config.json"),
-        text.replace("\"relu\"", "\"gelu\""),
-    )
-    .unwrap();
-    let err = snap.resume_fails(&run);
-    assert!(
-        err.contains("sets activation (--activation) to \"gelu\""),
-        "{err}"
-    );
-    // Only one of the two places edited: the file contradicts itself.
-    edit_config(&run, "n_layer", "2");
-    let err = snap.resume_fails(&run);
-    assert!(
-        err.contains("model.n_layer is 1 but settings --n-layer is 2"),
-        "{err}"
-    );
-
-    // Unchanged values of the run's settings are not refused, a path given another way
-    // included.
-    let same_data = dir.join(".").join("names.txt");
-    ok(&[
-        "train",
-        "--resume",
-        s(&run),
-        "--quiet",
-        "--lr",
-        "0.01",
-        "--input",
-        s(&same_data),
-    ]);
-    assert_eq!(rows(&run).len(), 10);
 }
 
 #[test]

@@ -182,6 +182,60 @@ impl Rand {
     }
 }
 
+/// How long the kill test kills: past it, runs end on their own.
+const KILL_BUDGET: Duration = Duration::from_secs(4);
+
+/// Kills `train` at random instants until its run is finished, and tells what it saw.
+struct Killer {
+    rand: Rand,
+    /// Kill instants are drawn from `0..span` microseconds after the start.
+    span: u64,
+    started: Instant,
+    kills: usize,
+    /// Kills that left a checkpoint half written or the one before not yet removed.
+    mid_commit: usize,
+    resumed_from: std::collections::BTreeSet<usize>,
+}
+
+impl Killer {
+    /// Starts `train` (`--out`, or `--resume` once there is a checkpoint) and kills it
+    /// until the run has its samples (written last), checking the directory after each kill.
+    fn finish(&mut self, first: &[&str], run: &Path) {
+        while !run.join("samples.txt").exists() {
+            let resume = ["train", "--resume", s(run), "--quiet"];
+            let args = match checkpoint::latest_step(run).unwrap() {
+                Some(step) => {
+                    self.resumed_from.insert(step);
+                    &resume[..]
+                }
+                None => first,
+            };
+            let mut child = Command::new(env!("CARGO_BIN_EXE_microgpt"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(self.rand.below(self.span)));
+            let budget_left = self.started.elapsed() < KILL_BUDGET;
+            if !budget_left || child.try_wait().unwrap().is_some() {
+                let out = child.wait_with_output().unwrap();
+                assert!(out.status.success(), "{}", text(&out.stderr));
+                continue;
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            self.kills += 1;
+            let entries = std::fs::read_dir(run.join("checkpoints")).map_or(0, |d| d.count());
+            self.mid_commit += usize::from(entries > 1);
+            if checkpoint::latest_step(run).unwrap().is_some() {
+                whole(run);
+            }
+        }
+    }
+}
+
 /// SIGKILL at random instants of runs that save every step (most land inside a save: it
 /// is where the time goes), each run resumed until it ends: after every kill the directory
 /// is whole, and every finished run equals the uninterrupted one bit for bit.
@@ -204,56 +258,25 @@ fn kills_at_random_instants_lose_no_step() {
     let full = dir.join("full");
     let timer = Instant::now();
     train_ok(&data, &full, &flags);
-    // Instants up to a quarter of an uninterrupted run: each attempt gets a few saves in.
-    let span = (timer.elapsed().as_micros() as u64 / 4).max(2_000);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
         | 1;
-    let mut rand = Rand(seed);
-    let started = Instant::now();
-    let (mut kills, mut runs, mut mid_commit) = (0, 0, 0);
-    let mut resumed_from = std::collections::BTreeSet::new();
-    while runs < 2 || (kills < 60 && started.elapsed() < Duration::from_secs(4)) {
+    let mut killer = Killer {
+        rand: Rand(seed),
+        // Up to a quarter of an uninterrupted run: each attempt gets a few saves in.
+        span: (timer.elapsed().as_micros() as u64 / 4).max(2_000),
+        started: Instant::now(),
+        kills: 0,
+        mid_commit: 0,
+        resumed_from: Default::default(),
+    };
+    let mut runs = 0;
+    while runs < 2 || (killer.kills < 60 && killer.started.elapsed() < KILL_BUDGET) {
         runs += 1;
         let run = dir.join(format!("run{runs}"));
-        // samples.txt is written last: a run killed after it is finished.
-        while !run.join("samples.txt").exists() {
-            let step = checkpoint::latest_step(&run).unwrap();
-            let args = match step {
-                Some(step) => {
-                    resumed_from.insert(step);
-                    vec!["train", "--resume", s(&run), "--quiet"]
-                }
-                None => train_args(&data, &run, &flags),
-            };
-            let mut child = Command::new(env!("CARGO_BIN_EXE_microgpt"))
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(Duration::from_micros(rand.below(span)));
-            // Past the time budget, runs end on their own: the test stays bounded.
-            let budget_left = started.elapsed() < Duration::from_secs(4);
-            if !budget_left || child.try_wait().unwrap().is_some() {
-                let out = child.wait_with_output().unwrap();
-                assert!(out.status.success(), "{}", text(&out.stderr));
-                continue;
-            }
-            child.kill().unwrap();
-            child.wait().unwrap();
-            kills += 1;
-            // Killed between a checkpoint's commit and the removal of the one before, or
-            // while writing one: the next writer cleans up.
-            let entries = std::fs::read_dir(run.join("checkpoints")).map_or(0, |d| d.count());
-            mid_commit += usize::from(entries > 1);
-            if checkpoint::latest_step(&run).unwrap().is_some() {
-                whole(&run);
-            }
-        }
+        killer.finish(&train_args(&data, &run, &flags), &run);
         same_metrics(&full, &run);
         same_checkpoint(&full, &run);
         let samples = |d: &Path| std::fs::read_to_string(d.join("samples.txt")).unwrap();
@@ -264,11 +287,17 @@ fn kills_at_random_instants_lose_no_step() {
             .collect();
         assert_eq!(left.len(), 1, "stale files left: {left:?}");
     }
+    let Killer {
+        kills,
+        mid_commit,
+        resumed_from,
+        ..
+    } = &killer;
     eprintln!(
         "kill test (seed {seed}): {kills} SIGKILLs over {runs} runs in {:.1}s; {mid_commit} left a save half done; resumed from {} distinct checkpoints",
-        started.elapsed().as_secs_f64(),
+        killer.started.elapsed().as_secs_f64(),
         resumed_from.len()
     );
-    assert!(kills >= 10, "only {kills} kills");
+    assert!(*kills >= 10, "only {kills} kills");
     assert!(resumed_from.len() >= 5, "resumed from {resumed_from:?}");
 }
