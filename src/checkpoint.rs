@@ -1,9 +1,9 @@
 //! The run directory's checkpoints: one atomic unit each, written so that a kill at any
 //! instant leaves the last complete one whole, and read back strictly.
 //!
-//! - `config.json`: [`RunConfig`] (see [`crate::runconfig`]).
-//! - `metrics.csv`: see [`crate::metrics`]; `samples.txt`: the samples drawn after training.
-//! - `.lock`: held by the one process that writes the directory (see [`crate::lock`]).
+//! - `config.json`: [`RunConfig`] (see `runconfig.rs`).
+//! - `metrics.csv`: see `metrics.rs`; `samples.txt`: the samples drawn after training.
+//! - `.lock`: held by the one process that writes the directory (see `lock.rs`).
 //! - `checkpoints/step-NNNNNNNN/`: the state after that many steps:
 //!   - `model.safetensors`: one tensor per parameter matrix, named as the original's
 //!     `state_dict` (`wte`, `layer0.attn_wq`, ...), shape `[out, in]`, row-major, in the
@@ -23,6 +23,7 @@ use crate::config::ModelConfig;
 use crate::data::Vocab;
 use crate::dtype::{Dtype, Float};
 use crate::files::{self, sha256_hex, sync_dir, write_synced};
+pub use crate::metrics::MetricsSpan;
 use crate::optim::Adam;
 pub use crate::runconfig::{check_version, RunConfig, RunIdentity, CONFIG_FILE, FORMAT_VERSION};
 use crate::tensorfile::{first_bad, serialize, TensorFile};
@@ -39,15 +40,6 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
-
-/// The part of `metrics.csv` a checkpoint covers: its first `bytes` bytes, `rows` rows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsSpan {
-    pub rows: usize,
-    pub bytes: u64,
-    pub sha256: String,
-}
 
 /// `manifest.json`, the checkpoint's table of contents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -58,7 +58,7 @@ pub fn is_temporary(name: &str) -> bool {
 }
 
 /// Removes the temporary files and directories that writers killed mid-write left in `dir`.
-/// Only a directory's one writer (see [`crate::lock`]) may call it.
+/// Only a directory's one writer (holding its lock) may call it.
 pub fn remove_temporaries(dir: &Path) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -8,6 +8,7 @@
 extern crate blas_src;
 
 pub mod checkpoint;
+pub mod choice;
 pub mod config;
 pub mod data;
 pub mod dispatch;

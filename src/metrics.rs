@@ -1,9 +1,9 @@
 //! `metrics.csv`, one row per training step, and the loss smoothing that progress lines
 //! and plots share.
 
-use crate::checkpoint::MetricsSpan;
 use crate::files::{hex, sha256_hex};
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -45,6 +45,15 @@ fn push_rows(out: &mut String, rows: &[Row]) {
             r.step, r.loss, r.lr, r.tokens, r.elapsed_s, val
         );
     }
+}
+
+/// The part of `metrics.csv` a checkpoint covers: its first `bytes` bytes, `rows` rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpan {
+    pub rows: usize,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// `metrics.csv` of a running session. It is written whole once, atomically, when the

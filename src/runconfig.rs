@@ -31,9 +31,13 @@ pub struct RunConfig {
     pub dataset_sha256: String,
     /// The characters in id order.
     pub vocab: String,
+    /// Documents (lines mode; 0 for a stream): the shuffle drew this many.
     pub num_docs: usize,
     pub num_train_docs: usize,
     pub num_val_docs: usize,
+    /// Characters of the training and validation parts.
+    pub num_train_chars: usize,
+    pub num_val_chars: usize,
     pub num_params: usize,
 }
 
@@ -204,6 +208,8 @@ fn template() -> Value {
         num_docs: 0,
         num_train_docs: 0,
         num_val_docs: 0,
+        num_train_chars: 0,
+        num_val_chars: 0,
         num_params: 0,
     };
     debug_assert_eq!(config.model.activation, Activation::Relu);

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod gradcheck;
+pub mod resume;
 pub mod sample;
 pub mod sweep;
 pub mod train;

@@ -1,27 +1,26 @@
 //! The `train` command: data, model, loop, samples, and the run directory — started fresh
 //! or resumed from a checkpoint so that the result equals an uninterrupted run.
 
+use super::resume::{resume, Resumed};
 use crate::cli::TrainArgs;
 use anyhow::{bail, Context, Result};
 use microgpt::checkpoint::{
-    self, ModelCheckpoint, NotFinite, OptimizerState, RunConfig, RunIdentity, Snapshot,
-    CONFIG_FILE, METRICS_FILE, SAMPLES_FILE,
+    self, NotFinite, RunConfig, RunIdentity, Snapshot, METRICS_FILE, SAMPLES_FILE,
 };
 use microgpt::config::ModelConfig;
-use microgpt::data::{BatchSource, Corpus};
+use microgpt::data::{Corpus, Text};
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::files::{sha256_hex, write_atomic};
 use microgpt::interrupt::{self, Outcome};
 use microgpt::lock::{claim_new, RunLock};
-use microgpt::metrics::{self, MetricsFile, Row};
+use microgpt::metrics::{MetricsFile, Row};
 use microgpt::progress::Progress;
 use microgpt::rng::Rng;
 use microgpt::sample;
-use microgpt::settings::RunSettings;
+use microgpt::settings::{DataMode, RunSettings};
 use microgpt::train::{cast_params, evaluate, Trainer};
-use microgpt::validate::resumed;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Parameters a model may have: four copies (weights, gradients, Adam's two moments) of
@@ -37,10 +36,10 @@ struct Invocation {
 }
 
 /// What a run starts from, in the original's order of draws: shuffle, then init.
-struct Start {
-    corpus: Corpus,
+pub struct Start {
+    pub corpus: Corpus,
     /// SHA-256 of the dataset file.
-    dataset_sha256: String,
+    pub dataset_sha256: String,
     cfg: ModelConfig,
     init: Vec<f64>,
     /// The stream after both, for sampling at the end.
@@ -48,9 +47,9 @@ struct Start {
 }
 
 impl Start {
-    fn new(settings: &RunSettings) -> Result<Self> {
+    pub fn new(settings: &RunSettings) -> Result<Self> {
         let mut rng = Rng::new(settings.data.seed);
-        let corpus = Corpus::load(&settings.data, &mut rng)?;
+        let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
         let bytes = std::fs::read(&corpus.path)
             .with_context(|| format!("cannot read {}", corpus.path.display()))?;
         let cfg = settings.model.config(corpus.vocab.size());
@@ -69,10 +68,15 @@ impl Start {
         })
     }
 
-    fn run_config(&self, settings: &RunSettings) -> Result<RunConfig> {
+    pub fn run_config(&self, settings: &RunSettings) -> Result<RunConfig> {
         let c = &self.corpus;
         let dataset = std::fs::canonicalize(&c.path)
             .with_context(|| format!("cannot resolve {}", c.path.display()))?;
+        let (num_train_docs, num_val_docs) = match &c.text {
+            Text::Lines { docs, n_train, .. } => (*n_train, docs.len() - n_train),
+            Text::Stream { .. } => (0, 0),
+        };
+        let (num_train_chars, num_val_chars) = c.split_sizes();
         Ok(RunConfig {
             format_version: checkpoint::FORMAT_VERSION,
             settings: settings.clone(),
@@ -80,19 +84,14 @@ impl Start {
             dataset,
             dataset_sha256: self.dataset_sha256.clone(),
             vocab: c.vocab.chars().iter().collect(),
-            num_docs: c.docs.len(),
-            num_train_docs: c.n_train,
-            num_val_docs: c.docs.len() - c.n_train,
+            num_docs: c.num_docs(),
+            num_train_docs,
+            num_val_docs,
+            num_train_chars,
+            num_val_chars,
             num_params: self.cfg.layout().total,
         })
     }
-}
-
-/// Where a resumed run continues from.
-struct Resumed {
-    model: ModelCheckpoint,
-    optimizer: OptimizerState,
-    rows: Vec<Row>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<Outcome> {
@@ -142,78 +141,6 @@ pub fn run(args: &TrainArgs) -> Result<Outcome> {
     with_engine(engine, dtype, &cfg, &params, task)?
 }
 
-fn resume(dir: &Path, args: &TrainArgs) -> Result<(RunLock, RunSettings, Start, Resumed)> {
-    if args.out.as_ref().is_some_and(|out| out != dir) {
-        bail!(
-            "--out cannot change when resuming: the run stays in {}",
-            dir.display()
-        );
-    }
-    // A clear error for what is no run directory, before anything is created in it.
-    RunConfig::read(dir)?;
-    let lock = RunLock::acquire(dir)?;
-    checkpoint::clean(dir)?;
-    let (run, model) = checkpoint::load_run(dir)?;
-    let mut settings = resumed(&run.settings, args.given_settings(), &dir.join(CONFIG_FILE))?;
-    let done = model.step;
-    let steps = settings.schedule.steps;
-    // A run stopped between its last checkpoint and its samples only samples.
-    let unsampled = done == steps && !dir.join(SAMPLES_FILE).exists();
-    if done >= steps && !unsampled {
-        if args.given.contains("steps") {
-            bail!(
-                "--steps {steps} is not beyond the {done} steps the run in {} has done",
-                dir.display()
-            );
-        }
-        bail!(
-            "the run in {} is finished ({done} of {steps} steps): pass --steps M to train it further",
-            dir.display()
-        );
-    }
-    let optimizer = checkpoint::load_optimizer(dir, &model)?;
-    // The same documents as the run started with, wherever it was started from.
-    settings.data.input = Some(run.dataset.clone());
-    let start = Start::new(&settings)
-        .with_context(|| format!("cannot rebuild the data of the run in {}", dir.display()))?;
-    same_data(&start, &run, &model)?;
-    let rows = metrics::read_span(&dir.join(METRICS_FILE), &model.manifest.metrics)?;
-    start.run_config(&settings)?.write(dir)?;
-    let resumed = Resumed {
-        model,
-        optimizer,
-        rows,
-    };
-    Ok((lock, settings, start, resumed))
-}
-
-/// Errors unless the dataset is still the one the run was trained on.
-fn same_data(start: &Start, run: &RunConfig, model: &ModelCheckpoint) -> Result<()> {
-    if start.corpus.vocab != model.vocab {
-        bail!(
-            "the vocabulary of {} ({} characters) differs from the checkpoint's ({}): the dataset changed since the run started",
-            run.dataset.display(),
-            start.corpus.vocab.chars().len(),
-            model.vocab.chars().len()
-        );
-    }
-    if start.corpus.docs.len() != run.num_docs {
-        bail!(
-            "{} has {} documents, the run was trained on {}: the dataset changed since the run started",
-            run.dataset.display(),
-            start.corpus.docs.len(),
-            run.num_docs
-        );
-    }
-    if start.dataset_sha256 != run.dataset_sha256 {
-        bail!(
-            "{} is not the text the run was trained on (its SHA-256 differs): the dataset changed since the run started; put the original back to resume",
-            run.dataset.display()
-        );
-    }
-    Ok(())
-}
-
 struct TrainTask<'a> {
     settings: &'a RunSettings,
     invocation: &'a Invocation,
@@ -248,7 +175,10 @@ impl EngineTask for TrainTask<'_> {
         // Before the first line, so a caller that saw it can interrupt a step boundary.
         interrupt::install()?;
         if !invocation.quiet {
-            println!("num docs: {}", corpus.docs.len());
+            match &corpus.text {
+                Text::Lines { docs, .. } => println!("num docs: {}", docs.len()),
+                Text::Stream { tokens, .. } => println!("num chars: {}", tokens.len()),
+            }
             println!("vocab size: {}", corpus.vocab.size());
             println!("num params: {}", trainer.engine.layout().total);
         }
@@ -297,8 +227,13 @@ impl Session<'_> {
     fn train<E: Engine>(&mut self, trainer: &mut Trainer<E>) -> Result<Outcome> {
         let s = self.settings;
         let steps = s.schedule.steps;
-        let source = self.corpus.batches(s.schedule.batch_size);
-        let val = self.corpus.val_sequences();
+        let block_size = s.model.block_size;
+        let source = self
+            .corpus
+            .batches(s.schedule.batch_size, block_size, s.data.seed);
+        let val = self
+            .corpus
+            .val_sequences(block_size, s.evaluation.eval_windows);
         let stop_at = self.invocation.stop_after.unwrap_or(steps).min(steps);
         let (mut tokens, elapsed_before) = self
             .rows
@@ -410,25 +345,52 @@ impl Session<'_> {
         why.context(format!("training stopped; {kept}"))
     }
 
-    /// The samples after training, printed and written to the run directory.
+    /// The samples after training, printed and written to the run directory: names
+    /// (lines), or one continuation of a newline (stream).
     fn sample<E: Engine>(&self, engine: &mut E, rng: &mut Rng) -> Result<()> {
         let quiet = self.invocation.quiet;
         let s = &self.settings.sampling;
-        if s.num_samples > 0 && !quiet {
-            println!("\n--- inference (new, hallucinated names) ---");
-        }
-        let mut samples = String::new();
-        for i in 0..s.num_samples {
-            let ids = sample::generate(engine, rng, &[], s.temperature);
-            let name = self.corpus.vocab.decode(&ids);
-            if !quiet {
-                println!("sample {:2}: {name}", i + 1);
+        let vocab = &self.corpus.vocab;
+        let samples: Vec<String> = match self.settings.data.data {
+            DataMode::Lines => (0..s.num_samples)
+                .map(|_| vocab.decode(&sample::generate(engine, rng, &[], s.temperature)))
+                .collect(),
+            DataMode::Stream => {
+                let prompt = sample::stream_prompt(vocab, "")?;
+                (0..s.num_samples.min(1))
+                    .map(|_| {
+                        let (ids, _) = sample::continue_text(
+                            engine,
+                            rng,
+                            &prompt,
+                            sample::STREAM_CHARS,
+                            s.temperature,
+                        );
+                        vocab.decode(&ids)
+                    })
+                    .collect()
             }
-            samples.push_str(&name);
-            samples.push('\n');
+        };
+        if !samples.is_empty() && !quiet {
+            match self.settings.data.data {
+                DataMode::Lines => {
+                    println!("\n--- inference (new, hallucinated names) ---");
+                    for (i, name) in samples.iter().enumerate() {
+                        println!("sample {:2}: {name}", i + 1);
+                    }
+                }
+                DataMode::Stream => {
+                    println!(
+                        "\n--- inference ({} characters after a newline) ---",
+                        sample::STREAM_CHARS
+                    );
+                    println!("{}", samples[0]);
+                }
+            }
         }
         if let Some(dir) = &self.invocation.out {
-            write_atomic(&dir.join(SAMPLES_FILE), samples.as_bytes())?;
+            let text: String = samples.iter().map(|s| format!("{s}\n")).collect();
+            write_atomic(&dir.join(SAMPLES_FILE), text.as_bytes())?;
         }
         Ok(())
     }
