@@ -164,3 +164,37 @@ pub fn first_bad(layout: &ParamLayout, values: &[f64], ok: impl Fn(f64) -> bool)
     let spec = layout.specs.iter().find(|s| s.range().contains(&i))?;
     Some(format!("{} in {}", values[i], spec.name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Activation, ModelConfig};
+
+    #[test]
+    fn f32_tensors_round_trip_exactly_and_bytes_are_deterministic() {
+        let cfg = ModelConfig {
+            vocab_size: 4,
+            n_embd: 4,
+            n_head: 2,
+            n_layer: 1,
+            block_size: 3,
+            activation: Activation::Gelu,
+        };
+        let layout = cfg.layout();
+        let params: Vec<f32> = (0..layout.total)
+            .map(|i| (i as f32 * 0.37).sin() / 3.0)
+            .collect();
+        let meta: BTreeMap<String, String> = (0..20)
+            .map(|i| (format!("key{i}"), i.to_string()))
+            .collect();
+        let bytes = serialize(&layout, &[("", &params)], &meta).unwrap();
+        assert_eq!(bytes, serialize(&layout, &[("", &params)], &meta).unwrap());
+        let file = TensorFile::parse(&bytes, Path::new("t.safetensors")).unwrap();
+        assert_eq!(file.meta_usize("key7").unwrap(), 7);
+        let back = file.read(&layout, Dtype::F32, &[""]).unwrap().remove(0);
+        let back: Vec<f32> = back.iter().map(|&x| x as f32).collect();
+        assert_eq!(back, params);
+        let err = file.read(&layout, Dtype::F64, &[""]).unwrap_err();
+        assert!(err.to_string().contains("expected F64"), "{err}");
+    }
+}
