@@ -100,6 +100,50 @@ fn sigterm_and_sighup_save_at_a_step_boundary_like_ctrl_c() {
     }
 }
 
+/// A second signal while the first waits for the step boundary exits at once, without
+/// saving; the last checkpoint stays whole.
+#[test]
+fn a_second_signal_exits_without_saving() {
+    let dir = tmp("second_signal");
+    let data = dataset(&dir);
+    let run = dir.join("run");
+    // Steps of a tenth of a second or more: both signals land within one.
+    let args = [
+        "train",
+        "--input",
+        s(&data),
+        "--out",
+        s(&run),
+        "--engine",
+        "scalar",
+        "--n-embd",
+        "128",
+        "--n-head",
+        "2",
+        "--steps",
+        "1000000",
+        "--save-every",
+        "1",
+    ];
+    let mut child = spawn(&args);
+    ready(&mut child);
+    while checkpoint::latest_step(&run).unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(20));
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("second interrupt: exiting without saving"),
+        "{err}"
+    );
+    assert!(!err.contains("saved"), "{err}");
+    resumes(&run);
+}
+
 #[test]
 fn a_live_run_has_one_writer_and_any_number_of_readers() {
     let dir = tmp("live");
