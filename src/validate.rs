@@ -12,7 +12,7 @@ pub const MAX_WIDTH: u64 = 1 << 16;
 pub const MAX_LAYERS: u64 = 1 << 10;
 
 /// A rule a setting's value must follow: `Err` says why not, in the command line's words.
-type Rule = fn(&serde_json::Value) -> std::result::Result<(), String>;
+pub type Rule = fn(&serde_json::Value) -> std::result::Result<(), String>;
 
 /// The rules of the settings that have one.
 const RULES: &[(&str, Rule)] = &[
@@ -31,7 +31,7 @@ const RULES: &[(&str, Rule)] = &[
         "grad_clip",
         |v| if v.is_null() { Ok(()) } else { positive(v) },
     ),
-    ("steps", |v| count(v, u64::MAX)),
+    ("steps", at_least_one),
     ("batch_size", |v| count(v, MAX_WIDTH)),
     ("temperature", positive),
     ("threads", |v| count(v, MAX_WIDTH)),
@@ -46,31 +46,32 @@ fn count(v: &serde_json::Value, max: u64) -> std::result::Result<(), String> {
     }
 }
 
-fn number(v: &serde_json::Value) -> std::result::Result<f64, String> {
-    v.as_f64()
-        .filter(|x| x.is_finite())
-        .ok_or_else(|| "must be a finite number".into())
+pub fn at_least_one(v: &serde_json::Value) -> std::result::Result<(), String> {
+    count(v, u64::MAX)
 }
 
-fn positive(v: &serde_json::Value) -> std::result::Result<(), String> {
-    match number(v)? {
-        x if x > 0.0 => Ok(()),
-        _ => Err("must be a positive number".into()),
+/// Whether `v` is a finite number for which `ok` holds.
+fn finite(
+    v: &serde_json::Value,
+    ok: impl Fn(f64) -> bool,
+    why: &str,
+) -> std::result::Result<(), String> {
+    match v.as_f64() {
+        Some(x) if x.is_finite() && ok(x) => Ok(()),
+        _ => Err(why.into()),
     }
 }
 
-fn non_negative(v: &serde_json::Value) -> std::result::Result<(), String> {
-    match number(v)? {
-        x if x >= 0.0 => Ok(()),
-        _ => Err("must be a non-negative number".into()),
-    }
+pub fn positive(v: &serde_json::Value) -> std::result::Result<(), String> {
+    finite(v, |x| x > 0.0, "must be a positive number")
 }
 
-fn unit_interval(v: &serde_json::Value) -> std::result::Result<(), String> {
-    match number(v)? {
-        x if (0.0..1.0).contains(&x) => Ok(()),
-        _ => Err("must be in [0, 1)".into()),
-    }
+pub fn non_negative(v: &serde_json::Value) -> std::result::Result<(), String> {
+    finite(v, |x| x >= 0.0, "must be a non-negative number")
+}
+
+pub fn unit_interval(v: &serde_json::Value) -> std::result::Result<(), String> {
+    finite(v, |x| (0.0..1.0).contains(&x), "must be in [0, 1)")
 }
 
 /// Whether `value` is allowed for the setting `key` (flat name); settings without a rule
