@@ -1,111 +1,60 @@
-//! The run directory's format and its validation.
+//! The run directory's checkpoints: one atomic unit each, written so that a kill at any
+//! instant leaves the last complete one whole, and read back strictly.
 //!
-//! - `config.json`: [`RunConfig`], every setting of the run plus its dataset and vocabulary.
-//! - `metrics.csv`: see [`crate::metrics`].
-//! - `samples.txt`: the samples drawn after training, one per line.
-//! - `model.safetensors`: one tensor per parameter matrix, named as the original's
-//!   `state_dict` (`wte`, `layer0.attn_wq`, ...), shape `[out, in]`, row-major, in the run's
-//!   dtype; `__metadata__` holds `format`, `format_version`, `config` (the model's shape as
-//!   JSON), `vocab` (the characters in id order; BOS is the id after the last), `dtype`
-//!   and `step` (training steps done).
-//! - `optimizer.safetensors`: Adam's moments as `m.<name>` and `v.<name>`, same shapes and
-//!   dtype; `__metadata__` holds `format`, `format_version`, `step` and `adam_t`.
+//! - `config.json`: [`RunConfig`] (see `runconfig.rs`).
+//! - `metrics.csv`: see `metrics.rs`; `samples.txt`: the samples drawn after training.
+//! - `.lock`: held by the one process that writes the directory (see `lock.rs`).
+//! - `checkpoints/step-NNNNNNNN/`: the state after that many steps:
+//!   - `model.safetensors`: one tensor per parameter matrix, named as the original's
+//!     `state_dict` (`wte`, `layer0.attn_wq`, ...), shape `[out, in]`, row-major, in the
+//!     run's dtype; `__metadata__` holds `format`, `format_version`, `config` (the model's
+//!     shape as JSON), `vocab` (the characters in id order; BOS is the id after the last),
+//!     `dtype` and `step`.
+//!   - `optimizer.safetensors`: Adam's moments as `m.<name>` and `v.<name>`, same shapes
+//!     and dtype; `__metadata__` holds `format`, `format_version`, `step` and `adam_t`.
+//!   - `manifest.json`: [`Manifest`]: the step, each file's SHA-256, the span of
+//!     `metrics.csv` the checkpoint covers and what the run was trained as.
 //!
-//! Every file is written atomically, so an interrupted save leaves the previous one whole.
+//! A save writes a hidden temporary directory, syncs it, and renames it to its step's name:
+//! that one rename commits the checkpoint. Only then are older checkpoints removed, so the
+//! latest complete checkpoint is always the highest-numbered one.
 
-use crate::config::{ModelConfig, ParamLayout};
+use crate::config::ModelConfig;
 use crate::data::Vocab;
 use crate::dtype::{Dtype, Float};
-use crate::files::write_atomic;
+use crate::files::{self, sha256_hex, sync_dir, write_synced};
+pub use crate::metrics::MetricsSpan;
 use crate::optim::Adam;
-use crate::settings::RunSettings;
-use anyhow::{anyhow, bail, Context, Result};
-use safetensors::tensor::{SafeTensors, TensorView};
+pub use crate::runconfig::{check_version, RunConfig, RunIdentity, CONFIG_FILE, FORMAT_VERSION};
+use crate::tensorfile::{first_bad, serialize, TensorFile};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Bumped whenever a file of the run directory changes incompatibly.
-pub const FORMAT_VERSION: u32 = 2;
 const FORMAT: &str = "microgpt";
 
-pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const SAMPLES_FILE: &str = "samples.txt";
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const MANIFEST_FILE: &str = "manifest.json";
 
-/// `config.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunConfig {
+/// `manifest.json`, the checkpoint's table of contents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
     pub format_version: u32,
-    /// Every setting of the run; `steps` is its current total (`--resume --steps`
-    /// rewrites it).
-    pub settings: RunSettings,
-    pub model: ModelConfig,
-    /// Absolute path of the dataset.
-    pub dataset: PathBuf,
-    /// The characters in id order.
-    pub vocab: String,
-    /// Documents (lines mode; 0 for a stream): the shuffle drew this many.
-    pub num_docs: usize,
-    pub num_train_docs: usize,
-    pub num_val_docs: usize,
-    /// Characters of the training and validation parts.
-    pub num_train_chars: usize,
-    pub num_val_chars: usize,
-    pub num_params: usize,
+    pub step: usize,
+    /// SHA-256 of each file of the checkpoint.
+    pub files: BTreeMap<String, String>,
+    pub metrics: MetricsSpan,
+    /// What the run was trained as: `config.json` must still say so.
+    pub run: RunIdentity,
 }
 
-impl RunConfig {
-    pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!(
-                    "{} is not a run directory (no {CONFIG_FILE})",
-                    dir.display()
-                )
-            }
-            r => r.with_context(|| format!("cannot read {}", path.display()))?,
-        };
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        check_version(value.get("format_version").and_then(|v| v.as_u64()), &path)?;
-        serde_json::from_value(value).with_context(|| format!("{} is malformed", path.display()))
-    }
-
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(
-            &dir.join(CONFIG_FILE),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
-    }
-
-    pub fn vocab(&self) -> Vocab {
-        Vocab::from_chars(self.vocab.chars().collect())
-    }
-}
-
-fn check_version(found: Option<u64>, path: &Path) -> Result<()> {
-    match found {
-        Some(v) if v == u64::from(FORMAT_VERSION) => Ok(()),
-        Some(v) if v < u64::from(FORMAT_VERSION) => bail!(
-            "{} was made by an older version of microgpt (format {v}; this one reads format {FORMAT_VERSION}): train the run again with this version",
-            path.display()
-        ),
-        Some(v) => bail!(
-            "{} was made by a newer version of microgpt (format {v}; this one reads format {FORMAT_VERSION})",
-            path.display()
-        ),
-        None => bail!(
-            "{} has no format version: not written by this microgpt",
-            path.display()
-        ),
-    }
-}
-
-/// `model.safetensors`, weights widened to `f64` (exact for both dtypes).
+/// A checkpoint's model, weights widened to `f64` (exact for both dtypes).
 #[derive(Clone, Debug)]
 pub struct ModelCheckpoint {
     pub config: ModelConfig,
@@ -113,9 +62,12 @@ pub struct ModelCheckpoint {
     pub dtype: Dtype,
     pub step: usize,
     pub params: Vec<f64>,
+    pub manifest: Manifest,
+    /// Its `checkpoints/step-N` directory.
+    pub path: PathBuf,
 }
 
-/// `optimizer.safetensors`, moments widened to `f64`.
+/// A checkpoint's Adam state, moments widened to `f64`.
 #[derive(Clone, Debug)]
 pub struct OptimizerState {
     pub t: usize,
@@ -123,37 +75,77 @@ pub struct OptimizerState {
     pub v: Vec<f64>,
 }
 
-/// Writes `optimizer.safetensors` then `model.safetensors` for the state after `step` steps.
-pub fn save<F: Float>(
-    dir: &Path,
-    cfg: &ModelConfig,
-    vocab: &Vocab,
-    step: usize,
-    params: &[F],
-    adam: &Adam<F>,
-) -> Result<()> {
-    let layout = cfg.layout();
-    let optimizer = serialize(
-        &layout,
-        &[("m.", &adam.m), ("v.", &adam.v)],
-        metadata([("step", step.to_string()), ("adam_t", adam.t.to_string())]),
-    )?;
-    write_atomic(&dir.join(OPTIMIZER_FILE), &optimizer)?;
-    let model = serialize(
-        &layout,
-        &[("", params)],
-        metadata([
-            ("config", serde_json::to_string(cfg)?),
-            ("vocab", vocab.chars().iter().collect()),
-            ("dtype", F::DTYPE.to_string()),
-            ("step", step.to_string()),
-        ]),
-    )?;
-    write_atomic(&dir.join(MODEL_FILE), &model)
+/// The state to save after `step` steps.
+pub struct Snapshot<'a, F: Float> {
+    pub config: &'a ModelConfig,
+    pub vocab: &'a Vocab,
+    pub step: usize,
+    pub params: &'a [F],
+    pub adam: &'a Adam<F>,
+    pub metrics: MetricsSpan,
+    pub run: RunIdentity,
 }
 
-fn metadata<const N: usize>(entries: [(&str, String); N]) -> HashMap<String, String> {
-    let mut m: HashMap<String, String> = entries
+/// Why a state was not saved: it is not one training can go on from.
+#[derive(Debug, thiserror::Error)]
+#[error("the {what} after step {step} are not finite ({first}): not saved")]
+pub struct NotFinite {
+    pub what: &'static str,
+    pub step: usize,
+    pub first: String,
+}
+
+fn step_name(step: usize) -> String {
+    format!("step-{step:08}")
+}
+
+/// The checkpoints in `dir` by step, lowest first.
+fn checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let root = dir.join(CHECKPOINTS_DIR);
+    let entries = match std::fs::read_dir(&root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.with_context(|| format!("cannot list {}", root.display()))?,
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        let step = name.to_str().and_then(|n| n.strip_prefix("step-"));
+        if let Some(step) = step.and_then(|s| s.parse().ok()) {
+            found.push((step, root.join(name)));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The latest checkpoint's step, if the run has one.
+pub fn latest_step(dir: &Path) -> Result<Option<usize>> {
+    Ok(checkpoints(dir)?.last().map(|(step, _)| *step))
+}
+
+/// Removes what a killed save left: temporary files and directories, and checkpoints older
+/// than the latest. Only the directory's writer (holding its lock) may call it.
+pub fn clean(dir: &Path) -> Result<()> {
+    files::remove_temporaries(dir)?;
+    files::remove_temporaries(&dir.join(CHECKPOINTS_DIR))?;
+    let found = checkpoints(dir)?;
+    for (_, old) in found.iter().rev().skip(1) {
+        std::fs::remove_dir_all(old)
+            .with_context(|| format!("cannot remove the old checkpoint {}", old.display()))?;
+    }
+    Ok(())
+}
+
+fn finite<F: Float>(what: &'static str, step: usize, cfg: &ModelConfig, xs: &[F]) -> Result<()> {
+    let values: Vec<f64> = xs.iter().map(|x| x.as_f64()).collect();
+    match first_bad(&cfg.layout(), &values, f64::is_finite) {
+        Some(first) => Err(NotFinite { what, step, first }.into()),
+        None => Ok(()),
+    }
+}
+
+fn metadata<const N: usize>(entries: [(&str, String); N]) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = entries
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
@@ -162,259 +154,251 @@ fn metadata<const N: usize>(entries: [(&str, String); N]) -> HashMap<String, Str
     m
 }
 
-fn st_dtype(d: Dtype) -> safetensors::Dtype {
-    match d {
-        Dtype::F32 => safetensors::Dtype::F32,
-        Dtype::F64 => safetensors::Dtype::F64,
+/// Errors with [`NotFinite`] unless every weight and moment is finite: the state training
+/// can go on from.
+pub fn check_finite<F: Float>(
+    cfg: &ModelConfig,
+    step: usize,
+    params: &[F],
+    adam: &Adam<F>,
+) -> Result<()> {
+    finite("weights", step, cfg, params)?;
+    finite("Adam moments", step, cfg, &adam.m)?;
+    finite("Adam moments", step, cfg, &adam.v)
+}
+
+/// Commits `snap` as the checkpoint of its step, then removes the older ones. A state with
+/// a non-finite weight or moment is refused with [`NotFinite`], the last checkpoint kept.
+/// Saving the step of the latest checkpoint again does nothing.
+pub fn save<F: Float>(dir: &Path, snap: &Snapshot<F>) -> Result<()> {
+    let (cfg, step) = (snap.config, snap.step);
+    check_finite(cfg, step, snap.params, snap.adam)?;
+    if latest_step(dir)? == Some(step) {
+        return Ok(());
     }
+    let layout = cfg.layout();
+    let optimizer = serialize(
+        &layout,
+        &[("m.", &snap.adam.m), ("v.", &snap.adam.v)],
+        &metadata([
+            ("step", step.to_string()),
+            ("adam_t", snap.adam.t.to_string()),
+        ]),
+    )?;
+    let model = serialize(
+        &layout,
+        &[("", snap.params)],
+        &metadata([
+            ("config", serde_json::to_string(cfg)?),
+            ("vocab", snap.vocab.chars().iter().collect()),
+            ("dtype", F::DTYPE.to_string()),
+            ("step", step.to_string()),
+        ]),
+    )?;
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        step,
+        files: [
+            (MODEL_FILE.to_string(), sha256_hex(&model)),
+            (OPTIMIZER_FILE.to_string(), sha256_hex(&optimizer)),
+        ]
+        .into(),
+        metrics: snap.metrics.clone(),
+        run: snap.run.clone(),
+    };
+    let root = dir.join(CHECKPOINTS_DIR);
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let name = step_name(step);
+    let staging = root.join(files::temporary_name(&name));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    write_synced(&staging.join(MODEL_FILE), &model)?;
+    write_synced(&staging.join(OPTIMIZER_FILE), &optimizer)?;
+    let manifest = serde_json::to_string_pretty(&manifest)?;
+    write_synced(&staging.join(MANIFEST_FILE), manifest.as_bytes())?;
+    sync_dir(&staging)?;
+    let target = root.join(&name);
+    std::fs::rename(&staging, &target)
+        .with_context(|| format!("cannot commit {}", target.display()))?;
+    sync_dir(&root)?;
+    for (old, path) in checkpoints(dir)? {
+        if old < step {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
-fn serialize<F: Float>(
-    layout: &ParamLayout,
-    groups: &[(&str, &[F])],
-    metadata: HashMap<String, String>,
-) -> Result<Vec<u8>> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = groups
-        .iter()
-        .flat_map(|&(prefix, data)| {
-            layout.specs.iter().map(move |s| {
-                let bytes = match F::DTYPE {
-                    Dtype::F32 => data[s.range()]
-                        .iter()
-                        .flat_map(|x| (x.as_f64() as f32).to_le_bytes())
-                        .collect(),
-                    Dtype::F64 => data[s.range()]
-                        .iter()
-                        .flat_map(|x| x.as_f64().to_le_bytes())
-                        .collect(),
-                };
-                (format!("{prefix}{}", s.name), vec![s.rows, s.cols], bytes)
-            })
-        })
-        .collect();
-    let views = tensors
-        .iter()
-        .map(|(name, shape, bytes)| {
-            Ok((
-                name.as_str(),
-                TensorView::new(st_dtype(F::DTYPE), shape.clone(), bytes)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(safetensors::serialize(views, Some(metadata))?)
-}
-
-/// A parsed safetensors file of ours: its tensors and its checked metadata.
-struct File<'a> {
-    path: PathBuf,
-    tensors: SafeTensors<'a>,
-    meta: HashMap<String, String>,
-}
-
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::read(path) {
+/// A file of the checkpoint in `path`, checked against the manifest's checksum.
+fn read_checked(path: &Path, name: &str, manifest: &Manifest) -> Result<Vec<u8>> {
+    let file = path.join(name);
+    let bytes = match std::fs::read(&file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("no checkpoint: {} is missing", path.display())
-        }
-        r => r.with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-impl<'a> File<'a> {
-    fn parse(bytes: &'a [u8], path: &Path) -> Result<Self> {
-        let broken = |e: safetensors::SafeTensorError| {
-            anyhow!(
-                "{} is truncated or corrupt ({e}): not a readable checkpoint",
-                path.display()
-            )
-        };
-        let tensors = SafeTensors::deserialize(bytes).map_err(broken)?;
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(broken)?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            bail!("{} is not a microgpt checkpoint", path.display());
-        }
-        let version = meta.get("format_version").and_then(|v| v.parse().ok());
-        check_version(version, path)?;
-        Ok(File {
-            path: path.to_path_buf(),
-            tensors,
-            meta,
-        })
-    }
-
-    fn meta(&self, key: &str) -> Result<&str> {
-        self.meta
-            .get(key)
-            .map(String::as_str)
-            .with_context(|| format!("{}: metadata has no {key}", self.path.display()))
-    }
-
-    fn meta_usize(&self, key: &str) -> Result<usize> {
-        let v = self.meta(key)?;
-        v.parse()
-            .with_context(|| format!("{}: metadata {key} = {v:?}", self.path.display()))
-    }
-
-    /// The tensors `prefix + name` of every layout entry, flattened in layout order.
-    /// `groups` prefixes must cover every tensor in the file.
-    fn read(&self, layout: &ParamLayout, dtype: Dtype, groups: &[&str]) -> Result<Vec<Vec<f64>>> {
-        let path = self.path.display();
-        if self.tensors.len() != layout.specs.len() * groups.len() {
             bail!(
-                "{path} holds {} tensors, expected {} for this model",
-                self.tensors.len(),
-                layout.specs.len() * groups.len()
-            );
+                "the checkpoint is incomplete: {} is missing",
+                file.display()
+            )
         }
-        groups
-            .iter()
-            .map(|prefix| {
-                let mut out = Vec::with_capacity(layout.total);
-                for s in &layout.specs {
-                    let name = format!("{prefix}{}", s.name);
-                    let t = self
-                        .tensors
-                        .tensor(&name)
-                        .map_err(|_| anyhow!("{path} has no tensor {name}"))?;
-                    if t.dtype() != st_dtype(dtype) || t.shape() != [s.rows, s.cols] {
-                        bail!(
-                            "{path}: tensor {name} is {:?} {:?}, expected {:?} {:?}",
-                            t.dtype(),
-                            t.shape(),
-                            st_dtype(dtype),
-                            [s.rows, s.cols]
-                        );
-                    }
-                    match dtype {
-                        Dtype::F32 => out.extend(t.data().chunks_exact(4).map(|b| {
-                            f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                        })),
-                        Dtype::F64 => out.extend(
-                            t.data()
-                                .chunks_exact(8)
-                                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-                        ),
-                    }
-                }
-                Ok(out)
-            })
-            .collect()
-    }
-}
-
-pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
-    let path = dir.join(MODEL_FILE);
-    let bytes = read_bytes(&path)?;
-    let file = File::parse(&bytes, &path)?;
-    let config: ModelConfig = serde_json::from_str(file.meta("config")?)
-        .with_context(|| format!("{}: metadata config is malformed", path.display()))?;
-    config
-        .validate()
-        .with_context(|| format!("{}: metadata config", path.display()))?;
-    let chars: Vec<char> = file.meta("vocab")?.chars().collect();
-    if chars.windows(2).any(|w| w[0] >= w[1]) || chars.len() + 1 != config.vocab_size {
+        r => r.with_context(|| format!("cannot read {}", file.display()))?,
+    };
+    let recorded = manifest
+        .files
+        .get(name)
+        .with_context(|| format!("{} lists no {name}", path.join(MANIFEST_FILE).display()))?;
+    if sha256_hex(&bytes) != *recorded {
         bail!(
-            "{}: metadata vocab does not fit vocab_size {}",
-            path.display(),
-            config.vocab_size
+            "{} does not match the checksum recorded when it was saved: it was changed or damaged",
+            file.display()
         );
     }
+    Ok(bytes)
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest> {
+    let file = path.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", file.display()))?;
+    check_version(value.get("format_version").and_then(|v| v.as_u64()), &file)?;
+    serde_json::from_value(value).with_context(|| format!("{} is malformed", file.display()))
+}
+
+fn parse_ours<'a>(bytes: &'a [u8], path: &Path) -> Result<TensorFile<'a>> {
+    let file = TensorFile::parse(bytes, path)?;
+    if file.meta_opt("format") != Some(FORMAT) {
+        bail!("{} is not a microgpt checkpoint", path.display());
+    }
+    let version = file.meta_opt("format_version").and_then(|v| v.parse().ok());
+    check_version(version, path)?;
+    Ok(file)
+}
+
+/// The latest checkpoint's model, checked against its manifest: checksums, step, shape,
+/// vocabulary, finite weights.
+pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
+    // A reader takes no lock: a live run may replace the checkpoint it is reading, and then
+    // the next one is complete.
+    for _ in 0..10 {
+        let Some((_, path)) = checkpoints(dir)?.pop() else {
+            if !dir.join(CONFIG_FILE).exists() {
+                RunConfig::read(dir)?;
+            }
+            bail!(
+                "{} holds no checkpoint yet: the run stopped before its first save; start it again with train --out {0}",
+                dir.display()
+            );
+        };
+        match load_model_at(path.clone()) {
+            Err(_) if !path.exists() => continue,
+            loaded => return loaded,
+        }
+    }
+    bail!(
+        "{} changed checkpoints too often to read one",
+        dir.display()
+    )
+}
+
+fn load_model_at(path: PathBuf) -> Result<ModelCheckpoint> {
+    let manifest = read_manifest(&path)?;
+    let file_path = path.join(MODEL_FILE);
+    let bytes = read_checked(&path, MODEL_FILE, &manifest)?;
+    let file = parse_ours(&bytes, &file_path)?;
+    let config: ModelConfig = serde_json::from_str(file.meta("config")?)
+        .with_context(|| format!("{}: metadata config is malformed", file_path.display()))?;
+    config
+        .validate()
+        .with_context(|| format!("{}: metadata config", file_path.display()))?;
+    let vocab: String = file.meta("vocab")?.into();
     let dtype = match file.meta("dtype")? {
         "f32" => Dtype::F32,
         "f64" => Dtype::F64,
-        other => bail!("{}: unknown dtype {other:?}", path.display()),
+        other => bail!("{}: unknown dtype {other:?}", file_path.display()),
     };
     let step = file.meta_usize("step")?;
-    let params = file.read(&config.layout(), dtype, &[""])?.remove(0);
+    let run = &manifest.run;
+    let trained_dtype = run.settings.get("dtype").and_then(|d| d.as_str());
+    if step != manifest.step
+        || config != run.model
+        || vocab != run.vocab
+        || trained_dtype != Some(dtype.to_string().as_str())
+    {
+        bail!(
+            "{} disagrees with its {MANIFEST_FILE}: not a checkpoint of this run",
+            file_path.display()
+        );
+    }
+    let layout = config.layout();
+    let params = file.read(&layout, dtype, &[""])?.remove(0);
+    if let Some(bad) = first_bad(&layout, &params, f64::is_finite) {
+        bail!("{} holds a non-finite weight ({bad})", file_path.display());
+    }
     Ok(ModelCheckpoint {
         config,
-        vocab: Vocab::from_chars(chars),
+        vocab: Vocab::from_chars(vocab.chars().collect()),
         dtype,
         step,
         params,
+        manifest,
+        path,
     })
 }
 
-/// Adam's state for `model`, which it must match step for step.
+/// Adam's state of `model`, the checkpoint of `dir` it was loaded from: finite moments,
+/// second moments not negative.
 pub fn load_optimizer(dir: &Path, model: &ModelCheckpoint) -> Result<OptimizerState> {
-    let path = dir.join(OPTIMIZER_FILE);
-    let bytes = read_bytes(&path)?;
-    let file = File::parse(&bytes, &path)?;
-    let step = file.meta_usize("step")?;
-    if step != model.step {
+    if !model.path.starts_with(dir) {
         bail!(
-            "{} is at step {step} but {MODEL_FILE} at step {}: the save was cut short",
+            "{} is not a checkpoint of {}",
+            model.path.display(),
+            dir.display()
+        );
+    }
+    let path = model.path.join(OPTIMIZER_FILE);
+    let bytes = read_checked(&model.path, OPTIMIZER_FILE, &model.manifest)?;
+    let file = parse_ours(&bytes, &path)?;
+    let (step, t) = (file.meta_usize("step")?, file.meta_usize("adam_t")?);
+    if step != model.step || t != step {
+        bail!(
+            "{} is at step {step} with adam_t {t}, its checkpoint at step {}",
             path.display(),
             model.step
         );
     }
-    let t = file.meta_usize("adam_t")?;
-    let mut moments = file.read(&model.config.layout(), model.dtype, &["m.", "v."])?;
+    let layout = model.config.layout();
+    let mut moments = file.read(&layout, model.dtype, &["m.", "v."])?;
     let v = moments.pop().expect("two groups");
     let m = moments.pop().expect("two groups");
+    let bad = first_bad(&layout, &m, f64::is_finite)
+        .map(|b| format!("first moment {b}"))
+        .or_else(|| {
+            first_bad(&layout, &v, |x| x.is_finite() && x >= 0.0)
+                .map(|b| format!("second moment {b}"))
+        });
+    if let Some(bad) = bad {
+        bail!("{} holds an impossible Adam state ({bad})", path.display());
+    }
     Ok(OptimizerState { t, m, v })
 }
 
-/// A run's config and model checkpoint, checked against each other.
+/// A run's config and latest model checkpoint, checked against each other.
 pub fn load_run(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
     let config = RunConfig::read(dir)?;
     let model = load_model(dir)?;
-    if model.config != config.model || model.vocab != config.vocab() {
+    config.check_identity(
+        &model.manifest.run,
+        &format!("the checkpoint at step {}", model.step),
+    )?;
+    if config.num_params != model.params.len() {
         bail!(
-            "{} does not match {} in {}",
-            MODEL_FILE,
-            CONFIG_FILE,
-            dir.display()
-        );
-    }
-    if model.dtype != config.settings.system.dtype {
-        bail!(
-            "{} is {} but the run's dtype is {}",
-            dir.join(MODEL_FILE).display(),
-            model.dtype,
-            config.settings.system.dtype
+            "{}: num_params is {}, the model has {}",
+            dir.join(CONFIG_FILE).display(),
+            config.num_params,
+            model.params.len()
         );
     }
     Ok((config, model))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Activation;
-
-    #[test]
-    fn f32_checkpoints_round_trip_exactly() {
-        let dir = std::env::temp_dir().join(format!("microgpt-ckpt-f32-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = ModelConfig {
-            vocab_size: 4,
-            n_embd: 4,
-            n_head: 2,
-            n_layer: 1,
-            block_size: 3,
-            activation: Activation::Gelu,
-        };
-        let vocab = Vocab::from_chars(vec!['a', 'b', 'é']);
-        let n = cfg.layout().total;
-        let params: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() / 3.0).collect();
-        let mut adam = Adam::<f32>::new(Default::default(), n);
-        adam.m = params.iter().map(|p| p * 0.5).collect();
-        adam.v = params.iter().map(|p| p * p).collect();
-        adam.t = 7;
-        save(&dir, &cfg, &vocab, 7, &params, &adam).unwrap();
-
-        let model = load_model(&dir).unwrap();
-        assert_eq!((model.dtype, model.step), (Dtype::F32, 7));
-        assert_eq!(model.config, cfg);
-        assert_eq!(model.vocab, vocab);
-        let back: Vec<f32> = model.params.iter().map(|&p| p as f32).collect();
-        assert_eq!(back, params);
-        let opt = load_optimizer(&dir, &model).unwrap();
-        assert_eq!(opt.t, 7);
-        assert_eq!(opt.m.iter().map(|&x| x as f32).collect::<Vec<_>>(), adam.m);
-        assert_eq!(opt.v.iter().map(|&x| x as f32).collect::<Vec<_>>(), adam.v);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

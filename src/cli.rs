@@ -8,6 +8,7 @@ use microgpt::config::Activation;
 use microgpt::dtype::Dtype;
 use microgpt::optim::LrSchedule;
 use microgpt::settings::{self, *};
+use microgpt::validate;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -283,6 +284,9 @@ pub struct SweepArgs {
     /// Print one `microgpt train` command line per run instead of running them.
     #[arg(long)]
     pub print_commands: bool,
+    /// Train finished runs of an earlier sweep on to this sweep's --steps (else refused).
+    #[arg(long)]
+    pub extend: bool,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -365,34 +369,29 @@ fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Value = 
     })
 }
 
+/// Parses `s`, then checks it with the library's rule (`microgpt::validate`), the one a
+/// run's `config.json` is checked with too.
+fn checked<T>(s: &str, rule: validate::Rule) -> Result<T, String>
+where
+    T: std::str::FromStr + Copy + Into<serde_json::Value>,
+    T::Err: std::fmt::Display,
+{
+    let x: T = s.parse().map_err(|e: T::Err| e.to_string())?;
+    rule(&x.into()).map(|()| x)
+}
+
 fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
+    checked(s, validate::at_least_one)
 }
 
 fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
-        Ok(_) => Err("must be a positive number".into()),
-        Err(e) => Err(e.to_string()),
-    }
+    checked(s, validate::positive)
 }
 
 fn non_negative(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
-        Ok(_) => Err("must be a non-negative number".into()),
-        Err(e) => Err(e.to_string()),
-    }
+    checked(s, validate::non_negative)
 }
 
 fn unit_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
-        Ok(_) => Err("must be in [0, 1)".into()),
-        Err(e) => Err(e.to_string()),
-    }
+    checked(s, validate::unit_interval)
 }

@@ -1,7 +1,9 @@
-//! Ctrl-C as a request: the first one sets a flag that long loops check at a safe point
-//! (a step boundary), so the run can save and say how to resume; a second one exits at once.
+//! Ctrl-C, SIGTERM and SIGHUP (`timeout`, `kill`, a closed terminal) as a request: the first
+//! one sets a flag that long loops check at a safe point (a step boundary), so the run can
+//! save and say how to resume; a second one exits at once, without saving.
 
 use anyhow::{Context, Result};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -12,27 +14,32 @@ static INSTALLED: OnceLock<()> = OnceLock::new();
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Done,
-    /// Stopped by Ctrl-C after saving what it had.
+    /// Stopped by Ctrl-C or a termination signal after saving what it had.
     Interrupted,
 }
 
-/// Installs the Ctrl-C handler (once per process).
+/// Installs the handler of SIGINT, SIGTERM and SIGHUP (once per process; the `ctrlc`
+/// crate's `termination` feature).
 pub fn install() -> Result<()> {
     if INSTALLED.get().is_some() {
         return Ok(());
     }
     ctrlc::set_handler(|| {
         if REQUESTED.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: exiting without saving");
+            // A closed terminal makes stderr fail: exit all the same.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nsecond interrupt: exiting without saving"
+            );
             std::process::exit(130);
         }
     })
-    .context("cannot install the Ctrl-C handler")?;
+    .context("cannot install the signal handler")?;
     let _ = INSTALLED.set(());
     Ok(())
 }
 
-/// Whether Ctrl-C has been pressed since [`install`].
+/// Whether an interrupt came since [`install`].
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }

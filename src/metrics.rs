@@ -1,7 +1,10 @@
 //! `metrics.csv`, one row per training step, and the loss smoothing that progress lines
 //! and plots share.
 
+use crate::files::{hex, sha256_hex};
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,22 +47,46 @@ fn push_rows(out: &mut String, rows: &[Row]) {
     }
 }
 
+/// The part of `metrics.csv` a checkpoint covers: its first `bytes` bytes, `rows` rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpan {
+    pub rows: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
 /// `metrics.csv` of a running session. It is written whole once, atomically, when the
 /// session starts; each later save appends only the rows since the one before, so saving
-/// stays cheap however long the run. A crash mid-append leaves at most a torn last line,
-/// which [`parse`] ignores (and resume retrains steps past the checkpoint anyway).
+/// stays cheap however long the run. A checkpoint records the [`MetricsSpan`] it covers
+/// (kept up to date here, without re-reading the file); rows past it, from a save cut
+/// short, are dropped on resume.
 pub struct MetricsFile {
     path: PathBuf,
     written: usize,
+    bytes: u64,
+    hasher: Sha256,
 }
 
 impl MetricsFile {
     pub fn create(path: &Path, rows: &[Row]) -> Result<Self> {
-        crate::files::write_atomic(path, to_csv(rows).as_bytes())?;
+        let text = to_csv(rows);
+        crate::files::write_atomic(path, text.as_bytes())?;
         Ok(MetricsFile {
             path: path.to_path_buf(),
             written: rows.len(),
+            bytes: text.len() as u64,
+            hasher: Sha256::new_with_prefix(text.as_bytes()),
         })
+    }
+
+    /// The rows written so far, as a checkpoint records them.
+    pub fn span(&self) -> MetricsSpan {
+        MetricsSpan {
+            rows: self.written,
+            bytes: self.bytes,
+            sha256: hex(&self.hasher.clone().finalize()),
+        }
     }
 
     /// Appends `rows[written..]`: `rows` is the session's whole, growing list.
@@ -75,8 +102,38 @@ impl MetricsFile {
             .and_then(|()| file.sync_data())
             .with_context(context)?;
         self.written = rows.len();
+        self.bytes += text.len() as u64;
+        self.hasher.update(text.as_bytes());
         Ok(())
     }
+}
+
+/// The rows of `metrics.csv` that `span` covers, checked against its checksum; what
+/// follows them (steps past the checkpoint) is ignored.
+pub fn read_span(path: &Path, span: &MetricsSpan) -> Result<Vec<Row>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let covered = usize::try_from(span.bytes)
+        .ok()
+        .and_then(|n| bytes.get(..n))
+        .filter(|b| sha256_hex(b) == span.sha256)
+        .with_context(|| {
+            format!(
+                "{} is not the one the checkpoint at step {} was saved with: it was changed",
+                path.display(),
+                span.rows
+            )
+        })?;
+    let text =
+        std::str::from_utf8(covered).with_context(|| format!("{} is not UTF-8", path.display()))?;
+    let rows = parse(text, path)?;
+    if rows.len() != span.rows || rows.iter().enumerate().any(|(i, r)| r.step != i + 1) {
+        bail!(
+            "{} does not hold steps 1..={} of the checkpoint",
+            path.display(),
+            span.rows
+        );
+    }
+    Ok(rows)
 }
 
 /// Parses [`to_csv`]'s output; `path` only names the file in errors.

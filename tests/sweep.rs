@@ -109,3 +109,80 @@ fn sweep_rejects_unknown_keys_empty_grids_and_bad_values() {
     );
     assert!(!out.exists());
 }
+
+/// `microgpt sweep` in `dir` with the tiny model, `extra` flags and `--out sw`.
+fn sweep_in(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["sweep"];
+    args.extend_from_slice(TINY);
+    args.extend(["--engine", "scalar", "--num-samples", "0", "--out", "sw"]);
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_microgpt"))
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn one_line_error(o: &Output) -> String {
+    let err = text(&o.stderr);
+    assert!(!o.status.success() && err.starts_with("error: "), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn sweep_runs_are_identified_by_every_setting() {
+    let dir = tmp("sweep_identity");
+    let data = dataset(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(&data, dir.join("data/five.txt")).unwrap();
+    let mut other = std::fs::read_to_string(&data).unwrap();
+    other.push_str("zed\n");
+    std::fs::write(dir.join("data_five.txt"), other).unwrap();
+
+    // Grid values that a flat name would merge get directories of their own.
+    let grid = [
+        "--grid",
+        "input=data/five.txt,data_five.txt",
+        "--steps",
+        "6",
+    ];
+    let o = sweep_in(&dir, &grid);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for (name, file) in [
+        ("input=data%2Ffive.txt", "data/five.txt"),
+        ("input=data_five.txt", "data_five.txt"),
+    ] {
+        let cfg = RunConfig::read(&dir.join("sw").join(name)).unwrap();
+        assert_eq!(cfg.dataset, std::fs::canonicalize(dir.join(file)).unwrap());
+        assert_eq!(rows(&dir.join("sw").join(name)).len(), 6);
+    }
+    let again = sweep_in(&dir, &grid);
+    assert_eq!(text(&again.stdout).matches("already done").count(), 2);
+
+    // Another base setting is another run: refused, naming the setting, nothing trained.
+    let before = rows(&dir.join("sw/input=data_five.txt"));
+    let err = one_line_error(&sweep_in(&dir, &[&grid[..], &["--lr", "0.02"]].concat()));
+    assert!(
+        err.contains("holds a run with --lr 0.01, this sweep asks for 0.02"),
+        "{err}"
+    );
+    // More steps: refused unless --extend, which trains the finished runs on.
+    let longer = [&grid[..2], &["--steps", "9"]].concat();
+    let err = one_line_error(&sweep_in(&dir, &longer));
+    assert!(
+        err.contains("this sweep asks for 9: pass --extend"),
+        "{err}"
+    );
+    assert_eq!(rows(&dir.join("sw/input=data_five.txt")), before);
+    let o = sweep_in(&dir, &[&longer[..], &["--extend"]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(rows(&dir.join("sw/input=data_five.txt")).len(), 9);
+    // Fewer steps than a run has is another run.
+    let err = one_line_error(&sweep_in(&dir, &[&grid[..2], &["--steps", "4"]].concat()));
+    assert!(
+        err.contains("holds a run of --steps 9 (9 done), this sweep asks for --steps 4"),
+        "{err}"
+    );
+}

@@ -262,3 +262,46 @@ fn tensor_engine_runs_resume_bit_identically_in_f64_and_f32() {
         assert!(out.lines().all(|l| l.contains(": ka")), "{out}");
     }
 }
+
+/// A learning rate that makes the weights non-finite between two saves: the error names
+/// the last finite checkpoint, which stays as it was, and loads.
+#[test]
+fn a_diverging_step_never_overwrites_the_last_finite_checkpoint() {
+    let dir = tmp("diverge");
+    let data = dataset(&dir);
+    let run = dir.join("div");
+    let flags = [
+        "--engine",
+        "tensor",
+        "--dtype",
+        "f32",
+        "--lr",
+        "3e6",
+        "--lr-schedule",
+        "constant",
+        "--save-every",
+        "10",
+        "--steps",
+        "400",
+        "--threads",
+        "1",
+        "--num-samples",
+        "0",
+    ];
+    let o = train(&data, &run, &flags);
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "did not diverge");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let model = checkpoint::load_model(&run).unwrap();
+    assert!(model.params.iter().all(|x| x.is_finite()));
+    assert_eq!(rows(&run).len(), model.step);
+    assert!(
+        err.starts_with("error: training stopped; the weights were no longer finite")
+            && err.contains(&format!(
+                "last good checkpoint (the {} steps before)",
+                model.step
+            )),
+        "{err}"
+    );
+    ok(&["sample", "--run", s(&run), "--num-samples", "3"]);
+}

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod gradcheck;
 pub mod inspect;
+pub mod resume;
 pub mod sample;
 pub mod sweep;
 pub mod train;

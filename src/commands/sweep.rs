@@ -1,13 +1,15 @@
 //! The `sweep` command (mission A): one `train` run per combination of a grid of settings,
 //! each a child process in its own directory `OUT/key=value,key=value`, then `compare`.
-//! Running the same sweep again skips finished runs and resumes interrupted ones.
+//! Running the same sweep again skips finished runs and resumes interrupted ones; a run
+//! directory holding a run of other settings is an error, never reused.
 
 use crate::cli::{self, Cli, Command, SweepArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use microgpt::checkpoint::{self, MODEL_FILE};
+use microgpt::checkpoint::{self, RunConfig, CONFIG_FILE};
 use microgpt::interrupt::{self, Outcome};
-use microgpt::settings::{RunSettings, SettingsMap, ROLES};
+use microgpt::settings::{role, Role, RunSettings, SettingsMap, ROLES};
+use microgpt::validate::flag;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +22,19 @@ struct Planned {
     dir: PathBuf,
     /// `train` flags, `--out` included.
     argv: Vec<String>,
-    steps: usize,
+    /// Every setting of the run.
+    settings: RunSettings,
+    /// What its directory asks for.
+    action: Action,
+}
+
+/// What a planned run needs, given what its directory holds.
+#[derive(Clone, Debug, PartialEq)]
+enum Action {
+    Train,
+    /// Continue the run in the directory to this many steps.
+    Resume(usize),
+    Done,
 }
 
 pub fn run(args: &SweepArgs) -> Result<Outcome> {
@@ -33,7 +47,10 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
         bail!("--resume and --stop-after are for single runs; to resume a sweep, run it again");
     }
     let grid = parse_grid(&args.grid)?;
-    let runs = plan(&grid, &args.train.settings(), args.jobs, out)?;
+    let mut runs = plan(&grid, &args.train.settings(), args.jobs, out)?;
+    for run in &mut runs {
+        run.action = action(run, args.extend).with_context(|| format!("run {}", run.name))?;
+    }
     if args.print_commands {
         for run in &runs {
             let words: Vec<String> = run.argv.iter().map(|a| shell_quote(a)).collect();
@@ -142,10 +159,9 @@ fn plan(
         .map(|combo| {
             let name = combo
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{k}={}", escape(v)))
                 .collect::<Vec<_>>()
-                .join(",")
-                .replace(['/', '\\'], "_");
+                .join(",");
             let dir = out.join(&name);
             let mut settings = base.to_map();
             // Runs side by side share the cores: unless --threads was set, each gets a share.
@@ -165,21 +181,109 @@ fn plan(
                     .map(String::from)
                     .chain(argv.iter().cloned()),
             );
-            let steps = match parsed {
+            let settings = match parsed {
                 Ok(Cli {
                     command: Command::Train(a),
-                }) => a.steps,
+                }) => a.settings(),
                 Ok(_) => unreachable!("parsed the train subcommand"),
                 Err(e) => bail!("run {name}: {}", cli::one_line(&e)),
             };
+            settings.validate().with_context(|| format!("run {name}"))?;
             Ok(Planned {
                 name,
                 dir,
                 argv,
-                steps,
+                settings,
+                action: Action::Train,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .and_then(distinct)
+}
+
+/// A grid value as part of a directory name: `/`, `\` and `%` percent-encoded, so values
+/// that differ get names that differ.
+fn escape(value: &str) -> String {
+    value
+        .replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('\\', "%5C")
+}
+
+/// Errors if two runs would share a directory (values the file system does not tell apart).
+fn distinct(runs: Vec<Planned>) -> Result<Vec<Planned>> {
+    for (i, a) in runs.iter().enumerate() {
+        if let Some(b) = runs[..i].iter().find(|b| b.dir == a.dir) {
+            bail!(
+                "runs {} and {} would share the directory {}: give grid values that differ",
+                b.name,
+                a.name,
+                a.dir.display()
+            );
+        }
+    }
+    Ok(runs)
+}
+
+/// What `run` needs given its directory: a run there must have all of its settings, and
+/// its length, or be extended (`--extend`).
+fn action(run: &Planned, extend: bool) -> Result<Action> {
+    if !run.dir.join(CONFIG_FILE).exists() || checkpoint::latest_step(&run.dir)?.is_none() {
+        // Nothing trained there yet: `train --out` refuses anything but an unsaved run.
+        return Ok(Action::Train);
+    }
+    let (stored, model) = checkpoint::load_run(&run.dir)?;
+    let (old, new) = (stored.settings.to_map(), run.settings.to_map());
+    for (key, value) in &new {
+        if role(key) != Some(Role::Identity) || old.get(key) == Some(value) {
+            continue;
+        }
+        let dataset =
+            |v: &serde_json::Value| v.as_str().and_then(|p| std::fs::canonicalize(p).ok());
+        if key == "input" && dataset(value).as_ref() == Some(&stored.dataset) {
+            continue;
+        }
+        bail!(
+            "{} holds a run with {} {}, this sweep asks for {value}: sweep into another --out, or remove that directory",
+            run.dir.display(),
+            flag(key),
+            old.get(key).unwrap_or(&serde_json::Value::Null)
+        );
+    }
+    steps_action(
+        &stored,
+        model.step,
+        run.settings.schedule.steps,
+        extend,
+        &run.dir,
+    )
+}
+
+fn steps_action(
+    stored: &RunConfig,
+    done: usize,
+    wanted: usize,
+    extend: bool,
+    dir: &Path,
+) -> Result<Action> {
+    let total = stored.settings.schedule.steps;
+    if wanted < total {
+        bail!(
+            "{} holds a run of --steps {total} ({done} done), this sweep asks for --steps {wanted}: sweep into another --out, or remove that directory",
+            dir.display()
+        );
+    }
+    if wanted > total && !extend {
+        bail!(
+            "{} holds a run of --steps {total} ({done} done), this sweep asks for {wanted}: pass --extend to train it on (its schedule is then recomputed), or sweep into another --out",
+            dir.display()
+        );
+    }
+    Ok(if done >= wanted {
+        Action::Done
+    } else {
+        Action::Resume(wanted)
+    })
 }
 
 /// The flags that give `settings`: every value that differs from the default, and every
@@ -244,23 +348,19 @@ fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
 }
 
 /// Trains one run to its end in a child process, resuming or skipping what a previous
-/// sweep left in its directory. Output goes to `DIR/train.log`.
+/// sweep left in its directory (see [`action`]). Output goes to `DIR/train.log`.
 fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
     std::fs::create_dir_all(&run.dir)
         .with_context(|| format!("cannot create {}", run.dir.display()))?;
-    let argv: Vec<String> = if run.dir.join(MODEL_FILE).exists() {
-        let (_, model) = checkpoint::load_run(&run.dir)?;
-        if model.step >= run.steps {
-            return Ok(RunResult::AlreadyDone);
-        }
-        vec![
+    let argv: Vec<String> = match run.action {
+        Action::Done => return Ok(RunResult::AlreadyDone),
+        Action::Resume(steps) => vec![
             "--resume".into(),
             run.dir.display().to_string(),
             "--steps".into(),
-            run.steps.to_string(),
-        ]
-    } else {
-        run.argv.clone()
+            steps.to_string(),
+        ],
+        Action::Train => run.argv.clone(),
     };
     let log_path = run.dir.join("train.log");
     let log = std::fs::OpenOptions::new()

@@ -1,26 +1,31 @@
 //! The `train` command: data, model, loop, samples, and the run directory — started fresh
 //! or resumed from a checkpoint so that the result equals an uninterrupted run.
 
+use super::resume::{resume, Resumed};
 use crate::cli::TrainArgs;
 use anyhow::{bail, Context, Result};
 use microgpt::checkpoint::{
-    self, ModelCheckpoint, OptimizerState, RunConfig, CONFIG_FILE, METRICS_FILE, MODEL_FILE,
-    SAMPLES_FILE,
+    self, NotFinite, RunConfig, RunIdentity, Snapshot, METRICS_FILE, SAMPLES_FILE,
 };
 use microgpt::config::ModelConfig;
 use microgpt::data::{Corpus, Text};
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
-use microgpt::files::write_atomic;
+use microgpt::files::{sha256_hex, write_atomic};
 use microgpt::interrupt::{self, Outcome};
-use microgpt::metrics::{self, MetricsFile, Row};
+use microgpt::lock::{claim_new, RunLock};
+use microgpt::metrics::{MetricsFile, Row};
 use microgpt::progress::Progress;
 use microgpt::rng::Rng;
 use microgpt::sample;
-use microgpt::settings::{role, DataMode, Role, RunSettings};
+use microgpt::settings::{DataMode, RunSettings};
 use microgpt::train::{cast_params, evaluate, Trainer};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// Parameters a model may have: four copies (weights, gradients, Adam's two moments) of
+/// 2^28 f64s are 8 GiB, beyond which a typo is more likely than intent.
+const MAX_PARAMS: usize = 1 << 28;
 
 /// How this invocation runs, beyond the run's stored settings.
 struct Invocation {
@@ -31,8 +36,10 @@ struct Invocation {
 }
 
 /// What a run starts from, in the original's order of draws: shuffle, then init.
-struct Start {
-    corpus: Corpus,
+pub struct Start {
+    pub corpus: Corpus,
+    /// SHA-256 of the dataset file.
+    pub dataset_sha256: String,
     cfg: ModelConfig,
     init: Vec<f64>,
     /// The stream after both, for sampling at the end.
@@ -40,13 +47,20 @@ struct Start {
 }
 
 impl Start {
-    fn new(settings: &RunSettings) -> Result<Self> {
+    pub fn new(settings: &RunSettings) -> Result<Self> {
         let mut rng = Rng::new(settings.data.seed);
         let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
+        let bytes = std::fs::read(&corpus.path)
+            .with_context(|| format!("cannot read {}", corpus.path.display()))?;
         let cfg = settings.model.config(corpus.vocab.size());
         cfg.validate()?;
+        let total = cfg.layout().total;
+        if total > MAX_PARAMS {
+            bail!("the model would have {total} parameters; microgpt trains at most {MAX_PARAMS}: choose a smaller --n-embd, --n-layer or --block-size");
+        }
         let init = cfg.layout().init(&mut rng, settings.model.init_std);
         Ok(Start {
+            dataset_sha256: sha256_hex(&bytes),
             corpus,
             cfg,
             init,
@@ -54,7 +68,7 @@ impl Start {
         })
     }
 
-    fn run_config(&self, settings: &RunSettings) -> Result<RunConfig> {
+    pub fn run_config(&self, settings: &RunSettings) -> Result<RunConfig> {
         let c = &self.corpus;
         let dataset = std::fs::canonicalize(&c.path)
             .with_context(|| format!("cannot resolve {}", c.path.display()))?;
@@ -68,6 +82,7 @@ impl Start {
             settings: settings.clone(),
             model: self.cfg.clone(),
             dataset,
+            dataset_sha256: self.dataset_sha256.clone(),
             vocab: c.vocab.chars().iter().collect(),
             num_docs: c.num_docs(),
             num_train_docs,
@@ -79,46 +94,36 @@ impl Start {
     }
 }
 
-/// Where a resumed run continues from.
-struct Resumed {
-    model: ModelCheckpoint,
-    optimizer: OptimizerState,
-    rows: Vec<Row>,
-}
-
 pub fn run(args: &TrainArgs) -> Result<Outcome> {
-    let (settings, invocation, start, resumed) = match &args.resume {
+    // Held until the process ends: no other process writes the run directory meanwhile.
+    let _lock: Option<RunLock>;
+    let (settings, start, resumed) = match &args.resume {
         None => {
             let settings = args.settings();
+            settings.validate()?;
             let start = Start::new(&settings)?;
-            if let Some(dir) = &args.out {
-                if dir.join(MODEL_FILE).exists() {
-                    bail!(
-                        "{} already holds a trained run: continue it with --resume {0}, or choose another --out",
-                        dir.display()
-                    );
+            _lock = match &args.out {
+                Some(dir) => {
+                    let lock = claim_new(dir)?;
+                    start.run_config(&settings)?.write(dir)?;
+                    Some(lock)
                 }
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-                start.run_config(&settings)?.write(dir)?;
-            }
-            let invocation = Invocation {
-                out: args.out.clone(),
-                stop_after: args.stop_after,
-                quiet: args.quiet,
+                None => None,
             };
-            (settings, invocation, start, None)
+            (settings, start, None)
         }
         Some(dir) => {
-            let (settings, start, resumed) = resume(dir, args)?;
-            let invocation = Invocation {
-                out: Some(dir.clone()),
-                stop_after: args.stop_after,
-                quiet: args.quiet,
-            };
-            (settings, invocation, start, Some(resumed))
+            let (lock, settings, start, resumed) = resume(dir, args)?;
+            _lock = Some(lock);
+            (settings, start, Some(resumed))
         }
     };
+    let invocation = Invocation {
+        out: args.resume.clone().or_else(|| args.out.clone()),
+        stop_after: args.stop_after,
+        quiet: args.quiet,
+    };
+    let run = start.run_config(&settings)?.identity();
     let params = resumed
         .as_ref()
         .map_or(&start.init, |r| &r.model.params)
@@ -129,100 +134,18 @@ pub fn run(args: &TrainArgs) -> Result<Outcome> {
     let task = TrainTask {
         settings: &settings,
         invocation: &invocation,
+        run,
         start,
         resumed,
     };
     with_engine(engine, dtype, &cfg, &params, task)?
 }
 
-/// The stored settings with the ones given on the command line that may change on resume
-/// (see [`Role`]); changing a setting of the run's identity is an error.
-fn resumed_settings(stored: &RunSettings, args: &TrainArgs, dir: &Path) -> Result<RunSettings> {
-    let mut map = stored.to_map();
-    for (key, value) in args.given_settings() {
-        if role(&key) == Some(Role::Identity) && map.get(&key) != Some(&value) {
-            bail!(
-                "--{} cannot change when resuming: the run's settings are in {}",
-                key.replace('_', "-"),
-                dir.join(CONFIG_FILE).display()
-            );
-        }
-        map.insert(key, value);
-    }
-    RunSettings::from_map(&map)
-}
-
-fn resume(dir: &Path, args: &TrainArgs) -> Result<(RunSettings, Start, Resumed)> {
-    if args.out.as_ref().is_some_and(|out| out != dir) {
-        bail!(
-            "--out cannot change when resuming: the run stays in {}",
-            dir.display()
-        );
-    }
-    let (run, model) = checkpoint::load_run(dir)?;
-    let mut settings = resumed_settings(&run.settings, args, dir)?;
-    let done = model.step;
-    let steps = settings.schedule.steps;
-    if done >= steps {
-        if args.given.contains("steps") {
-            bail!(
-                "--steps {steps} is not beyond the {done} steps the run in {} has done",
-                dir.display()
-            );
-        }
-        bail!(
-            "the run in {} is finished ({done} of {steps} steps): pass --steps M to train it further",
-            dir.display()
-        );
-    }
-    let optimizer = checkpoint::load_optimizer(dir, &model)?;
-    // The same documents as the run started with, wherever it was started from.
-    settings.data.input = Some(run.dataset.clone());
-    let start = Start::new(&settings)
-        .with_context(|| format!("cannot rebuild the data of the run in {}", dir.display()))?;
-    if start.corpus.vocab != model.vocab {
-        bail!(
-            "the vocabulary of {} ({} characters) differs from the checkpoint's ({}): the dataset changed since the run started",
-            run.dataset.display(),
-            start.corpus.vocab.chars().len(),
-            model.vocab.chars().len()
-        );
-    }
-    let sizes = (start.corpus.num_docs(), start.corpus.split_sizes());
-    if sizes != (run.num_docs, (run.num_train_chars, run.num_val_chars)) {
-        bail!(
-            "{} is not the text the run was trained on ({} documents and {} + {} characters now, {} and {} + {} then): the dataset changed since the run started",
-            run.dataset.display(),
-            sizes.0,
-            sizes.1 .0,
-            sizes.1 .1,
-            run.num_docs,
-            run.num_train_chars,
-            run.num_val_chars
-        );
-    }
-    let metrics_path = dir.join(METRICS_FILE);
-    let mut rows = metrics::read(&metrics_path)?;
-    // Steps after the checkpoint (a save cut short) are trained again.
-    rows.truncate(done);
-    if rows.len() != done || rows.iter().enumerate().any(|(i, r)| r.step != i + 1) {
-        bail!(
-            "{} does not hold steps 1..={done} of the checkpoint",
-            metrics_path.display()
-        );
-    }
-    start.run_config(&settings)?.write(dir)?;
-    let resumed = Resumed {
-        model,
-        optimizer,
-        rows,
-    };
-    Ok((settings, start, resumed))
-}
-
 struct TrainTask<'a> {
     settings: &'a RunSettings,
     invocation: &'a Invocation,
+    /// What the run is, for its checkpoints.
+    run: RunIdentity,
     start: Start,
     resumed: Option<Resumed>,
 }
@@ -233,6 +156,7 @@ impl EngineTask for TrainTask<'_> {
         let TrainTask {
             settings,
             invocation,
+            run,
             start,
             resumed,
         } = self;
@@ -261,6 +185,7 @@ impl EngineTask for TrainTask<'_> {
         let mut session = Session {
             settings,
             invocation,
+            run,
             corpus: &corpus,
             rows,
         };
@@ -290,6 +215,7 @@ impl EngineTask for TrainTask<'_> {
 struct Session<'a> {
     settings: &'a RunSettings,
     invocation: &'a Invocation,
+    run: RunIdentity,
     corpus: &'a Corpus,
     /// Every step of the run so far.
     rows: Vec<Row>,
@@ -328,17 +254,8 @@ impl Session<'_> {
             let stats = match trainer.step(&source.batch(trainer.step)) {
                 Ok(stats) => stats,
                 Err(diverged) => {
-                    // The weights are still those of the last good step: keep them.
                     progress.finish();
-                    self.save(trainer, &mut metrics_file)?;
-                    return Err(match &self.invocation.out {
-                        Some(dir) => diverged.context(format!(
-                            "training stopped; the {} steps before are saved in {}",
-                            trainer.step,
-                            dir.display()
-                        )),
-                        None => diverged,
-                    });
+                    return Err(self.stop(trainer, &mut metrics_file, diverged));
                 }
             };
             tokens += stats.tokens as u64;
@@ -360,16 +277,21 @@ impl Session<'_> {
             progress.step(&row);
             let save_every = s.system.save_every;
             if save_every > 0 && stats.step.is_multiple_of(save_every) && stats.step < stop_at {
-                self.save(trainer, &mut metrics_file)?;
+                if let Err(e) = self.save(trainer, &mut metrics_file) {
+                    progress.finish();
+                    return Err(self.stop(trainer, &mut metrics_file, e));
+                }
             }
         }
         progress.finish();
-        self.save(trainer, &mut metrics_file)?;
+        if let Err(e) = self.save(trainer, &mut metrics_file) {
+            return Err(self.stop(trainer, &mut metrics_file, e));
+        }
         Ok(outcome)
     }
 
-    /// Appends the new metrics rows, then writes the checkpoint: rows past the checkpoint
-    /// are dropped on resume, missing rows are not.
+    /// Appends the new metrics rows, then commits the checkpoint that covers them; a state
+    /// that is not finite is refused before either.
     fn save<E: Engine>(
         &self,
         trainer: &Trainer<E>,
@@ -378,15 +300,49 @@ impl Session<'_> {
         let (Some(dir), Some(metrics_file)) = (&self.invocation.out, metrics_file) else {
             return Ok(());
         };
+        let (config, params) = (trainer.engine.config(), trainer.engine.params());
+        checkpoint::check_finite(config, trainer.step, params, &trainer.adam)?;
         metrics_file.append(&self.rows)?;
-        checkpoint::save(
-            dir,
-            trainer.engine.config(),
-            &self.corpus.vocab,
-            trainer.step,
-            trainer.engine.params(),
-            &trainer.adam,
-        )
+        let snapshot = Snapshot {
+            config,
+            vocab: &self.corpus.vocab,
+            step: trainer.step,
+            params,
+            adam: &trainer.adam,
+            metrics: metrics_file.span(),
+            run: self.run.clone(),
+        };
+        checkpoint::save(dir, &snapshot)
+    }
+
+    /// `why` training cannot go on, after saving the state if it is still finite, with
+    /// what the run directory keeps.
+    fn stop<E: Engine>(
+        &self,
+        trainer: &Trainer<E>,
+        metrics_file: &mut Option<MetricsFile>,
+        why: anyhow::Error,
+    ) -> anyhow::Error {
+        let Some(dir) = &self.invocation.out else {
+            return why;
+        };
+        let saved = match self.save(trainer, metrics_file) {
+            Ok(()) => Ok(trainer.step),
+            Err(e) if e.is::<NotFinite>() => checkpoint::latest_step(dir).map(|s| s.unwrap_or(0)),
+            Err(e) => return e.context(format!("{why:#}")),
+        };
+        let kept = match saved {
+            Ok(0) => "nothing is saved".to_string(),
+            Ok(step) if step == trainer.step => {
+                format!("the {step} steps before are saved in {}", dir.display())
+            }
+            Ok(step) => format!(
+                "the weights were no longer finite, so the last good checkpoint (the {step} steps before) is kept in {}",
+                dir.display()
+            ),
+            Err(e) => return e,
+        };
+        why.context(format!("training stopped; {kept}"))
     }
 
     /// The samples after training, printed and written to the run directory: names
