@@ -1,25 +1,19 @@
 //! The tensor engine, the product: microgpt's GPT on flat parameter buffers with batched
 //! GEMMs (OpenBLAS by default, ndarray's own GEMM without the `openblas` feature), in f32
-//! or f64. `ops` holds every layer's forward and backward pass; `model` composes them.
+//! or f64, on every core asked for. `ops` and `attention` hold every layer's forward and
+//! backward pass; `model` composes them; `pool` runs them on threads.
 
+pub mod attention;
+mod buffers;
 mod model;
 pub mod ops;
+mod pool;
 
 pub use model::TensorGpt;
 
-#[cfg(feature = "openblas")]
-extern "C" {
-    fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
-}
-
-/// Sets the threads the tensor engine's GEMMs may use (OpenBLAS's pool; ndarray's own
-/// GEMM is single-threaded).
+/// Sets the threads the tensor engine uses for everything: GEMMs (split into blocks, each
+/// one single-threaded BLAS call), attention, the row-wise layers and Adam. Call it any
+/// number of times; the same thread count gives bit-identical results.
 pub fn set_threads(threads: usize) {
-    #[cfg(feature = "openblas")]
-    // SAFETY: OpenBLAS takes any positive count and only resizes its thread pool.
-    unsafe {
-        openblas_set_num_threads(threads.clamp(1, 1024) as std::os::raw::c_int)
-    };
-    #[cfg(not(feature = "openblas"))]
-    let _ = threads;
+    pool::set_threads(threads);
 }
