@@ -52,11 +52,15 @@ pub struct Packing {
 }
 
 impl Packing {
-    /// Packs `min(block_size, len - 1)` positions of each document.
+    /// Packs `min(block_size, len - 1)` positions of each document. Room is made for the
+    /// most rows a batch of this many documents can have, so the vectors grow once per batch
+    /// size, not at every longer batch.
     pub fn pack(&mut self, batch: &[&[usize]], block_size: usize) {
-        self.tokens.clear();
-        self.positions.clear();
-        self.targets.clear();
+        let most_rows = batch.len() * block_size;
+        for v in [&mut self.tokens, &mut self.positions, &mut self.targets] {
+            v.clear();
+            v.reserve(most_rows);
+        }
         self.docs.clear();
         for doc in batch {
             let n = block_size.min(doc.len() - 1);

@@ -10,6 +10,7 @@ pub mod ops;
 mod pool;
 
 pub use model::TensorGpt;
+pub(crate) use pool::{for_each, parts, split, Shards};
 
 /// Sets the threads the tensor engine uses for everything: GEMMs (split into blocks, each
 /// one single-threaded BLAS call), attention, the row-wise layers and Adam. Call it any

@@ -136,22 +136,28 @@ fn matrix<F: Float>(buf: &[F], rows: usize, cols: usize) -> ArrayView2<'_, F> {
     ArrayView2::from_shape((rows, cols), &buf[..rows * cols]).expect("matrix shape")
 }
 
-/// Rows of an output split into blocks of this many (a multiple of the GEMM kernels' tiles).
-const GEMM_SPLIT: usize = 16;
+/// Rows (or columns) of an output split into blocks of this many: a multiple of the GEMM
+/// kernels' tiles.
+const GEMM_TILE: usize = 16;
 
-/// `c = a b + beta c` for row-major `c: [m, n]`, split into one block of rows (or of columns,
-/// whichever side is longer) per thread; each block is a single-threaded GEMM.
+/// `c = a b + beta c` for row-major `c: [m, n]`, cut along its longer side into a few blocks
+/// per thread (so a thread slowed by other processes does not hold the others up); each
+/// block is one single-threaded GEMM.
 fn gemm<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, beta: F, c: &mut [F]) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let flops = 2.0 * (m * n * k) as f64;
     let by_rows = m >= n;
-    let units = (if by_rows { m } else { n }).div_ceil(GEMM_SPLIT);
-    let parts = pool::parts(flops).min(units);
+    let long = if by_rows { m } else { n };
+    let tiles = long.div_ceil(GEMM_TILE);
+    // At least 4 tiles (64 rows) a block, so that packing stays a small part of the work.
+    let parts = match pool::parts(flops) {
+        1 => 1,
+        threads => (4 * threads).min(tiles / 4).max(threads.min(tiles)),
+    };
     let c = Shards::new(&mut c[..m * n]);
     pool::for_each(parts, flops, &|part, _| {
-        let u = pool::split(units, parts, part);
-        let end = (u.end * GEMM_SPLIT).min(if by_rows { m } else { n });
-        let r = u.start * GEMM_SPLIT..end;
+        let t = pool::split(tiles, parts, part);
+        let r = t.start * GEMM_TILE..(t.end * GEMM_TILE).min(long);
         if by_rows {
             // SAFETY: each task owns its rows of c.
             let mut cb = unsafe { c.matrix(r.start * n, r.len(), n, n) };
@@ -200,10 +206,27 @@ pub fn activation_forward<F: Float>(x: &mut [F], dact: &mut [F], act: Activation
     for_rows(len, 20.0 * len as f64, &|r| {
         // SAFETY: each task owns its elements.
         let (x, dact) = unsafe { (x.slice(r.start, r.len()), dact.slice(r.start, r.len())) };
-        for (v, g) in x.iter_mut().zip(dact) {
-            let (y, dy) = act.forward_and_grad(v.as_f64());
-            *v = F::of(y);
-            *g = F::of(dy);
+        let pairs = x.iter_mut().zip(dact);
+        match act {
+            // Exact in F as in f64 (a product of two F is exact in f64), so no conversions.
+            Activation::Relu => pairs.for_each(|(v, g)| {
+                (*v, *g) = if *v > F::zero() {
+                    (*v, F::one())
+                } else {
+                    (F::zero(), F::zero())
+                }
+            }),
+            Activation::Relu2 => pairs.for_each(|(v, g)| {
+                (*v, *g) = if *v > F::zero() {
+                    (*v * *v, *v + *v)
+                } else {
+                    (F::zero(), F::zero())
+                }
+            }),
+            Activation::Gelu => pairs.for_each(|(v, g)| {
+                let (y, dy) = act.forward_and_grad(v.as_f64());
+                (*v, *g) = (F::of(y), F::of(dy));
+            }),
         }
     });
 }
