@@ -9,7 +9,8 @@
 //! GEMM is split here into independent output blocks, so the only threads doing work are
 //! this pool's, one per core asked for, and OpenBLAS's own pool never competes with them.
 //!
-//! Determinism: tasks are claimed dynamically, but a task's result never depends on which
+//! Tasks are claimed dynamically, so a thread that other processes keep off the CPU only
+//! delays the task it holds. Determinism: tasks are claimed dynamically, but a task's result never depends on which
 //! thread ran it or when (each task writes its own outputs; no shared reductions), and how
 //! work is cut into tasks depends only on the thread count. So the same thread count gives
 //! the same bits; a region that finds the pool busy (another model in another thread) runs
@@ -19,19 +20,25 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// A region's work: `task` in `0..tasks`, run by worker `worker` in `0..threads()`.
 type Job<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
+/// `Shared::inside`'s flag: the current region still admits workers.
+const OPEN: usize = 1 << (usize::BITS - 1);
+
 struct Shared {
-    /// The current region's job, valid from `epoch`'s bump until `running` drops to 0.
+    /// The current region's job, valid while the region is open or any worker is inside.
     job: UnsafeCell<Option<Job<'static>>>,
     tasks: AtomicUsize,
     next: AtomicUsize,
-    /// Bumped once per region (and at shutdown): workers wait for it to change.
+    /// Bumped once per region (and at shutdown): idle workers wait for it to change.
     epoch: AtomicUsize,
-    /// Workers still inside the current region.
-    running: AtomicUsize,
+    /// Workers inside the current region, plus [`OPEN`] until the leader has run out of
+    /// tasks. A worker that comes late (other processes kept it off the CPU) finds the
+    /// region closed and skips it, so the leader never waits for a thread that has no task.
+    inside: AtomicUsize,
     sleepers: AtomicUsize,
     panicked: AtomicBool,
     shutdown: AtomicBool,
@@ -39,8 +46,8 @@ struct Shared {
     wake: Condvar,
 }
 
-// SAFETY: `job` is written only by the leader while no worker is inside a region, and read by
-// workers only between the `epoch` bump that publishes it and their `running` decrement.
+// SAFETY: `job` is written only by the leader while no worker can be inside a region (closed,
+// `inside == 0`), and read by workers only once they are inside.
 unsafe impl Sync for Shared {}
 
 struct Pool {
@@ -54,9 +61,11 @@ struct Pool {
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// Spins before a worker sleeps: steps run regions back to back, and waking a sleeping
-/// thread costs more than a short region.
-const SPINS: usize = 1 << 16;
+/// How long an idle worker spins, then yields, before it sleeps: steps run regions back to
+/// back, and waking a sleeping thread costs more than a short region; yielding lets other
+/// processes run on a busy machine.
+const SPIN: Duration = Duration::from_micros(20);
+const YIELD: Duration = Duration::from_micros(2000);
 
 #[cfg(feature = "openblas")]
 extern "C" {
@@ -94,7 +103,7 @@ impl Pool {
             tasks: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             epoch: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
+            inside: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -130,28 +139,28 @@ impl Pool {
     /// Runs `job` over `tasks` tasks on every thread of the pool, this one as worker 0.
     fn run(&self, tasks: usize, job: Job<'_>) {
         let s = &*self.shared;
-        // SAFETY: no worker is inside a region (the last one ended with `running == 0`), and
-        // the lifetime is erased only until this function returns, after every worker left.
+        // SAFETY: the last region is closed and empty, so no worker reads `job`; the lifetime
+        // is erased only until this function returns, after the region is closed and empty.
         unsafe { *s.job.get() = Some(std::mem::transmute::<Job<'_>, Job<'static>>(job)) };
         s.tasks.store(tasks, SeqCst);
         s.next.store(0, SeqCst);
-        s.running.store(self.threads - 1, SeqCst);
+        s.inside.store(OPEN, SeqCst);
         s.epoch.fetch_add(1, SeqCst);
         if s.sleepers.load(SeqCst) > 0 {
             drop(s.lock.lock());
             s.wake.notify_all();
         }
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim(s, job, 0)));
-        let mut spins = 0usize;
-        while s.running.load(SeqCst) > 0 {
-            spins += 1;
-            if spins < SPINS {
+        s.inside.fetch_and(!OPEN, SeqCst);
+        let start = Instant::now();
+        while s.inside.load(SeqCst) != 0 {
+            if start.elapsed() < SPIN {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
-        // SAFETY: every worker has left the region.
+        // SAFETY: the region is closed and every worker has left it.
         unsafe { *s.job.get() = None };
         if let Err(panic) = mine {
             std::panic::resume_unwind(panic);
@@ -172,15 +181,16 @@ fn claim(s: &Shared, job: Job<'_>, worker: usize) {
     }
 }
 
-fn work(s: &Shared, worker: usize) {
-    let mut seen = 0;
-    loop {
-        let mut spins = 0;
-        while s.epoch.load(SeqCst) == seen && spins < SPINS {
+/// Waits for the epoch to move past `seen`: spins, then yields, then sleeps.
+fn wait_for_region(s: &Shared, seen: usize) {
+    let start = Instant::now();
+    while s.epoch.load(SeqCst) == seen {
+        let idle = start.elapsed();
+        if idle < SPIN {
             std::hint::spin_loop();
-            spins += 1;
-        }
-        if s.epoch.load(SeqCst) == seen {
+        } else if idle < YIELD {
+            std::thread::yield_now();
+        } else {
             let mut guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.sleepers.fetch_add(1, SeqCst);
             while s.epoch.load(SeqCst) == seen {
@@ -188,17 +198,42 @@ fn work(s: &Shared, worker: usize) {
             }
             s.sleepers.fetch_sub(1, SeqCst);
         }
+    }
+}
+
+/// Enters the open region, if it still is; returns whether it did.
+fn enter(s: &Shared) -> bool {
+    let mut inside = s.inside.load(SeqCst);
+    while inside & OPEN != 0 {
+        match s
+            .inside
+            .compare_exchange(inside, inside + 1, SeqCst, SeqCst)
+        {
+            Ok(_) => return true,
+            Err(now) => inside = now,
+        }
+    }
+    false
+}
+
+fn work(s: &Shared, worker: usize) {
+    let mut seen = 0;
+    loop {
+        wait_for_region(s, seen);
         seen = s.epoch.load(SeqCst);
         if s.shutdown.load(SeqCst) {
             return;
         }
-        // SAFETY: published before the epoch bump we saw; stays until we decrement `running`.
+        if !enter(s) {
+            continue;
+        }
+        // SAFETY: inside the region, whose job stays until we leave.
         let job = unsafe { (*s.job.get()).expect("a region's job") };
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| claim(s, job, worker)));
         if run.is_err() {
             s.panicked.store(true, SeqCst);
         }
-        s.running.fetch_sub(1, SeqCst);
+        s.inside.fetch_sub(1, SeqCst);
     }
 }
 
