@@ -21,7 +21,7 @@ use super::ops::softmax_in_place;
 use super::pool::{self, Shards};
 use crate::dtype::Float;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ShapeBuilder};
+use ndarray::{s, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use std::ops::Range;
 
 /// Query rows per block of the causal GEMMs: large enough for efficient GEMMs, small enough
@@ -62,23 +62,67 @@ impl<F: Float> AttentionShape<F> {
     }
 }
 
-/// `qkv`'s `[rows, hd]` column block at `offset` within each `3C`-wide row from row `start`.
-fn qkv_view<F: Float>(
-    qkv: &[F],
-    c: usize,
-    start: usize,
-    rows: usize,
-    offset: usize,
-    hd: usize,
+/// A strided `[rows, cols]` view of `buf` from `first`, rows `stride` apart.
+fn strided<F: Float>(
+    buf: &[F],
+    first: usize,
+    (rows, cols): (usize, usize),
+    stride: usize,
 ) -> ArrayView2<'_, F> {
-    let first = start * 3 * c + offset;
     let len = if rows == 0 {
         0
     } else {
-        (rows - 1) * 3 * c + hd
+        (rows - 1) * stride + cols
     };
-    ArrayView2::from_shape((rows, hd).strides((3 * c, 1)), &qkv[first..first + len])
-        .expect("qkv view")
+    ArrayView2::from_shape((rows, cols).strides((stride, 1)), &buf[first..first + len])
+        .expect("strided view")
+}
+
+/// `c = alpha a b` (overwritten).
+fn mm<F: Float>(
+    alpha: F,
+    a: &ArrayView2<'_, F>,
+    b: &ArrayView2<'_, F>,
+    c: &mut ArrayViewMut2<'_, F>,
+) {
+    general_mat_mul(alpha, a, b, F::zero(), c);
+}
+
+/// One (document, head) of the GEMM path: where its rows are, and `q, k, v: [n, hd]`.
+struct Head<'a, F> {
+    n: usize,
+    /// Offsets of the head's first row: in `qkv` (its `q`), in `out` and in `att`.
+    qkv_at: usize,
+    out_at: usize,
+    att_at: usize,
+    q: ArrayView2<'a, F>,
+    k: ArrayView2<'a, F>,
+    v: ArrayView2<'a, F>,
+}
+
+impl<'a, F: Float> Head<'a, F> {
+    fn new(qkv: &'a [F], doc: &Range<usize>, head: usize, shape: &AttentionShape<F>) -> Self {
+        let (hd, c, n) = (shape.head_dim, shape.c(), doc.len());
+        let qkv_at = doc.start * 3 * c + head * hd;
+        let view = |offset| strided(qkv, qkv_at + offset, (n, hd), 3 * c);
+        Head {
+            n,
+            qkv_at,
+            out_at: doc.start * c + head * hd,
+            att_at: doc.start * shape.n_head * shape.block_size + head * shape.block_size,
+            q: view(0),
+            k: view(c),
+            v: view(2 * c),
+        }
+    }
+
+    /// The causal row blocks `0..n`.
+    fn blocks(&self) -> impl Iterator<Item = Range<usize>> {
+        let n = self.n;
+        (0..n)
+            .step_by(CAUSAL_BLOCK)
+            .map(move |r0| r0..(r0 + CAUSAL_BLOCK).min(n))
+    }
 }
 
 /// Causal attention forward for the query rows `r` of the packed batch, whose documents are
@@ -102,7 +146,7 @@ pub fn attention_forward<F: Float>(
         let (doc, head) = (&docs[task / h], task % h);
         if shape.gemm_path(doc.len()) && doc.start >= r.start {
             // SAFETY: this task alone writes this document's rows of this head.
-            unsafe { forward_gemm(&out, &att, qkv, doc, head, shape) };
+            unsafe { forward_gemm(&out, &att, &Head::new(qkv, doc, head, shape), shape) };
         } else if head == 0 {
             let first = r.start.max(doc.start) - doc.start;
             // SAFETY: this task alone writes this document's rows.
@@ -124,51 +168,36 @@ pub fn attention_forward<F: Float>(
 unsafe fn forward_gemm<F: Float>(
     out: &Shards<'_, F>,
     att: &Shards<'_, F>,
-    qkv: &[F],
-    doc: &Range<usize>,
-    head: usize,
+    x: &Head<'_, F>,
     shape: &AttentionShape<F>,
 ) {
-    let (h, hd, t, c, n) = (
-        shape.n_head,
-        shape.head_dim,
-        shape.block_size,
-        shape.c(),
-        doc.len(),
-    );
-    let q = qkv_view(qkv, c, doc.start, n, head * hd, hd);
-    let k = qkv_view(qkv, c, doc.start, n, c + head * hd, hd);
-    let v = qkv_view(qkv, c, doc.start, n, 2 * c + head * hd, hd);
-    let att_at = doc.start * h * t + head * t;
-    for r0 in (0..n).step_by(CAUSAL_BLOCK) {
-        let r1 = (r0 + CAUSAL_BLOCK).min(n);
+    let (att_stride, c) = (shape.n_head * shape.block_size, shape.c());
+    for rb in x.blocks() {
         // SAFETY: this head's rows of this document are the caller's (see above).
-        let mut p = unsafe { att.matrix(att_at + r0 * h * t, r1 - r0, n, h * t) };
-        let mut s = p.slice_mut(ndarray::s![.., ..r1]);
-        // S[r0..r1, ..r1] = scale Q[r0..r1] K[..r1]ᵀ; keys past r1 are masked for all rows.
-        let qb = q.slice(ndarray::s![r0..r1, ..]);
-        general_mat_mul(
+        let mut p =
+            unsafe { att.matrix(x.att_at + rb.start * att_stride, rb.len(), x.n, att_stride) };
+        // S[rb, ..end] = scale Q[rb] K[..end]ᵀ; keys past the block's end are masked for all its rows.
+        let keys = s![..rb.end, ..];
+        let mut scores = p.slice_mut(s![.., ..rb.end]);
+        mm(
             shape.scale,
-            &qb,
-            &k.slice(ndarray::s![..r1, ..]).t(),
-            F::zero(),
-            &mut s,
+            &x.q.slice(s![rb.clone(), ..]),
+            &x.k.slice(keys).t(),
+            &mut scores,
         );
         for (i, mut row) in p.rows_mut().into_iter().enumerate() {
             let row = row.as_slice_mut().expect("contiguous att row");
-            let (seen, masked) = row.split_at_mut(r0 + i + 1);
+            let (seen, masked) = row.split_at_mut(rb.start + i + 1);
             softmax_in_place(seen);
             masked.fill(F::zero());
         }
-        // Y[r0..r1] = P[r0..r1, ..r1] V[..r1]
-        let p = p.slice(ndarray::s![.., ..r1]);
+        // Y[rb] = P[rb, ..end] V[..end]
         // SAFETY: as above.
-        let mut y = unsafe { out.matrix((doc.start + r0) * c + head * hd, r1 - r0, hd, c) };
-        general_mat_mul(
+        let mut y = unsafe { out.matrix(x.out_at + rb.start * c, rb.len(), shape.head_dim, c) };
+        mm(
             F::one(),
-            &p,
-            &v.slice(ndarray::s![..r1, ..]),
-            F::zero(),
+            &p.slice(s![.., ..rb.end]),
+            &x.v.slice(keys),
             &mut y,
         );
     }
@@ -240,8 +269,9 @@ pub fn attention_backward<F: Float>(
         // SAFETY: one task at a time per worker.
         let scratch = unsafe { scratch.slice(worker * per_thread, per_thread) };
         if shape.gemm_path(doc.len()) {
+            let x = Head::new(qkv, doc, head, shape);
             // SAFETY: this task alone writes this document's rows of this head.
-            unsafe { backward_gemm(&dqkv, dout, att, qkv, doc, head, shape, scratch) };
+            unsafe { backward_gemm(&dqkv, dout, att, &x, shape, scratch) };
         } else if head == 0 {
             // SAFETY: this task alone writes this document's rows.
             let d = unsafe { dqkv.slice(doc.start * 3 * c, doc.len() * 3 * c) };
@@ -255,105 +285,66 @@ pub fn attention_backward<F: Float>(
     });
 }
 
-/// One (document, head) of [`attention_backward`] as blocked causal GEMMs; `ds: [n, n]`
-/// scratch holds `dP`, then `dS`.
+/// One (document, head) of [`attention_backward`] as blocked causal GEMMs: first by
+/// blocks of queries (`dP`, then `dS` in place in the `[n, n]` scratch `ds`, and `dQ`), then
+/// by blocks of keys (`dV`, `dK`: a key is attended by the queries from its row on).
 ///
 /// # Safety
 /// No other thread may touch this document's rows of this head in `dqkv`.
-#[allow(clippy::too_many_arguments)]
 unsafe fn backward_gemm<F: Float>(
     dqkv: &Shards<'_, F>,
     dout: &[F],
     att: &[F],
-    qkv: &[F],
-    doc: &Range<usize>,
-    head: usize,
+    x: &Head<'_, F>,
     shape: &AttentionShape<F>,
     ds: &mut [F],
 ) {
-    let (h, hd, t, c, n) = (
-        shape.n_head,
-        shape.head_dim,
-        shape.block_size,
-        shape.c(),
-        doc.len(),
-    );
-    let at = |offset: usize| doc.start * 3 * c + offset + head * hd;
-    let q = qkv_view(qkv, c, doc.start, n, head * hd, hd);
-    let k = qkv_view(qkv, c, doc.start, n, c + head * hd, hd);
-    let v = qkv_view(qkv, c, doc.start, n, 2 * c + head * hd, hd);
-    let dy_first = doc.start * c + head * hd;
-    let dy = ArrayView2::from_shape(
-        (n, hd).strides((c, 1)),
-        &dout[dy_first..dy_first + (n - 1) * c + hd],
-    )
-    .expect("dout view");
-    let p_first = doc.start * h * t + head * t;
-    let p = ArrayView2::from_shape(
-        (n, n).strides((h * t, 1)),
-        &att[p_first..p_first + (n - 1) * h * t + n],
-    )
-    .expect("att view");
-    let mut ds =
-        ndarray::ArrayViewMut2::from_shape((n, n), &mut ds[..n * n]).expect("scratch view");
-    let blocks = || {
-        (0..n)
-            .step_by(CAUSAL_BLOCK)
-            .map(|r0| r0..(r0 + CAUSAL_BLOCK).min(n))
+    let (hd, c, n) = (shape.head_dim, shape.c(), x.n);
+    let dy = strided(dout, x.out_at, (n, hd), c);
+    let p = strided(att, x.att_at, (n, n), shape.n_head * shape.block_size);
+    let mut ds = ArrayViewMut2::from_shape((n, n), &mut ds[..n * n]).expect("scratch view");
+    // SAFETY (each `dqkv.matrix`): this head's rows of this document are the caller's.
+    let grad = |offset: usize, rows: &Range<usize>| unsafe {
+        dqkv.matrix(
+            x.qkv_at + offset + rows.start * 3 * c,
+            rows.len(),
+            hd,
+            3 * c,
+        )
     };
-    for rb in blocks() {
-        // dP[rb, ..r1] = dY[rb] V[..r1]ᵀ, then dS in place: scale P ∘ (dP - rowsum(P ∘ dP)).
-        let mut dsb = ds.slice_mut(ndarray::s![rb.clone(), ..rb.end]);
-        general_mat_mul(
-            F::one(),
-            &dy.slice(ndarray::s![rb.clone(), ..]),
-            &v.slice(ndarray::s![..rb.end, ..]).t(),
-            F::zero(),
-            &mut dsb,
-        );
+    for rb in x.blocks() {
+        let (queries, keys) = (s![rb.clone(), ..], s![..rb.end, ..]);
+        // dP[rb, ..end] = dY[rb] V[..end]ᵀ, then dS = scale P ∘ (dP - rowsum(P ∘ dP)).
+        let mut dsb = ds.slice_mut(s![rb.clone(), ..rb.end]);
+        mm(F::one(), &dy.slice(queries), &x.v.slice(keys).t(), &mut dsb);
         for (i, mut row) in dsb.rows_mut().into_iter().enumerate() {
             let row = row.as_slice_mut().expect("contiguous scratch row");
+            let (seen, masked) = row.split_at_mut(rb.start + i + 1);
             let pr = p.row(rb.start + i);
-            let pr = &pr.as_slice().expect("contiguous att row")[..rb.end];
-            let seen = rb.start + i + 1;
-            let weighted = dot(&pr[..seen], &row[..seen]);
-            for (d, &pj) in row[..seen].iter_mut().zip(pr) {
+            let pr = &pr.as_slice().expect("contiguous att row")[..seen.len()];
+            let weighted = dot(pr, seen);
+            for (d, &pj) in seen.iter_mut().zip(pr) {
                 *d = shape.scale * pj * (*d - weighted);
             }
-            row[seen..].fill(F::zero());
+            masked.fill(F::zero());
         }
-        // dQ[rb] = dS[rb, ..r1] K[..r1]
-        // SAFETY: this head's rows of this document are the caller's.
-        let mut dq = unsafe { dqkv.matrix(at(0) + rb.start * 3 * c, rb.len(), hd, 3 * c) };
-        general_mat_mul(
-            F::one(),
-            &dsb.view(),
-            &k.slice(ndarray::s![..rb.end, ..]),
-            F::zero(),
-            &mut dq,
-        );
+        // dQ[rb] = dS[rb, ..end] K[..end]
+        mm(F::one(), &dsb.view(), &x.k.slice(keys), &mut grad(0, &rb));
     }
-    for cb in blocks() {
-        // Keys cb are attended by queries cb.start..n: dV[cb] = P[cb.start.., cb]ᵀ dY[cb.start..],
-        // dK[cb] = dS[cb.start.., cb]ᵀ Q[cb.start..].
-        let below = ndarray::s![cb.start.., cb.clone()];
-        // SAFETY: as above.
-        let mut dv = unsafe { dqkv.matrix(at(2 * c) + cb.start * 3 * c, cb.len(), hd, 3 * c) };
-        general_mat_mul(
+    for kb in x.blocks() {
+        // dV[kb] = P[kb.start.., kb]ᵀ dY[kb.start..], dK[kb] = dS[kb.start.., kb]ᵀ Q[kb.start..].
+        let (below, later) = (s![kb.start.., kb.clone()], s![kb.start.., ..]);
+        mm(
             F::one(),
             &p.slice(below).t(),
-            &dy.slice(ndarray::s![cb.start.., ..]),
-            F::zero(),
-            &mut dv,
+            &dy.slice(later),
+            &mut grad(2 * c, &kb),
         );
-        // SAFETY: as above.
-        let mut dk = unsafe { dqkv.matrix(at(c) + cb.start * 3 * c, cb.len(), hd, 3 * c) };
-        general_mat_mul(
+        mm(
             F::one(),
             &ds.slice(below).t(),
-            &q.slice(ndarray::s![cb.start.., ..]),
-            F::zero(),
-            &mut dk,
+            &x.q.slice(later),
+            &mut grad(c, &kb),
         );
     }
 }

@@ -17,6 +17,41 @@ pub struct LayerWeights {
     pub fc2: Range<usize>,
 }
 
+/// One layer's four matrices (or their gradients) as slices.
+pub struct LayerMatrices<T> {
+    pub qkv: T,
+    pub wo: T,
+    pub fc1: T,
+    pub fc2: T,
+}
+
+impl LayerWeights {
+    /// This layer's matrices in the flat vector `buf`.
+    pub fn of<'a, F>(&self, buf: &'a [F]) -> LayerMatrices<&'a [F]> {
+        LayerMatrices {
+            qkv: &buf[self.qkv.clone()],
+            wo: &buf[self.wo.clone()],
+            fc1: &buf[self.fc1.clone()],
+            fc2: &buf[self.fc2.clone()],
+        }
+    }
+
+    /// This layer's matrices in `buf`, all mutable at once: they follow each other in the
+    /// layout (SPEC §2 order: q, k, v, o, fc1, fc2).
+    pub fn of_mut<'a, F>(&self, buf: &'a mut [F]) -> LayerMatrices<&'a mut [F]> {
+        assert!(
+            self.qkv.end == self.wo.start
+                && self.wo.end == self.fc1.start
+                && self.fc1.end == self.fc2.start,
+            "a layer's matrices are adjacent"
+        );
+        let (qkv, rest) = buf[self.qkv.start..self.fc2.end].split_at_mut(self.qkv.len());
+        let (wo, rest) = rest.split_at_mut(self.wo.len());
+        let (fc1, fc2) = rest.split_at_mut(self.fc1.len());
+        LayerMatrices { qkv, wo, fc1, fc2 }
+    }
+}
+
 pub struct Weights {
     pub wte: Range<usize>,
     pub wpe: Range<usize>,

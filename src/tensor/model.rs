@@ -93,12 +93,18 @@ impl<F: Float> TensorGpt<F> {
         let at = Rows(r.clone());
         let (tokens, positions) = (&b.tokens[r.clone()], &b.positions[r.clone()]);
         let (wte, wpe) = (&p[w.wte.clone()], &p[w.wpe.clone()]);
-        ops::embedding_forward(at.of_mut(&mut a.emb, c), tokens, positions, wte, wpe, c);
-        let (x0, emb_rstd) = (at.of_mut(&mut a.resid[0], c), at.of_mut(&mut a.emb_rstd, 1));
-        ops::rmsnorm_forward(x0, emb_rstd, at.of(&a.emb, c), c);
+        let emb = at.of_mut(&mut a.emb, c);
+        ops::embedding_forward(emb, tokens, positions, wte, wpe, c);
+        ops::rmsnorm_forward(
+            at.of_mut(&mut a.resid[0], c),
+            at.of_mut(&mut a.emb_rstd, 1),
+            emb,
+            c,
+        );
         for (l, (lw, la)) in w.layers.iter().zip(&mut a.layers).enumerate() {
             let (before, after) = a.resid.split_at_mut(l + 1);
             let (x, out) = (at.of(&before[l], c), at.of_mut(&mut after[0], c));
+            let lp = lw.of(p);
             let LayerActivations {
                 ln1,
                 ln1_rstd,
@@ -111,33 +117,23 @@ impl<F: Float> TensorGpt<F> {
                 fc,
                 fc_dact,
             } = la;
-            // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ.
-            ops::rmsnorm_forward(at.of_mut(ln1, c), at.of_mut(ln1_rstd, 1), x, c);
-            ops::matmul_forward(
-                at.of_mut(qkv, 3 * c),
-                at.of(ln1, c),
-                &p[lw.qkv.clone()],
-                shape.qkv,
-            );
+            let (ln1, ln1_rstd, mid) =
+                (at.of_mut(ln1, c), at.of_mut(ln1_rstd, 1), at.of_mut(mid, c));
+            let (ln2, ln2_rstd) = (at.of_mut(ln2, c), at.of_mut(ln2_rstd, 1));
+            let (fc, fc_dact) = (at.of_mut(fc, m), at.of_mut(fc_dact, m));
+            // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ. Attention reads and writes
+            // whole buffers: a decoded row attends to the cached rows before it.
+            ops::rmsnorm_forward(ln1, ln1_rstd, x, c);
+            ops::matmul_forward(at.of_mut(qkv, 3 * c), ln1, lp.qkv, shape.qkv);
             attention_forward(atty, att, qkv, &b.docs, &r, &self.attention);
-            at.of_mut(mid, c).copy_from_slice(x);
-            ops::matmul_forward_residual(
-                at.of_mut(mid, c),
-                at.of(atty, c),
-                &p[lw.wo.clone()],
-                shape.wo,
-            );
+            mid.copy_from_slice(x);
+            ops::matmul_forward_residual(mid, at.of(atty, c), lp.wo, shape.wo);
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ.
-            ops::rmsnorm_forward(at.of_mut(ln2, c), at.of_mut(ln2_rstd, 1), at.of(mid, c), c);
-            ops::matmul_forward(
-                at.of_mut(fc, m),
-                at.of(ln2, c),
-                &p[lw.fc1.clone()],
-                shape.fc1,
-            );
-            ops::activation_forward(at.of_mut(fc, m), at.of_mut(fc_dact, m), self.cfg.activation);
-            out.copy_from_slice(at.of(mid, c));
-            ops::matmul_forward_residual(out, at.of(fc, m), &p[lw.fc2.clone()], shape.fc2);
+            ops::rmsnorm_forward(ln2, ln2_rstd, mid, c);
+            ops::matmul_forward(fc, ln2, lp.fc1, shape.fc1);
+            ops::activation_forward(fc, fc_dact, self.cfg.activation);
+            out.copy_from_slice(mid);
+            ops::matmul_forward_residual(out, fc, lp.fc2, shape.fc2);
         }
         let x = at.of(&a.resid[self.cfg.n_layer], c);
         ops::matmul_forward(
@@ -169,24 +165,23 @@ impl<F: Float> TensorGpt<F> {
     fn backward(&mut self) {
         let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
         let n = self.batch.len();
-        let (p, g, w, b, a) = (
-            &self.params,
-            &mut self.grads,
-            &self.weights,
-            &self.batch,
-            &mut self.acts,
-        );
+        let (p, g, w, b) = (&self.params, &mut self.grads, &self.weights, &self.batch);
+        let a = &mut self.acts;
         let shape = Shapes::new(&self.cfg, n);
         let at = Rows(0..n);
         let dlogits = at.of_mut(&mut a.logits, v);
         ops::softmax_crossentropy_backward(dlogits, &b.targets, v, n);
-        let (dx, x) = (
+        let (dresid, dln, dfc) = (
             at.of_mut(&mut a.dresid, c),
-            at.of(&a.resid[self.cfg.n_layer], c),
+            at.of_mut(&mut a.dln, c),
+            at.of_mut(&mut a.dfc, m),
         );
-        let (dw, wl) = (&mut g[w.lm_head.clone()], &p[w.lm_head.clone()]);
-        ops::matmul_backward(dx, dw, at.of(&a.logits, v), x, wl, shape.lm_head);
+        let (datty, dqkv) = (at.of_mut(&mut a.datty, c), at.of_mut(&mut a.dqkv, 3 * c));
+        let x = at.of(&a.resid[self.cfg.n_layer], c);
+        let (dlm_head, lm_head) = (&mut g[w.lm_head.clone()], &p[w.lm_head.clone()]);
+        ops::matmul_backward(dresid, dlm_head, dlogits, x, lm_head, shape.lm_head);
         for (l, (lw, la)) in w.layers.iter().zip(&a.layers).enumerate().rev() {
+            let (lp, lg) = (lw.of(p), lw.of_mut(g));
             let LayerActivations {
                 ln1,
                 ln1_rstd,
@@ -199,73 +194,34 @@ impl<F: Float> TensorGpt<F> {
                 fc,
                 fc_dact,
             } = la;
-            let (dresid, dln, dfc) = (
-                at.of_mut(&mut a.dresid, c),
-                at.of_mut(&mut a.dln, c),
-                at.of_mut(&mut a.dfc, m),
+            let (ln1, ln1_rstd, atty, mid) = (
+                at.of(ln1, c),
+                at.of(ln1_rstd, 1),
+                at.of(atty, c),
+                at.of(mid, c),
+            );
+            let (ln2, ln2_rstd, fc, fc_dact) = (
+                at.of(ln2, c),
+                at.of(ln2_rstd, 1),
+                at.of(fc, m),
+                at.of(fc_dact, m),
             );
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ; dresid becomes dmid.
-            let fc2 = lw.fc2.clone();
-            ops::matmul_backward(
-                dfc,
-                &mut g[fc2.clone()],
-                dresid,
-                at.of(fc, m),
-                &p[fc2],
-                shape.fc2,
-            );
-            ops::activation_backward(dfc, at.of(fc_dact, m));
-            let fc1 = lw.fc1.clone();
-            ops::matmul_backward(
-                dln,
-                &mut g[fc1.clone()],
-                dfc,
-                at.of(ln2, c),
-                &p[fc1],
-                shape.fc1,
-            );
-            ops::rmsnorm_backward(dresid, dln, at.of(mid, c), at.of(ln2_rstd, 1), c);
+            ops::matmul_backward(dfc, lg.fc2, dresid, fc, lp.fc2, shape.fc2);
+            ops::activation_backward(dfc, fc_dact);
+            ops::matmul_backward(dln, lg.fc1, dfc, ln2, lp.fc1, shape.fc1);
+            ops::rmsnorm_backward(dresid, dln, mid, ln2_rstd, c);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ; dresid becomes dx.
-            let (datty, wo) = (at.of_mut(&mut a.datty, c), lw.wo.clone());
-            ops::matmul_backward(
-                datty,
-                &mut g[wo.clone()],
-                dresid,
-                at.of(atty, c),
-                &p[wo],
-                shape.wo,
-            );
+            ops::matmul_backward(datty, lg.wo, dresid, atty, lp.wo, shape.wo);
             let scratch = &mut a.attention_scratch;
-            attention_backward(
-                &mut a.dqkv,
-                datty,
-                att,
-                qkv,
-                &b.docs,
-                &self.attention,
-                scratch,
-            );
-            let (dqkv, wqkv) = (at.of(&a.dqkv, 3 * c), lw.qkv.clone());
-            ops::matmul_backward(
-                dln,
-                &mut g[wqkv.clone()],
-                dqkv,
-                at.of(ln1, c),
-                &p[wqkv],
-                shape.qkv,
-            );
-            ops::rmsnorm_backward(dresid, dln, at.of(&a.resid[l], c), at.of(ln1_rstd, 1), c);
+            attention_backward(dqkv, datty, att, qkv, &b.docs, &self.attention, scratch);
+            ops::matmul_backward(dln, lg.qkv, dqkv, ln1, lp.qkv, shape.qkv);
+            ops::rmsnorm_backward(dresid, dln, at.of(&a.resid[l], c), ln1_rstd, c);
         }
         // resid[0] = rmsnorm(wte[token] + wpe[position]).
         let demb = at.of_mut(&mut a.demb, c);
         demb.fill(F::zero());
-        ops::rmsnorm_backward(
-            demb,
-            at.of(&a.dresid, c),
-            at.of(&a.emb, c),
-            at.of(&a.emb_rstd, 1),
-            c,
-        );
+        ops::rmsnorm_backward(demb, dresid, at.of(&a.emb, c), at.of(&a.emb_rstd, 1), c);
         // The embeddings' gradients are scatter-adds; every other matrix was overwritten.
         let (dwte, dwpe) = g[w.wte.start..w.wpe.end].split_at_mut(w.wte.len());
         dwte.fill(F::zero());
