@@ -16,7 +16,7 @@ use super::pool::{self, Shards};
 use crate::config::Activation;
 use crate::dtype::Float;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, ArrayView2};
+use ndarray::{s, ArrayView2, ArrayViewMut2};
 use std::ops::Range;
 
 /// Runs `rows_kernel` over row ranges of `0..rows` on the pool; `flops` is the whole cost.
@@ -154,6 +154,11 @@ fn gemm<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, beta: F, c: &mut [
         1 => 1,
         threads => (4 * threads).min(tiles / 4).max(threads.min(tiles)),
     };
+    if parts == 1 {
+        // One block: no slicing (it costs as much as a tiny GEMM).
+        let mut c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("matrix shape");
+        return general_mat_mul(F::one(), &a, &b, beta, &mut c);
+    }
     let c = Shards::new(&mut c[..m * n]);
     pool::for_each(parts, flops, &|part, _| {
         let t = pool::split(tiles, parts, part);
