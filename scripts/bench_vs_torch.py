@@ -301,6 +301,10 @@ def plot_context(results, path):
     ax.set_xlabel("block_size (every document fills the block)")
     ax.set_ylabel("ms per training step")
     ax.set_title("n_embd 128, 4 layers, 4 heads, batch 12, f32, 2 threads")
+    busy = max((r[n]["others_cpu_busy"] for r in rows for n in ("ours", "torch") if r.get(n)), default=0)
+    if busy > 0.25:  # say so on the picture itself: such a run is no quiet-machine figure
+        ax.text(0.5, 0.02, f"other processes kept the CPUs {100 * busy:.0f}% busy: not a quiet-machine run",
+                transform=ax.transAxes, ha="center", fontsize=8, color="red")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
