@@ -1,5 +1,7 @@
-//! One training step (forward, backward, Adam) per engine and model size, on the names
-//! dataset. Quick settings: each benchmark samples for about two seconds.
+//! One training step (forward, backward, Adam) per engine and model size: on the names
+//! dataset at block_size 16, and on long documents (tiny Shakespeare in 300-character lines,
+//! as `scripts/bench_vs_torch.py`'s context table) at block_size 16 to 256. Quick settings:
+//! each benchmark samples for about two seconds. All threads of the machine.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use microgpt::config::{Activation, ModelConfig};
@@ -11,21 +13,50 @@ use microgpt::scalar::ScalarGpt;
 use microgpt::settings::{DataMode, DataSettings, RunSettings};
 use microgpt::tensor::TensorGpt;
 use microgpt::train::Trainer;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn corpus() -> (Corpus, Rng) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/names.txt");
+fn load(path: &Path) -> (Corpus, Rng) {
     let mut rng = Rng::new(42);
     let data = DataSettings {
-        input: Some(path.clone()),
+        input: Some(path.to_path_buf()),
         data: DataMode::Lines,
         seed: 42,
         val_frac: 0.0,
     };
-    let corpus = Corpus::load(&data, 16, &mut rng)
+    let corpus = Corpus::load(&data, 256, &mut rng)
         .unwrap_or_else(|e| panic!("benchmarks need {}: {e:#}", path.display()));
     (corpus, rng)
+}
+
+fn names() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/names.txt")
+}
+
+/// Tiny Shakespeare as one line cut into 300-character documents, written once under
+/// `target/`: every document fills even a 256 block.
+fn long_documents() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/bench-data/shakespeare_300.txt");
+    if !out.exists() {
+        let source = root.join("../shared/data/tinyshakespeare.txt");
+        let text = std::fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("benchmarks need {}: {e}", source.display()));
+        let words: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let chars: Vec<char> = words.join(" ").chars().collect();
+        let docs: Vec<String> = chars
+            .chunks(300)
+            .map(|c| c.iter().collect::<String>().trim().to_string())
+            .filter(|d| d.len() > 1)
+            .collect();
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, docs.join("\n") + "\n").unwrap();
+    }
+    out
 }
 
 fn config(vocab_size: usize, n_embd: usize, n_layer: usize, n_head: usize) -> ModelConfig {
@@ -42,12 +73,11 @@ fn config(vocab_size: usize, n_embd: usize, n_layer: usize, n_head: usize) -> Mo
 /// Benchmarks `Trainer::step` of `engine` on batches of `batch_size` documents.
 fn bench_steps<E: Engine>(
     c: &mut Criterion,
-    group: &str,
-    id: String,
+    (group, id): (&str, String),
+    corpus: &Corpus,
     engine: E,
     batch_size: usize,
 ) {
-    let (corpus, _) = corpus();
     // A constant, small learning rate: the time per step does not depend on it, and the
     // larger models diverge at the default 0.01 over the many steps measured.
     let mut settings = RunSettings::default();
@@ -67,28 +97,18 @@ fn bench_steps<E: Engine>(
 
 fn steps(c: &mut Criterion) {
     microgpt::tensor::set_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let (corpus, mut rng) = corpus();
+    let (corpus, mut rng) = load(&names());
     let vocab = corpus.vocab.size();
     let default = config(vocab, 16, 1, 4);
     let params = default.layout().init(&mut rng, 0.08);
-    bench_steps(
-        c,
-        "scalar_f64",
-        "d16_L1_B1".into(),
-        ScalarGpt::new(&default, &params).unwrap(),
-        1,
-    );
+    let scalar = ScalarGpt::new(&default, &params).unwrap();
+    bench_steps(c, ("scalar_f64", "d16_L1_B1".into()), &corpus, scalar, 1);
     for (n_embd, n_layer) in [(16, 1), (64, 2), (128, 4)] {
         let cfg = config(vocab, n_embd, n_layer, 4);
         let params = cfg.layout().init(&mut rng, 0.08);
         let engine = TensorGpt::<f64>::new(&cfg, &params).unwrap();
-        bench_steps(
-            c,
-            "tensor_f64",
-            format!("d{n_embd}_L{n_layer}_B1"),
-            engine,
-            1,
-        );
+        let id = format!("d{n_embd}_L{n_layer}_B1");
+        bench_steps(c, ("tensor_f64", id), &corpus, engine, 1);
     }
     for (n_embd, n_layer, n_head, batch) in [
         (16, 1, 4, 32),
@@ -101,7 +121,21 @@ fn steps(c: &mut Criterion) {
         let params = cfg.layout().init(&mut rng, 0.08);
         let engine = TensorGpt::<f32>::new(&cfg, &params).unwrap();
         let id = format!("d{n_embd}_L{n_layer}_H{n_head}_B{batch}");
-        bench_steps(c, "tensor_f32", id, engine, batch);
+        bench_steps(c, ("tensor_f32", id), &corpus, engine, batch);
+    }
+    let (long, mut rng) = load(&long_documents());
+    let contexts = [16, 64, 128, 256].map(|t| (128, 4, 4, 12, t));
+    for (n_embd, n_layer, n_head, batch, block_size) in
+        contexts.into_iter().chain([(384, 6, 6, 8, 256)])
+    {
+        let cfg = ModelConfig {
+            block_size,
+            ..config(long.vocab.size(), n_embd, n_layer, n_head)
+        };
+        let params = cfg.layout().init(&mut rng, 0.08);
+        let engine = TensorGpt::<f32>::new(&cfg, &params).unwrap();
+        let id = format!("d{n_embd}_L{n_layer}_H{n_head}_B{batch}_T{block_size}");
+        bench_steps(c, ("tensor_f32_context", id), &long, engine, batch);
     }
 }
 

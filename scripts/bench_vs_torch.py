@@ -3,7 +3,11 @@
 
 Both sides train the model of shared/SPEC.md (scripts/torch_microgpt.py is the PyTorch one,
 validated against the golden losses with `--check-golden`) on the same data (the same shuffled
-document stream, batches of B docs padded to the longest), float32, 2 threads, block_size 16.
+document stream, batches of B docs padded to the longest), float32, 2 threads. Two tables:
+  short: the names dataset at block_size 16 (documents of ~7 characters), several model sizes;
+  context: long documents (tiny Shakespeare cut into 300-character lines, so every document
+    fills the block) at block_size 16, 64, 128, 256 for (128, 4, 4, B 12), and (384, 6, 6, B 8)
+    at 256; per-step time against block_size is drawn to docs/bench_context.png (matplotlib).
 Each side runs as a subprocess that writes metrics.csv (step, loss, tokens, elapsed_s); tokens/s
 counts real target tokens (no padding) over the steps after a warm-up (the first 10%, at least 1).
 The number of steps is chosen per side from a short calibration run so that each timed run takes
@@ -15,13 +19,13 @@ blows up); that does not change the work per step, and --lr, when given, goes to
   bash scripts/setup_torch_venv.sh            # once: .venv-bench with torch
   .venv-bench/bin/python scripts/bench_vs_torch.py [--quick] [--bin target/release/microgpt]
 
-Model FLOPs per trained token (forward + backward = 3 x forward, 2 FLOPs per multiply-add):
-  6 * N  +  12 * n_layer * n_embd * T_ctx
+Model FLOPs per trained token, as nanoGPT's estimate_mfu (forward + backward = 3 x forward,
+2 FLOPs per multiply-add):
+  6 * N  +  12 * n_layer * n_head * head_dim * T
 where N = the weights used in matrix products (all parameters but the wte/wpe lookup tables:
 lm_head + 12 * n_embd^2 per layer), and the attention term is the PaLM / nanoGPT estimate
-(QK^T and AV: 2 * 2 * T * n_embd FLOPs per layer per token forward, x3 for fwd+bwd) with T = T_ctx,
-the mean number of positions a token attends to under the causal mask (mean of p+1 over all real
-positions of the cropped documents), i.e. the attention work actually needed, not a padded T^2.
+(QK^T and AV: 2 * 2 * T * n_embd FLOPs per layer per token forward, x3 for fwd+bwd) with
+T = block_size, as nanoGPT counts it (the whole square, not the causal half).
 MFU = model FLOP/s / peak, where peak is this machine's float32 GEMM rate measured here with torch
 (square matmul, --threads threads, best of several runs).
 """
@@ -51,14 +55,30 @@ except ImportError:
 sys.path.insert(0, HERE)
 import torch_microgpt as tm  # noqa: E402
 
-CONFIGS = [  # (n_embd, n_layer, n_head, batch)
-    (16, 1, 4, 1),
-    (16, 1, 4, 32),
-    (64, 2, 4, 16),
-    (128, 4, 4, 32),
-    (256, 4, 8, 32),
-    (512, 6, 8, 64),
+SHORT_CONFIGS = [  # (n_embd, n_layer, n_head, batch, block_size)
+    (16, 1, 4, 1, 16),
+    (16, 1, 4, 32, 16),
+    (64, 2, 4, 16, 16),
+    (128, 4, 4, 32, 16),
+    (256, 4, 8, 32, 16),
+    (512, 6, 8, 64, 16),
 ]
+CONTEXT_CONFIGS = [(128, 4, 4, 12, t) for t in (16, 64, 128, 256)] + [(384, 6, 6, 8, 256)]
+LONG_DOC_CHARS = 300
+
+
+def long_documents(path, out_dir):
+    """Tiny Shakespeare as one line of text cut into LONG_DOC_CHARS-character documents (longer
+    than any block here, so every document fills the block). Written once, next to our binary."""
+    out = os.path.join(out_dir, f"shakespeare_{LONG_DOC_CHARS}.txt")
+    if not os.path.exists(out):
+        with open(path, encoding="utf-8") as f:
+            text = " ".join(line.strip() for line in f if line.strip())
+        docs = (text[i:i + LONG_DOC_CHARS].strip() for i in range(0, len(text), LONG_DOC_CHARS))
+        os.makedirs(out_dir, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as f:
+            f.write("\n".join(d for d in docs if len(d) > 1) + "\n")
+    return out
 
 
 # ---------------------------------------------------------------- measurement helpers
@@ -141,20 +161,14 @@ def seconds_per_step(rows):
     return rows[-1][2]
 
 
-def model_flops_per_token(n_embd, n_layer, vocab_size, t_ctx):
+def model_flops_per_token(n_embd, n_layer, vocab_size, block_size):
+    """nanoGPT's estimate_mfu: 6N + 12 L H hd T, with H hd = n_embd and T = block_size."""
     n_matmul = vocab_size * n_embd + n_layer * 12 * n_embd * n_embd  # lm_head + per-layer weights
-    return 6 * n_matmul + 12 * n_layer * n_embd * t_ctx
+    return 6 * n_matmul + 12 * n_layer * n_embd * block_size
 
 
 def total_params(n_embd, n_layer, vocab_size, block_size):
     return 2 * vocab_size * n_embd + block_size * n_embd + n_layer * 12 * n_embd * n_embd
-
-
-def mean_context(enc):
-    """Mean over all real positions p (0-based) of the number of keys attended, p + 1."""
-    num = sum(n * (n + 1) // 2 for n in (len(e) - 1 for e in enc))
-    den = sum(len(e) - 1 for e in enc)
-    return num / den
 
 
 def expected_tokens(enc, steps, batch):
@@ -166,6 +180,7 @@ def expected_tokens(enc, steps, batch):
 class Side:
     def __init__(self, name, args):
         self.name, self.args = name, args
+        self.input = args.input  # the current table's data
 
     def command(self, cfg, steps, out):
         raise NotImplementedError
@@ -210,12 +225,12 @@ class Side:
 
 class Ours(Side):
     def command(self, cfg, steps, out):
-        e, l, h, b = cfg
+        e, l, h, b, t = cfg
         a = self.args
         cmd = [a.bin, "train", "--engine", "tensor", "--dtype", "f32", "--threads", str(a.threads),
-               "--batch-size", str(b), "--block-size", str(a.block_size), "--n-embd", str(e),
+               "--batch-size", str(b), "--block-size", str(t), "--n-embd", str(e),
                "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps), "--num-samples", "0",
-               "--quiet", "--input", a.input, "--out", out,
+               "--quiet", "--input", self.input, "--out", out,
                # Checkpoints only at the end: periodic saves are not training throughput.
                "--save-every", "0"]
         if a.lr is not None:
@@ -225,25 +240,34 @@ class Ours(Side):
 
 class Torch(Side):
     def command(self, cfg, steps, out):
-        e, l, h, b = cfg
+        e, l, h, b, t = cfg
         a = self.args
         cmd = [sys.executable, os.path.join(HERE, "torch_microgpt.py"), "train", "--dtype", "f32",
-               "--threads", str(a.threads), "--batch-size", str(b), "--block-size", str(a.block_size),
+               "--threads", str(a.threads), "--batch-size", str(b), "--block-size", str(t),
                "--n-embd", str(e), "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps),
-               "--attn", a.torch_attn, "--quiet", "--input", a.input, "--out", out]
+               "--attn", a.torch_attn, "--quiet", "--input", self.input, "--out", out]
         if a.lr is not None:
             cmd += ["--lr", repr(a.lr)]
         return cmd
 
 
 # ---------------------------------------------------------------- main
+HEADER = (f"{'config (E,L,H,B,T)':<20} {'params':>11} {'ours ms/step':>12} {'torch ms/step':>13} "
+          f"{'ours tok/s':>12} {'torch tok/s':>12} {'ours/torch':>10} {'our MFU':>8} {'torch MFU':>9}")
+
+
 def render(res):
     c = res["config"]
     o, t = res.get("ours"), res.get("torch")
     ratio = o["tokens_per_s"] / t["tokens_per_s"] if o and t else None
-    return (f"{'%d,%d,%d,%d' % (c['n_embd'], c['n_layer'], c['n_head'], c['batch']):<18} {res['params']:>11,} "
+    name = "%d,%d,%d,%d,%d" % (c["n_embd"], c["n_layer"], c["n_head"], c["batch"], c["block_size"])
+    return (f"{name:<20} {res['params']:>11,} {fmt_ms(o):>12} {fmt_ms(t):>13} "
             f"{fmt_rate(o and o['tokens_per_s']):>12} {fmt_rate(t and t['tokens_per_s']):>12} "
             f"{('%.2fx' % ratio) if ratio else 'n/a':>10} {fmt_pct(o and o['mfu']):>8} {fmt_pct(t and t['mfu']):>9}")
+
+
+def fmt_ms(side):
+    return "n/a" if not side else f"{1e3 * side['tokens_per_step'] / side['tokens_per_s']:,.2f}"
 
 
 def fmt_rate(x):
@@ -254,15 +278,98 @@ def fmt_pct(x):
     return "n/a" if x is None or x != x else f"{100 * x:.2f}%"
 
 
+def plot_context(results, path):
+    """Per-step time against block_size for both sides, the (128, 4, 4, 12) rows."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no matplotlib in this Python: `.venv-bench/bin/pip install matplotlib` to draw the plot)")
+        return
+    rows = [r for r in results if (r["config"]["n_embd"], r["config"]["n_layer"]) == (128, 4)]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, label, style in (("ours", "microgpt tensor engine", "o-"), ("torch", "PyTorch eager", "s--")):
+        pts = [(r["config"]["block_size"], 1e3 * r[name]["tokens_per_step"] / r[name]["tokens_per_s"])
+               for r in rows if r.get(name)]
+        if pts:
+            ax.plot(*zip(*pts), style, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks([r["config"]["block_size"] for r in rows])
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("block_size (every document fills the block)")
+    ax.set_ylabel("ms per training step")
+    ax.set_title("n_embd 128, 4 layers, 4 heads, batch 12, f32, 2 threads")
+    busy = max((r[n]["others_cpu_busy"] for r in rows for n in ("ours", "torch") if r.get(n)), default=0)
+    if busy > 0.25:  # say so on the picture itself: such a run is no quiet-machine figure
+        ax.text(0.5, 0.02, f"other processes kept the CPUs {100 * busy:.0f}% busy: not a quiet-machine run",
+                transform=ax.transAxes, ha="center", fontsize=8, color="red")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"plot: {os.path.relpath(path)}")
+
+
+def run_table(title, input_path, configs, sides, args, peak):
+    """Measures `configs` on `input_path` with every side; returns the results."""
+    print(f"\n== {title}: {os.path.relpath(input_path)}", flush=True)
+    results = []
+    encoded = {}
+    for cfg in configs:
+        e, l, h, b, t = cfg
+        if t not in encoded:
+            _, tok, enc = tm.prepare(input_path, 42, t)
+            encoded[t] = (tok, enc)
+            print(f"  data at block_size {t}: {len(enc)} docs, vocab {tok.vocab_size}, "
+                  f"mean {sum(len(x) - 1 for x in enc) / len(enc):.1f} target tokens per doc", flush=True)
+        tok, enc = encoded[t]
+        mean_len = sum(len(x) - 1 for x in enc) / len(enc)
+        fpt = model_flops_per_token(e, l, tok.vocab_size, t)
+        est_step = fpt * b * mean_len / (0.3 * peak) + 2e-3  # rough guess, for the calibration length
+        res = {"config": {"n_embd": e, "n_layer": l, "n_head": h, "batch": b, "block_size": t},
+               "params": total_params(e, l, tok.vocab_size, t), "flops_per_token": fpt}
+        for side in sides:
+            side.input = input_path
+            try:
+                rate, steps, rows = side.measure(cfg, est_step)
+                res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
+                                  "tokens_per_step": rows[-1][1] / steps,
+                                  "mfu": rate * fpt / peak, "others_cpu_busy": side.busy}
+                if side.busy > 0.25:
+                    print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
+                          flush=True)
+                want = expected_tokens(enc, steps, b)
+                if rows[-1][1] != want:
+                    print(f"  warning: {side.name} {cfg}: {rows[-1][1]} tokens in {steps} steps, expected {want} "
+                          "(different data or batching?)", flush=True)
+                print(f"  {side.name:5} {cfg}: {steps} steps in {rows[-1][2]:.2f} s -> {rate:,.0f} tok/s", flush=True)
+            except Exception as err:  # keep going: show what can be shown
+                res[side.name] = None
+                print(f"  {side.name:5} {cfg}: failed: {err}", flush=True)
+        results.append(res)
+    return results
+
+
+def parse_configs(text):
+    return [tuple(int(v) for v in c.split(",")) for c in text.split(";") if c.strip()]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "microgpt"),
                     help="our binary (default target/release/microgpt)")
-    ap.add_argument("--input", default=tm.DEFAULT_INPUT, help="training text (default ../shared/data/names.txt)")
+    ap.add_argument("--input", default=tm.DEFAULT_INPUT, help="short table's text (default ../shared/data/names.txt)")
+    ap.add_argument("--long-input", default=os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")),
+                    help="text cut into long documents for the context table (default ../shared/data/tinyshakespeare.txt)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--tables", default="short,context", help="which tables: short, context or both (default)")
     ap.add_argument("--configs", default=None,
-                    help="override, e.g. '16,1,4,1;64,2,4,16' (n_embd,n_layer,n_head,batch)")
+                    help="short table override, e.g. '16,1,4,1,16;64,2,4,16,16' (n_embd,n_layer,n_head,batch,block_size)")
+    ap.add_argument("--context-configs", default=None, help="context table override, same format")
+    ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "bench_context.png"),
+                    help="where to draw the context table's per-step times ('' for no plot)")
     ap.add_argument("--seconds", type=float, default=None, help="target length of each timed run (default 3, quick 1)")
     ap.add_argument("--quick", action="store_true", help="shorter runs (about a third of the time)")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per side and config, best kept (default 2, quick 1)")
@@ -284,15 +391,13 @@ def main():
     args.max_steps = 1_000_000
     args.input = os.path.abspath(args.input)
     args.bin = os.path.abspath(args.bin)
-    configs = CONFIGS
-    if args.configs:
-        configs = [tuple(int(v) for v in c.split(",")) for c in args.configs.split(";") if c.strip()]
+    tables = {t.strip() for t in args.tables.split(",") if t.strip()}
+    short_configs = parse_configs(args.configs) if args.configs else SHORT_CONFIGS
+    context_configs = parse_configs(args.context_configs) if args.context_configs else CONTEXT_CONFIGS
 
-    if not os.path.exists(args.input):
-        sys.exit(f"bench_vs_torch: input {args.input} not found (use --input)")
-    _, tok, enc = tm.prepare(args.input, 42, args.block_size)
-    t_ctx = mean_context(enc)
-    mean_len = sum(len(e) - 1 for e in enc) / len(enc)  # real target tokens per doc
+    for path in [args.input] * ("short" in tables) + [args.long_input] * ("context" in tables):
+        if not os.path.exists(path):
+            sys.exit(f"bench_vs_torch: input {path} not found")
 
     run_ours = args.only != "torch"
     if run_ours and not os.access(args.bin, os.X_OK):
@@ -307,56 +412,38 @@ def main():
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}{'  (busy: numbers will be noisy)' if load > 0.5 else ''}")
     print(f"torch {torch.__version__}, {args.threads} threads; sgemm peak (2048^3 f32 matmul, best of 8): {peak / 1e9:.1f} GFLOP/s"
           " (measured again at the end; MFU uses the higher)")
-    print(f"data: {os.path.relpath(args.input)} ({len(enc)} docs, vocab {tok.vocab_size}), block_size {args.block_size}, "
-          f"mean attended context T_ctx = {t_ctx:.2f}; float32; timed runs ~{args.seconds:g} s each")
-    print("model FLOPs/token = 6*N_matmul + 12*n_layer*n_embd*T_ctx (see the top of this script)\n", flush=True)
+    print(f"float32; timed runs ~{args.seconds:g} s each; model FLOPs/token = 6*N_matmul + 12*n_layer*n_embd*block_size "
+          "(nanoGPT's estimate_mfu; see the top of this script)", flush=True)
 
     sides = ([Ours("ours", args)] if run_ours else []) + ([Torch("torch", args)] if run_torch else [])
-    results = []
-    header = f"{'config (E,L,H,B)':<18} {'params':>11} {'ours tok/s':>12} {'torch tok/s':>12} {'ours/torch':>10} {'our MFU':>8} {'torch MFU':>9}"
-    for cfg in configs:
-        e, l, h, b = cfg
-        fpt = model_flops_per_token(e, l, tok.vocab_size, t_ctx)
-        est_step = fpt * b * mean_len / (0.3 * peak) + 2e-3  # rough guess, for the calibration length
-        res = {"config": {"n_embd": e, "n_layer": l, "n_head": h, "batch": b},
-               "params": total_params(e, l, tok.vocab_size, args.block_size), "flops_per_token": fpt}
-        for side in sides:
-            try:
-                rate, steps, rows = side.measure(cfg, est_step)
-                res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
-                                  "mfu": rate * fpt / peak, "others_cpu_busy": side.busy}
-                if side.busy > 0.25:
-                    print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
-                          flush=True)
-                want = expected_tokens(enc, steps, b)
-                if rows[-1][1] != want:
-                    print(f"  warning: {side.name} {cfg}: {rows[-1][1]} tokens in {steps} steps, expected {want} "
-                          "(different data or batching?)", flush=True)
-                print(f"  {side.name:5} {cfg}: {steps} steps in {rows[-1][2]:.2f} s -> {rate:,.0f} tok/s", flush=True)
-            except Exception as err:  # keep going: show what can be shown
-                res[side.name] = None
-                print(f"  {side.name:5} {cfg}: failed: {err}", flush=True)
-        results.append(res)
+    short = run_table("short documents (names), block_size 16", args.input, short_configs, sides, args, peak) \
+        if "short" in tables else []
+    context = []
+    if "context" in tables:
+        long_path = long_documents(args.long_input, os.path.join(os.path.dirname(args.bin), "bench-data"))
+        context = run_table(f"long documents (tiny Shakespeare in {LONG_DOC_CHARS}-character lines)", long_path,
+                            context_configs, sides, args, peak)
 
     wait_for_idle(args.wait_idle)
     peak2 = sgemm_peak(args.threads)
     if peak2 > peak:  # a busier start: redo the MFU columns with the better peak
-        for res in results:
+        for res in short + context:
             for name in ("ours", "torch"):
                 if res.get(name):
                     res[name]["mfu"] *= peak / peak2
         peak = peak2
-    lines = [render(res) for res in results]
     print(f"\nsgemm peak used for MFU: {peak / 1e9:.1f} GFLOP/s; load average now {os.getloadavg()[0]:.2f}")
-    print()
-    print(header)
-    print("-" * len(header))
-    for line in lines:
-        print(line)
+    for title, results in (("short documents (names)", short), ("long documents: the context axis", context)):
+        if results:
+            print(f"\n{title}\n{HEADER}\n{'-' * len(HEADER)}")
+            for res in results:
+                print(render(res))
+    if context and args.plot:
+        plot_context(context, args.plot)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"sgemm_peak_flops": peak, "t_ctx": t_ctx, "threads": args.threads,
-                       "block_size": args.block_size, "torch": torch.__version__, "results": results}, f, indent=1)
+            json.dump({"sgemm_peak_flops": peak, "threads": args.threads, "torch": torch.__version__,
+                       "short": short, "context": context}, f, indent=1)
     return 0
 
 

@@ -15,7 +15,8 @@ extern "C" {
     fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
 }
 
-/// Sets the threads the GEMMs may use: OpenBLAS's pool; the pure-Rust GEMM is single-threaded.
+/// Sets OpenBLAS's own threads (the tensor engine keeps it at one: its GEMMs run inside the
+/// engine's tasks); the pure-Rust GEMM is single-threaded.
 pub fn set_threads(threads: usize) {
     #[cfg(microgpt_openblas)]
     // SAFETY: OpenBLAS takes any positive count and only resizes its thread pool.

@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod metrics;
 pub mod optim;
+pub mod pool;
 pub mod progress;
 pub mod pymath;
 pub mod rng;

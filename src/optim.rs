@@ -1,7 +1,8 @@
-//! Adam with bias correction over flat parameter and moment buffers (SPEC §4), the
+//! Adam with bias correction over flat parameter and moment buffers (docs/SPEC.md §4), the
 //! learning-rate schedules, and global gradient-norm clipping.
 
 use crate::dtype::Float;
+use crate::pool::{self, Shards};
 use crate::pymath::pow;
 use serde::{Deserialize, Serialize};
 
@@ -112,37 +113,55 @@ impl<F: Float> Adam<F> {
         let bias1 = 1.0 - pow(c.beta1, self.t as f64);
         let bias2 = 1.0 - pow(c.beta2, self.t as f64);
         let eps = F::of(c.eps);
-        let moments = params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut().zip(&mut self.v));
-        match rounding {
-            Rounding::Python => {
-                let (bias1, bias2, lr_t) = (F::of(bias1), F::of(bias2), F::of(lr_t));
-                // Opaque exponents: `pow(g, 2)` and `pow(v, 0.5)` must stay the C `pow`
-                // (see pymath).
-                let two = F::of(std::hint::black_box(2.0));
-                let half = F::of(std::hint::black_box(0.5));
-                for ((p, &g), (m, v)) in moments {
-                    *m = b1 * *m + one_minus_b1 * g;
-                    *v = b2 * *v + one_minus_b2 * g.powf(two);
-                    let m_hat = *m / bias1;
-                    let v_hat = *v / bias2;
-                    *p -= lr_t * m_hat / (v_hat.powf(half) + eps);
+        // Elementwise, so any cut into chunks gives the same bits: chunks run on the tensor
+        // engine's threads when there are enough parameters to pay for them.
+        let n = params.len();
+        let flops = 12.0 * n as f64;
+        let parts = pool::parts(flops);
+        let (params, m, v) = (
+            Shards::new(params),
+            Shards::new(&mut self.m),
+            Shards::new(&mut self.v),
+        );
+        pool::for_each(parts, flops, &|part, _| {
+            let r = pool::split(n, parts, part);
+            // SAFETY: each task owns its chunk of the three buffers.
+            let (params, m, v) = unsafe {
+                (
+                    params.slice(r.start, r.len()),
+                    m.slice(r.start, r.len()),
+                    v.slice(r.start, r.len()),
+                )
+            };
+            let moments = params.iter_mut().zip(&grads[r]).zip(m.iter_mut().zip(v));
+            match rounding {
+                Rounding::Python => {
+                    let (bias1, bias2, lr_t) = (F::of(bias1), F::of(bias2), F::of(lr_t));
+                    // Opaque exponents: `pow(g, 2)` and `pow(v, 0.5)` must stay the C `pow`
+                    // (see pymath).
+                    let two = F::of(std::hint::black_box(2.0));
+                    let half = F::of(std::hint::black_box(0.5));
+                    for ((p, &g), (m, v)) in moments {
+                        *m = b1 * *m + one_minus_b1 * g;
+                        *v = b2 * *v + one_minus_b2 * g.powf(two);
+                        let m_hat = *m / bias1;
+                        let v_hat = *v / bias2;
+                        *p -= lr_t * m_hat / (v_hat.powf(half) + eps);
+                    }
+                }
+                Rounding::Fast => {
+                    // lr_t * (m / bias1) / ((v / bias2)**0.5 + eps)
+                    //   = (lr_t / bias1) * m / (v**0.5 * bias2**-0.5 + eps)
+                    let step = F::of(lr_t / bias1);
+                    let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
+                    for ((p, &g), (m, v)) in moments {
+                        *m = b1 * *m + one_minus_b1 * g;
+                        *v = b2 * *v + one_minus_b2 * g * g;
+                        *p -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
+                    }
                 }
             }
-            Rounding::Fast => {
-                // lr_t * (m / bias1) / ((v / bias2)**0.5 + eps)
-                //   = (lr_t / bias1) * m / (v**0.5 * bias2**-0.5 + eps)
-                let step = F::of(lr_t / bias1);
-                let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
-                for ((p, &g), (m, v)) in moments {
-                    *m = b1 * *m + one_minus_b1 * g;
-                    *v = b2 * *v + one_minus_b2 * g * g;
-                    *p -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
-                }
-            }
-        }
+        });
     }
 }
 

@@ -192,3 +192,70 @@ fn tensor_decoding_matches_the_scalar_engine() {
         }
     }
 }
+
+/// Documents of `lo..=hi` ids each.
+fn docs_between(
+    rng: &mut Rng,
+    cfg: &ModelConfig,
+    count: usize,
+    lo: usize,
+    hi: usize,
+) -> Vec<Vec<usize>> {
+    let bos = cfg.vocab_size - 1;
+    (0..count)
+        .map(|_| {
+            let len = between(rng, lo, hi);
+            let mut doc = vec![bos];
+            doc.extend((0..len).map(|_| between(rng, 0, bos - 1)));
+            doc.push(bos);
+            doc
+        })
+        .collect()
+}
+
+/// Heads of 16 to 64 and blocks of 32 to 128 take attention's GEMM path (documents of at
+/// least 32 positions), with several causal blocks at 128; shorter documents in the same
+/// batch take the loop path. Prints every tensor's deviation, then fails if any is too big.
+#[test]
+fn tensor_engine_matches_the_scalar_engine_at_long_context() {
+    let mut rng = Rng::new(31);
+    // (n_embd, n_head, block_size, batch size)
+    let cases = [(32, 2, 32, 3), (64, 2, 64, 2), (64, 1, 128, 2)];
+    let mut failed = Vec::new();
+    println!(
+        "{:<48} {:>16} {:>10} {:>10}",
+        "case", "tensor", "max abs", "max rel"
+    );
+    for (i, &(n_embd, n_head, block_size, batch_size)) in cases.iter().enumerate() {
+        let cfg = ModelConfig {
+            vocab_size: 7,
+            n_embd,
+            n_head,
+            n_layer: 1,
+            block_size,
+            activation: ACTIVATIONS[i % 3],
+        };
+        let params = cfg.layout().init(&mut rng, 0.3);
+        let docs = docs_between(&mut rng, &cfg, batch_size, 8, 2 * block_size);
+        let mut tensor = TensorGpt::<f64>::new(&cfg, &params).unwrap();
+        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
+        for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
+            let ok = d.max_rel <= f64_tolerance(&d.name);
+            println!(
+                "{:<48} {:>16} {:>10.2e} {:>10.2e} {}",
+                describe(&cfg, batch_size),
+                d.name,
+                d.max_abs,
+                d.max_rel,
+                if ok { "OK" } else { "NOT OK" }
+            );
+            if !ok {
+                failed.push(format!("{} ({})", d.name, describe(&cfg, batch_size)));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "too far from the scalar engine: {failed:?}"
+    );
+}

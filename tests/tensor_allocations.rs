@@ -1,13 +1,15 @@
 //! The tensor engine allocates its buffers once: after the first step of the largest batch,
-//! training steps and decoded tokens allocate nothing (counted by a global allocator).
-//! Only with OpenBLAS: ndarray's own GEMM allocates packing buffers on every call.
+//! training steps and decoded tokens allocate nothing (counted by a global allocator), on
+//! one thread and on two (the thread pool allocates only when the thread count changes).
+//! Only with OpenBLAS: ndarray's own GEMM allocates packing buffers on every call. One
+//! test: the counter and the thread count are process-wide.
 #![cfg(microgpt_openblas)]
 
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::engine::Engine;
 use microgpt::rng::Rng;
 use microgpt::settings::RunSettings;
-use microgpt::tensor::TensorGpt;
+use microgpt::tensor::{set_threads, TensorGpt};
 use microgpt::train::Trainer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,7 +39,7 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 
 #[test]
 fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
-    let cfg = ModelConfig {
+    let small = ModelConfig {
         vocab_size: 6,
         n_embd: 8,
         n_head: 2,
@@ -45,19 +47,33 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
         block_size: 5,
         activation: Activation::Gelu,
     };
+    // Large enough that every layer runs on both threads and attention takes its GEMM path.
+    let large = ModelConfig {
+        n_embd: 64,
+        block_size: 40,
+        ..small.clone()
+    };
+    for (cfg, threads) in [(&small, 1), (&small, 2), (&large, 2)] {
+        set_threads(threads);
+        check(cfg);
+    }
+    set_threads(1);
+}
+
+fn check(cfg: &ModelConfig) {
     let mut rng = Rng::new(1);
     let params = cfg.layout().init(&mut rng, 0.1);
-    // Documents of 1 to 8 ids: shorter and longer than the block.
+    // Documents shorter and longer than the block.
     let docs: Vec<Vec<usize>> = (0..8)
         .map(|len| {
             let mut doc = vec![5];
-            doc.extend((0..=len).map(|i| i % 5));
+            doc.extend((0..=len * cfg.block_size / 4).map(|i| i % 5));
             doc.push(5);
             doc
         })
         .collect();
     let settings = RunSettings::default();
-    let mut trainer = Trainer::new(TensorGpt::<f64>::new(&cfg, &params).unwrap(), &settings);
+    let mut trainer = Trainer::new(TensorGpt::<f64>::new(cfg, &params).unwrap(), &settings);
     // The first step of 4 documents sizes the buffers for any batch of up to 4.
     trainer
         .step(&[&docs[0], &docs[1], &docs[2], &docs[3]])
@@ -67,7 +83,11 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
         engine.forward_backward(&[&docs[0], &docs[7], &docs[3]]);
         engine.loss(&[&docs[2]]);
     });
-    assert_eq!(n, 0, "allocations in forward/backward");
+    assert_eq!(
+        n, 0,
+        "allocations in forward/backward, n_embd {}",
+        cfg.n_embd
+    );
     let mut logits = vec![0.0; cfg.vocab_size];
     let n = allocations_during(|| {
         let engine = &mut trainer.engine;
@@ -78,5 +98,5 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
             }
         }
     });
-    assert_eq!(n, 0, "allocations while decoding");
+    assert_eq!(n, 0, "allocations while decoding, n_embd {}", cfg.n_embd);
 }

@@ -1,172 +1,15 @@
-//! The GPT of SPEC §3 on whole batches: every position of every document is one row, so
-//! each linear layer is one GEMM per step. Reads top to bottom like nanoGPT's `model.py`:
-//! the weights, the activations, the forward pass, the backward pass, then the [`Engine`].
+//! The GPT of docs/SPEC.md §3 on whole batches: every position of every document is one row, so
+//! each linear layer is one GEMM per step. Reads like llm.c's `train_gpt2.c`: the forward
+//! pass, then the backward pass, one line per layer, each layer's buffers bound once at the
+//! top of its loop; then the [`Engine`].
 
-use super::ops::{self, AttentionShape};
+use super::attention::{attention_backward, attention_forward, AttentionShape};
+use super::buffers::{Activations, LayerActivations, Packing, Rows, Weights};
+use super::ops::{self, Linear};
 use crate::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::dtype::Float;
 use crate::engine::Engine;
 use std::ops::Range;
-
-/// Offsets of one layer's matrices in the flat parameter vector. `attn_wq`, `attn_wk` and
-/// `attn_wv` are adjacent in the layout, so together they are one `[3C, C]` matrix `qkv`.
-struct LayerWeights {
-    qkv: usize,
-    wo: usize,
-    fc1: usize,
-    fc2: usize,
-}
-
-struct Weights {
-    wte: usize,
-    wpe: usize,
-    lm_head: usize,
-    layers: Vec<LayerWeights>,
-}
-
-impl Weights {
-    fn new(layout: &ParamLayout) -> Self {
-        let layers = layout
-            .layers
-            .iter()
-            .map(|l| LayerWeights {
-                qkv: l.attn_wq.offset,
-                wo: l.attn_wo.offset,
-                fc1: l.mlp_fc1.offset,
-                fc2: l.mlp_fc2.offset,
-            })
-            .collect();
-        Weights {
-            wte: layout.wte.offset,
-            wpe: layout.wpe.offset,
-            lm_head: layout.lm_head.offset,
-            layers,
-        }
-    }
-}
-
-/// The `len` elements of the flat vector `buf` from `offset`.
-fn tensor<F>(buf: &[F], offset: usize, len: usize) -> &[F] {
-    &buf[offset..offset + len]
-}
-
-fn tensor_mut<F>(buf: &mut [F], offset: usize, len: usize) -> &mut [F] {
-    &mut buf[offset..offset + len]
-}
-
-/// Rows `r` of a row-major buffer `width` wide.
-fn rows<'a, F>(buf: &'a [F], r: &Range<usize>, width: usize) -> &'a [F] {
-    &buf[r.start * width..r.end * width]
-}
-
-fn rows_mut<'a, F>(buf: &'a mut [F], r: &Range<usize>, width: usize) -> &'a mut [F] {
-    &mut buf[r.start * width..r.end * width]
-}
-
-/// The batch as rows: each document's predicted positions, one after another.
-#[derive(Default)]
-struct Packing {
-    tokens: Vec<usize>,
-    positions: Vec<usize>,
-    targets: Vec<usize>,
-    /// Each document's rows.
-    docs: Vec<Range<usize>>,
-}
-
-impl Packing {
-    /// Packs `min(block_size, len - 1)` positions of each document.
-    fn pack(&mut self, batch: &[&[usize]], block_size: usize) {
-        self.tokens.clear();
-        self.positions.clear();
-        self.targets.clear();
-        self.docs.clear();
-        for doc in batch {
-            let n = block_size.min(doc.len() - 1);
-            let start = self.tokens.len();
-            self.tokens.extend_from_slice(&doc[..n]);
-            self.positions.extend(0..n);
-            self.targets.extend_from_slice(&doc[1..=n]);
-            self.docs.push(start..start + n);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.tokens.len()
-    }
-}
-
-/// What one layer's forward pass keeps for its backward pass; `N` rows each.
-#[derive(Default)]
-struct LayerActivations<F> {
-    ln1: Vec<F>,      // [N, C]
-    ln1_rstd: Vec<F>, // [N]
-    /// `[N, 3C]`; while decoding, the rows of earlier positions are the key/value cache.
-    qkv: Vec<F>,
-    att: Vec<F>,      // [N, H, T]
-    atty: Vec<F>,     // [N, C] attention output before the projection
-    mid: Vec<F>,      // [N, C] residual stream between attention and MLP
-    ln2: Vec<F>,      // [N, C]
-    ln2_rstd: Vec<F>, // [N]
-    fc: Vec<F>,       // [N, 4C] after the activation
-    fc_grad: Vec<F>,  // [N, 4C] the activation's derivative
-}
-
-/// Every activation and backward buffer, allocated for `capacity` rows and grown only when
-/// a batch may have more.
-#[derive(Default)]
-struct Activations<F> {
-    capacity: usize,
-    emb: Vec<F>,        // [N, C] token + position embedding
-    emb_rstd: Vec<F>,   // [N]
-    resid: Vec<Vec<F>>, // n_layer + 1 of [N, C]: the residual stream into each layer, and out
-    layers: Vec<LayerActivations<F>>,
-    logits: Vec<F>, // [N, V], then probabilities, then their gradient
-    losses: Vec<F>, // [N]
-    // Backward.
-    dresid: Vec<F>, // [N, C] gradient of the residual stream, updated in place layer by layer
-    dln: Vec<F>,    // [N, C] gradient of a normalised input
-    datty: Vec<F>,  // [N, C]
-    dqkv: Vec<F>,   // [N, 3C]
-    dfc: Vec<F>,    // [N, 4C]
-    attention_scratch: Vec<F>,
-}
-
-impl<F: Float> Activations<F> {
-    fn reserve(&mut self, cfg: &ModelConfig, attention: &AttentionShape<F>, rows: usize) {
-        if rows <= self.capacity {
-            return;
-        }
-        let (c, h, t, v) = (cfg.n_embd, cfg.n_head, cfg.block_size, cfg.vocab_size);
-        let grow = |buf: &mut Vec<F>, width: usize| buf.resize(rows * width, F::zero());
-        grow(&mut self.emb, c);
-        grow(&mut self.emb_rstd, 1);
-        self.resid.resize_with(cfg.n_layer + 1, Vec::new);
-        self.resid.iter_mut().for_each(|r| grow(r, c));
-        self.layers.resize_with(cfg.n_layer, Default::default);
-        for la in &mut self.layers {
-            grow(&mut la.ln1, c);
-            grow(&mut la.ln1_rstd, 1);
-            grow(&mut la.qkv, 3 * c);
-            grow(&mut la.att, h * t);
-            grow(&mut la.atty, c);
-            grow(&mut la.mid, c);
-            grow(&mut la.ln2, c);
-            grow(&mut la.ln2_rstd, 1);
-            grow(&mut la.fc, 4 * c);
-            grow(&mut la.fc_grad, 4 * c);
-        }
-        grow(&mut self.logits, v);
-        grow(&mut self.losses, 1);
-        grow(&mut self.dresid, c);
-        grow(&mut self.dln, c);
-        grow(&mut self.datty, c);
-        grow(&mut self.dqkv, 3 * c);
-        grow(&mut self.dfc, 4 * c);
-        self.attention_scratch
-            .resize(attention.scratch_len(), F::zero());
-        self.capacity = rows;
-    }
-}
 
 /// microgpt's GPT with flat `F` parameters and batched kernels.
 pub struct TensorGpt<F: Float> {
@@ -178,6 +21,29 @@ pub struct TensorGpt<F: Float> {
     attention: AttentionShape<F>,
     batch: Packing,
     acts: Activations<F>,
+}
+
+/// The linear layers' shapes for a batch of `n` rows.
+struct Shapes {
+    qkv: Linear,
+    wo: Linear,
+    fc1: Linear,
+    fc2: Linear,
+    lm_head: Linear,
+}
+
+impl Shapes {
+    fn new(cfg: &ModelConfig, n: usize) -> Self {
+        let (c, m) = (cfg.n_embd, cfg.mlp_dim());
+        let linear = |ic, oc| Linear { n, ic, oc };
+        Shapes {
+            qkv: linear(c, 3 * c),
+            wo: linear(c, c),
+            fc1: linear(c, m),
+            fc2: linear(m, c),
+            lm_head: linear(c, cfg.vocab_size),
+        }
+    }
 }
 
 impl<F: Float> TensorGpt<F> {
@@ -207,118 +73,74 @@ impl<F: Float> TensorGpt<F> {
         })
     }
 
+    /// Layer `layer`'s softmax attention weights from the last forward pass, `[N, H, T]`
+    /// row-major over the `N` rows of the batch as packed (each document's positions in
+    /// order; while decoding, the sequence so far): for row `i` of a document and head `h`,
+    /// element `[i][h][j]` is the weight on the document's position `j` for `j <= i`, 0 for
+    /// later positions of the document, and unspecified past the document's length.
+    pub fn attention_weights(&self, layer: usize) -> &[F] {
+        let width = self.cfg.n_head * self.cfg.block_size;
+        &self.acts.layers[layer].att[..self.batch.len() * width]
+    }
+
     /// The forward pass up to the logits for rows `r` of the packed batch. `r` must end
     /// where a document ends; attention reads the earlier rows of a document it starts
     /// inside (decoding computes one row with the ones before it as the cache).
     fn forward(&mut self, r: Range<usize>) {
-        let ModelConfig {
-            n_embd: c,
-            vocab_size: v,
-            ..
-        } = self.cfg;
-        let n = r.len();
-        let p = &self.params;
-        let w = &self.weights;
-        let a = &mut self.acts;
-        let b = &self.batch;
-
-        ops::embedding_forward(
-            rows_mut(&mut a.emb, &r, c),
-            &b.tokens[r.clone()],
-            &b.positions[r.clone()],
-            tensor(p, w.wte, v * c),
-            tensor(p, w.wpe, self.cfg.block_size * c),
-            c,
-        );
+        let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
+        let (p, w, b, a) = (&self.params, &self.weights, &self.batch, &mut self.acts);
+        let shape = Shapes::new(&self.cfg, r.len());
+        let at = Rows(r.clone());
+        let (tokens, positions) = (&b.tokens[r.clone()], &b.positions[r.clone()]);
+        let (wte, wpe) = (&p[w.wte.clone()], &p[w.wpe.clone()]);
+        let emb = at.of_mut(&mut a.emb, c);
+        ops::embedding_forward(emb, tokens, positions, wte, wpe, c);
         ops::rmsnorm_forward(
-            rows_mut(&mut a.resid[0], &r, c),
-            &mut a.emb_rstd[r.clone()],
-            rows(&a.emb, &r, c),
+            at.of_mut(&mut a.resid[0], c),
+            at.of_mut(&mut a.emb_rstd, 1),
+            emb,
             c,
         );
         for (l, (lw, la)) in w.layers.iter().zip(&mut a.layers).enumerate() {
             let (before, after) = a.resid.split_at_mut(l + 1);
-            let (x, out) = (&before[l], &mut after[0]);
-            // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ.
-            ops::rmsnorm_forward(
-                rows_mut(&mut la.ln1, &r, c),
-                &mut la.ln1_rstd[r.clone()],
-                rows(x, &r, c),
-                c,
-            );
-            ops::matmul_forward(
-                rows_mut(&mut la.qkv, &r, 3 * c),
-                rows(&la.ln1, &r, c),
-                tensor(p, lw.qkv, 3 * c * c),
-                n,
-                c,
-                3 * c,
-                false,
-            );
-            for doc in &b.docs {
-                debug_assert!(doc.end <= r.end);
-                if doc.end > r.start {
-                    let first = r.start.max(doc.start) - doc.start;
-                    ops::attention_forward(
-                        &mut la.atty[doc.start * c..],
-                        &mut la.att[doc.start * self.cfg.n_head * self.cfg.block_size..],
-                        &la.qkv[doc.start * 3 * c..],
-                        first,
-                        doc.len(),
-                        &self.attention,
-                    );
-                }
-            }
-            rows_mut(&mut la.mid, &r, c).copy_from_slice(rows(x, &r, c));
-            ops::matmul_forward(
-                rows_mut(&mut la.mid, &r, c),
-                rows(&la.atty, &r, c),
-                tensor(p, lw.wo, c * c),
-                n,
-                c,
-                c,
-                true,
-            );
+            let (x, out) = (at.of(&before[l], c), at.of_mut(&mut after[0], c));
+            let lp = lw.of(p);
+            let LayerActivations {
+                ln1,
+                ln1_rstd,
+                qkv,
+                att,
+                atty,
+                mid,
+                ln2,
+                ln2_rstd,
+                fc,
+                fc_dact,
+            } = la;
+            let (ln1, ln1_rstd, mid) =
+                (at.of_mut(ln1, c), at.of_mut(ln1_rstd, 1), at.of_mut(mid, c));
+            let (ln2, ln2_rstd) = (at.of_mut(ln2, c), at.of_mut(ln2_rstd, 1));
+            let (fc, fc_dact) = (at.of_mut(fc, m), at.of_mut(fc_dact, m));
+            // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ. Attention reads and writes
+            // whole buffers: a decoded row attends to the cached rows before it.
+            ops::rmsnorm_forward(ln1, ln1_rstd, x, c);
+            ops::matmul_forward(at.of_mut(qkv, 3 * c), ln1, lp.qkv, shape.qkv);
+            attention_forward(atty, att, qkv, &b.docs, &r, &self.attention);
+            mid.copy_from_slice(x);
+            ops::matmul_forward_residual(mid, at.of(atty, c), lp.wo, shape.wo);
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ.
-            ops::rmsnorm_forward(
-                rows_mut(&mut la.ln2, &r, c),
-                &mut la.ln2_rstd[r.clone()],
-                rows(&la.mid, &r, c),
-                c,
-            );
-            ops::matmul_forward(
-                rows_mut(&mut la.fc, &r, 4 * c),
-                rows(&la.ln2, &r, c),
-                tensor(p, lw.fc1, 4 * c * c),
-                n,
-                c,
-                4 * c,
-                false,
-            );
-            ops::activation_forward(
-                rows_mut(&mut la.fc, &r, 4 * c),
-                rows_mut(&mut la.fc_grad, &r, 4 * c),
-                self.cfg.activation,
-            );
-            rows_mut(out, &r, c).copy_from_slice(rows(&la.mid, &r, c));
-            ops::matmul_forward(
-                rows_mut(out, &r, c),
-                rows(&la.fc, &r, 4 * c),
-                tensor(p, lw.fc2, 4 * c * c),
-                n,
-                4 * c,
-                c,
-                true,
-            );
+            ops::rmsnorm_forward(ln2, ln2_rstd, mid, c);
+            ops::matmul_forward(fc, ln2, lp.fc1, shape.fc1);
+            ops::activation_forward(fc, fc_dact, self.cfg.activation);
+            out.copy_from_slice(mid);
+            ops::matmul_forward_residual(out, fc, lp.fc2, shape.fc2);
         }
+        let x = at.of(&a.resid[self.cfg.n_layer], c);
         ops::matmul_forward(
-            rows_mut(&mut a.logits, &r, v),
-            rows(&a.resid[self.cfg.n_layer], &r, c),
-            tensor(p, w.lm_head, v * c),
-            n,
-            c,
-            v,
-            false,
+            at.of_mut(&mut a.logits, v),
+            x,
+            &p[w.lm_head.clone()],
+            shape.lm_head,
         );
     }
 
@@ -333,131 +155,78 @@ impl<F: Float> TensorGpt<F> {
         self.forward(0..n);
         let v = self.cfg.vocab_size;
         let losses = &mut self.acts.losses[..n];
-        ops::softmax_crossentropy_forward(
-            &mut self.acts.logits[..n * v],
-            losses,
-            &self.batch.targets,
-            v,
-        );
+        let logits = &mut self.acts.logits[..n * v];
+        ops::softmax_crossentropy_forward(logits, losses, &self.batch.targets, v);
         // The scalar engine's order: a left-to-right sum, then times 1/N.
         losses.iter().map(|l| l.as_f64()).sum::<f64>() * (1.0 / n as f64)
     }
 
     /// The backward pass of the whole packed batch after [`TensorGpt::forward_loss`].
     fn backward(&mut self) {
-        let ModelConfig {
-            n_embd: c,
-            vocab_size: v,
-            ..
-        } = self.cfg;
+        let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
         let n = self.batch.len();
-        let r = 0..n;
-        let p = &self.params;
-        let g = &mut self.grads;
-        let w = &self.weights;
+        let (p, g, w, b) = (&self.params, &mut self.grads, &self.weights, &self.batch);
         let a = &mut self.acts;
-        let b = &self.batch;
-
-        ops::softmax_crossentropy_backward(rows_mut(&mut a.logits, &r, v), &b.targets, v, n);
-        ops::matmul_backward(
-            rows_mut(&mut a.dresid, &r, c),
-            tensor_mut(g, w.lm_head, v * c),
-            rows(&a.logits, &r, v),
-            rows(&a.resid[self.cfg.n_layer], &r, c),
-            tensor(p, w.lm_head, v * c),
-            n,
-            c,
-            v,
+        let shape = Shapes::new(&self.cfg, n);
+        let at = Rows(0..n);
+        let dlogits = at.of_mut(&mut a.logits, v);
+        ops::softmax_crossentropy_backward(dlogits, &b.targets, v, n);
+        let (dresid, dln, dfc) = (
+            at.of_mut(&mut a.dresid, c),
+            at.of_mut(&mut a.dln, c),
+            at.of_mut(&mut a.dfc, m),
         );
+        let (datty, dqkv) = (at.of_mut(&mut a.datty, c), at.of_mut(&mut a.dqkv, 3 * c));
+        let x = at.of(&a.resid[self.cfg.n_layer], c);
+        let (dlm_head, lm_head) = (&mut g[w.lm_head.clone()], &p[w.lm_head.clone()]);
+        ops::matmul_backward(dresid, dlm_head, dlogits, x, lm_head, shape.lm_head);
         for (l, (lw, la)) in w.layers.iter().zip(&a.layers).enumerate().rev() {
+            let (lp, lg) = (lw.of(p), lw.of_mut(g));
+            let LayerActivations {
+                ln1,
+                ln1_rstd,
+                qkv,
+                att,
+                atty,
+                mid,
+                ln2,
+                ln2_rstd,
+                fc,
+                fc_dact,
+            } = la;
+            let (ln1, ln1_rstd, atty, mid) = (
+                at.of(ln1, c),
+                at.of(ln1_rstd, 1),
+                at.of(atty, c),
+                at.of(mid, c),
+            );
+            let (ln2, ln2_rstd, fc, fc_dact) = (
+                at.of(ln2, c),
+                at.of(ln2_rstd, 1),
+                at.of(fc, m),
+                at.of(fc_dact, m),
+            );
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ; dresid becomes dmid.
-            ops::matmul_backward(
-                rows_mut(&mut a.dfc, &r, 4 * c),
-                tensor_mut(g, lw.fc2, 4 * c * c),
-                rows(&a.dresid, &r, c),
-                rows(&la.fc, &r, 4 * c),
-                tensor(p, lw.fc2, 4 * c * c),
-                n,
-                4 * c,
-                c,
-            );
-            ops::activation_backward(
-                rows_mut(&mut a.dfc, &r, 4 * c),
-                rows(&la.fc_grad, &r, 4 * c),
-            );
-            ops::matmul_backward(
-                rows_mut(&mut a.dln, &r, c),
-                tensor_mut(g, lw.fc1, 4 * c * c),
-                rows(&a.dfc, &r, 4 * c),
-                rows(&la.ln2, &r, c),
-                tensor(p, lw.fc1, 4 * c * c),
-                n,
-                c,
-                4 * c,
-            );
-            ops::rmsnorm_backward(
-                rows_mut(&mut a.dresid, &r, c),
-                rows(&a.dln, &r, c),
-                rows(&la.mid, &r, c),
-                &la.ln2_rstd[..n],
-                c,
-            );
+            ops::matmul_backward(dfc, lg.fc2, dresid, fc, lp.fc2, shape.fc2);
+            ops::activation_backward(dfc, fc_dact);
+            ops::matmul_backward(dln, lg.fc1, dfc, ln2, lp.fc1, shape.fc1);
+            ops::rmsnorm_backward(dresid, dln, mid, ln2_rstd, c);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ; dresid becomes dx.
-            ops::matmul_backward(
-                rows_mut(&mut a.datty, &r, c),
-                tensor_mut(g, lw.wo, c * c),
-                rows(&a.dresid, &r, c),
-                rows(&la.atty, &r, c),
-                tensor(p, lw.wo, c * c),
-                n,
-                c,
-                c,
-            );
-            for doc in &b.docs {
-                ops::attention_backward(
-                    rows_mut(&mut a.dqkv, doc, 3 * c),
-                    rows(&a.datty, doc, c),
-                    &la.att[doc.start * self.cfg.n_head * self.cfg.block_size..],
-                    rows(&la.qkv, doc, 3 * c),
-                    doc.len(),
-                    &self.attention,
-                    &mut a.attention_scratch,
-                );
-            }
-            ops::matmul_backward(
-                rows_mut(&mut a.dln, &r, c),
-                tensor_mut(g, lw.qkv, 3 * c * c),
-                rows(&a.dqkv, &r, 3 * c),
-                rows(&la.ln1, &r, c),
-                tensor(p, lw.qkv, 3 * c * c),
-                n,
-                c,
-                3 * c,
-            );
-            ops::rmsnorm_backward(
-                rows_mut(&mut a.dresid, &r, c),
-                rows(&a.dln, &r, c),
-                rows(&a.resid[l], &r, c),
-                &la.ln1_rstd[..n],
-                c,
-            );
+            ops::matmul_backward(datty, lg.wo, dresid, atty, lp.wo, shape.wo);
+            let scratch = &mut a.attention_scratch;
+            attention_backward(dqkv, datty, att, qkv, &b.docs, &self.attention, scratch);
+            ops::matmul_backward(dln, lg.qkv, dqkv, ln1, lp.qkv, shape.qkv);
+            ops::rmsnorm_backward(dresid, dln, at.of(&a.resid[l], c), ln1_rstd, c);
         }
         // resid[0] = rmsnorm(wte[token] + wpe[position]).
-        let demb = rows_mut(&mut a.dln, &r, c);
+        let demb = at.of_mut(&mut a.demb, c);
         demb.fill(F::zero());
-        ops::rmsnorm_backward(
-            demb,
-            rows(&a.dresid, &r, c),
-            rows(&a.emb, &r, c),
-            &a.emb_rstd[..n],
-            c,
-        );
+        ops::rmsnorm_backward(demb, dresid, at.of(&a.emb, c), at.of(&a.emb_rstd, 1), c);
         // The embeddings' gradients are scatter-adds; every other matrix was overwritten.
-        let (dwte, dwpe) = g[w.wte..].split_at_mut(w.wpe - w.wte);
-        let (dwte, dwpe) = (&mut dwte[..v * c], &mut dwpe[..self.cfg.block_size * c]);
+        let (dwte, dwpe) = g[w.wte.start..w.wpe.end].split_at_mut(w.wte.len());
         dwte.fill(F::zero());
         dwpe.fill(F::zero());
-        ops::embedding_backward(dwte, dwpe, rows(&a.dln, &r, c), &b.tokens, &b.positions, c);
+        ops::embedding_backward(dwte, dwpe, demb, &b.tokens, &b.positions, c);
     }
 }
 
@@ -528,7 +297,7 @@ impl<F: Float> Engine for TensorGpt<F> {
         let pos = self.batch.len() - 1;
         assert_eq!(weights.len(), pos + 1, "one weight per decoded position");
         let (h, t) = (self.cfg.n_head, self.cfg.block_size);
-        let row = &self.acts.layers[layer].att[(pos * h + head) * t..][..=pos];
+        let row = &self.attention_weights(layer)[(pos * h + head) * t..][..=pos];
         for (w, &a) in weights.iter_mut().zip(row) {
             *w = a.as_f64();
         }

@@ -1,17 +1,31 @@
-//! The tensor engine's layers, each forward pass beside its backward pass (in the style of
-//! llm.c's `train_gpt2.c`). Activations are row-major `[rows, width]` slices: row `r` is
-//! one position of one document, so `N` is the number of real positions in the batch.
-//! Backward passes take `d<name>` for the gradient of the loss with respect to `<name>`.
+//! The tensor engine's layers other than attention (see [`super::attention`]), each forward
+//! pass beside its backward pass, in the style of llm.c's `train_gpt2.c`. Activations are
+//! row-major `[rows, width]` slices: row `r` is one position of one document, so `N` is the
+//! number of real positions in the batch. Backward passes take `d<name>` for the gradient of
+//! the loss with respect to `<name>`.
 //!
-//! Each function's doc comment gives the shapes and the derivation of its backward pass.
-//! Residual adds have no function of their own: the forward pass accumulates a projection
-//! onto the residual (`accumulate` in [`matmul_forward`]), and since `d(a + b)/da = 1` the
-//! backward pass adds each block's input gradient onto the residual stream's in place.
+//! Residual adds have no function of their own: [`matmul_forward_residual`] accumulates a
+//! projection onto the residual, and since `d(a + b)/da = 1` the backward pass adds each
+//! block's input gradient onto the residual stream's in place.
+//!
+//! Every layer runs on the pool's threads ([`super::pool`]) when its work is large enough:
+//! GEMMs as independent output blocks, the row-wise layers as row ranges. No task's result
+//! depends on how rows are split, so these layers give the same bits on any thread count.
 
 use crate::config::Activation;
 use crate::dtype::Float;
+use crate::pool::{self, Shards};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{s, ArrayView2, ArrayViewMut2};
+use std::ops::Range;
+
+/// Runs `rows_kernel` over row ranges of `0..rows` on the pool; `flops` is the whole cost.
+fn for_rows(rows: usize, flops: f64, rows_kernel: &(dyn Fn(Range<usize>) + Sync)) {
+    let parts = pool::parts(flops).min(rows.max(1));
+    pool::for_each(parts, flops, &|part, _| {
+        rows_kernel(pool::split(rows, parts, part))
+    });
+}
 
 /// Gathers and adds the token and position embeddings.
 /// `tokens, positions: [N]`, `wte: [V, C]`, `wpe: [T, C]` -> `out: [N, C]`.
@@ -33,7 +47,8 @@ pub fn embedding_forward<F: Float>(
 
 /// `out[r] = wte[tokens[r]] + wpe[positions[r]]`, so each row of `dout` flows unchanged into
 /// the rows it gathered from: `dwte[tokens[r]] += dout[r]`, `dwpe[positions[r]] += dout[r]`
-/// (a scatter-add: a token seen twice collects both rows).
+/// (a scatter-add: a token seen twice collects both rows). Threads split the columns, so
+/// every element sums its rows in order, as on one thread.
 pub fn embedding_backward<F: Float>(
     dwte: &mut [F],
     dwpe: &mut [F],
@@ -42,14 +57,21 @@ pub fn embedding_backward<F: Float>(
     positions: &[usize],
     c: usize,
 ) {
-    for ((d, &tok), &pos) in dout.chunks_exact(c).zip(tokens).zip(positions) {
-        for (g, &x) in dwte[tok * c..][..c].iter_mut().zip(d) {
-            *g += x;
+    let (dwte, dwpe) = (Shards::new(dwte), Shards::new(dwpe));
+    let flops = 2.0 * dout.len() as f64;
+    let parts = pool::parts(flops).min(c);
+    pool::for_each(parts, flops, &|part, _| {
+        let cols = pool::split(c, parts, part);
+        for ((d, &tok), &pos) in dout.chunks_exact(c).zip(tokens).zip(positions) {
+            let d = &d[cols.clone()];
+            // SAFETY: each task owns its columns of every row.
+            let te = unsafe { dwte.slice(tok * c + cols.start, cols.len()) };
+            te.iter_mut().zip(d).for_each(|(g, &x)| *g += x);
+            // SAFETY: as above.
+            let pe = unsafe { dwpe.slice(pos * c + cols.start, cols.len()) };
+            pe.iter_mut().zip(d).for_each(|(g, &x)| *g += x);
         }
-        for (g, &x) in dwpe[pos * c..][..c].iter_mut().zip(d) {
-            *g += x;
-        }
-    }
+    });
 }
 
 /// RMS normalisation without gain: `out = x * s` with `s = (mean(x²) + 1e-5)^-½` per row.
@@ -57,131 +79,175 @@ pub fn embedding_backward<F: Float>(
 pub fn rmsnorm_forward<F: Float>(out: &mut [F], rstd: &mut [F], x: &[F], c: usize) {
     let inv_c = F::of(1.0 / c as f64);
     let eps = F::of(1e-5);
-    for ((o, s), xr) in out.chunks_exact_mut(c).zip(rstd).zip(x.chunks_exact(c)) {
-        let ms = xr.iter().map(|&v| v * v).sum::<F>() * inv_c;
-        *s = (ms + eps).sqrt().recip();
-        for (o, &v) in o.iter_mut().zip(xr) {
-            *o = v * *s;
+    let rows = rstd.len();
+    let (out, rstd) = (Shards::new(out), Shards::new(rstd));
+    for_rows(rows, 3.0 * x.len() as f64, &|r| {
+        // SAFETY: each task owns its rows.
+        let (out, rstd) = unsafe {
+            (
+                out.slice(r.start * c, r.len() * c),
+                rstd.slice(r.start, r.len()),
+            )
+        };
+        let x = &x[r.start * c..r.end * c];
+        for ((o, s), xr) in out.chunks_exact_mut(c).zip(rstd).zip(x.chunks_exact(c)) {
+            let ms = xr.iter().map(|&v| v * v).sum::<F>() * inv_c;
+            *s = (ms + eps).sqrt().recip();
+            o.iter_mut().zip(xr).for_each(|(o, &v)| *o = v * *s);
         }
-    }
+    });
 }
 
 /// Adds the gradient through [`rmsnorm_forward`] to `dx`. With `ds/dx_i = -s³ x_i / C`:
 /// `dx_i = s dout_i + Σ_j dout_j x_j ds/dx_i = s dout_i - (s³/C) (dout · x) x_i`.
 pub fn rmsnorm_backward<F: Float>(dx: &mut [F], dout: &[F], x: &[F], rstd: &[F], c: usize) {
     let inv_c = F::of(1.0 / c as f64);
-    for (((dxr, dor), xr), &s) in dx
-        .chunks_exact_mut(c)
-        .zip(dout.chunks_exact(c))
-        .zip(x.chunks_exact(c))
-        .zip(rstd)
-    {
-        let dot = dor.iter().zip(xr).map(|(&d, &v)| d * v).sum::<F>();
-        let k = s * s * s * inv_c * dot;
-        for ((g, &d), &v) in dxr.iter_mut().zip(dor).zip(xr) {
-            *g += s * d - k * v;
+    let dx = Shards::new(dx);
+    for_rows(rstd.len(), 5.0 * x.len() as f64, &|r| {
+        // SAFETY: each task owns its rows.
+        let dx = unsafe { dx.slice(r.start * c, r.len() * c) };
+        let (dout, x) = (&dout[r.start * c..r.end * c], &x[r.start * c..r.end * c]);
+        for (((dxr, dor), xr), &s) in dx
+            .chunks_exact_mut(c)
+            .zip(dout.chunks_exact(c))
+            .zip(x.chunks_exact(c))
+            .zip(&rstd[r])
+        {
+            let dot = dor.iter().zip(xr).map(|(&d, &v)| d * v).sum::<F>();
+            let k = s * s * s * inv_c * dot;
+            for ((g, &d), &v) in dxr.iter_mut().zip(dor).zip(xr) {
+                *g += s * d - k * v;
+            }
         }
-    }
+    });
 }
 
-/// Views `len` leading elements of a row-major buffer as a `[rows, cols]` matrix.
+/// The shape of a linear layer without bias over a batch: `x: [n, ic]`, `w: [oc, ic]`,
+/// `out: [n, oc]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    pub n: usize,
+    pub ic: usize,
+    pub oc: usize,
+}
+
+/// Views the leading `rows * cols` elements of a row-major buffer as a matrix.
 fn matrix<F: Float>(buf: &[F], rows: usize, cols: usize) -> ArrayView2<'_, F> {
     ArrayView2::from_shape((rows, cols), &buf[..rows * cols]).expect("matrix shape")
 }
 
-fn matrix_mut<F: Float>(buf: &mut [F], rows: usize, cols: usize) -> ArrayViewMut2<'_, F> {
-    ArrayViewMut2::from_shape((rows, cols), &mut buf[..rows * cols]).expect("matrix shape")
+/// Rows (or columns) of an output split into blocks of this many: a multiple of the GEMM
+/// kernels' tiles.
+const GEMM_TILE: usize = 16;
+
+/// `c = a b + beta c` for row-major `c: [m, n]`, cut along its longer side into a few blocks
+/// per thread (so a thread slowed by other processes does not hold the others up); each
+/// block is one single-threaded GEMM.
+fn gemm<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, beta: F, c: &mut [F]) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let flops = 2.0 * (m * n * k) as f64;
+    let by_rows = m >= n;
+    let long = if by_rows { m } else { n };
+    let tiles = long.div_ceil(GEMM_TILE);
+    // At least 4 tiles (64 rows) a block, so that packing stays a small part of the work.
+    let parts = match pool::parts(flops) {
+        1 => 1,
+        threads => (4 * threads).min(tiles / 4).max(threads.min(tiles)),
+    };
+    if parts == 1 {
+        // One block: no slicing (it costs as much as a tiny GEMM).
+        let mut c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("matrix shape");
+        return general_mat_mul(F::one(), &a, &b, beta, &mut c);
+    }
+    let c = Shards::new(&mut c[..m * n]);
+    pool::for_each(parts, flops, &|part, _| {
+        let t = pool::split(tiles, parts, part);
+        let r = t.start * GEMM_TILE..(t.end * GEMM_TILE).min(long);
+        if by_rows {
+            // SAFETY: each task owns its rows of c.
+            let mut cb = unsafe { c.matrix(r.start * n, r.len(), n, n) };
+            general_mat_mul(F::one(), &a.slice(s![r, ..]), &b, beta, &mut cb);
+        } else {
+            // SAFETY: each task owns its columns of c.
+            let mut cb = unsafe { c.matrix(r.start, m, r.len(), n) };
+            general_mat_mul(F::one(), &a, &b.slice(s![.., r]), beta, &mut cb);
+        }
+    });
 }
 
-/// A linear layer without bias as one GEMM: `out = x wᵀ`, or `out += x wᵀ` with
-/// `accumulate` (which fuses a residual add when `out` already holds the residual).
-/// `x: [N, IC]`, `w: [OC, IC]` -> `out: [N, OC]`.
-pub fn matmul_forward<F: Float>(
-    out: &mut [F],
-    x: &[F],
-    w: &[F],
-    n: usize,
-    ic: usize,
-    oc: usize,
-    accumulate: bool,
-) {
-    let beta = if accumulate { F::one() } else { F::zero() };
-    general_mat_mul(
-        F::one(),
-        &matrix(x, n, ic),
-        &matrix(w, oc, ic).t(),
-        beta,
-        &mut matrix_mut(out, n, oc),
-    );
+/// A linear layer as one GEMM: `out = x wᵀ`. `x: [N, IC]`, `w: [OC, IC]` -> `out: [N, OC]`.
+pub fn matmul_forward<F: Float>(out: &mut [F], x: &[F], w: &[F], l: Linear) {
+    let w = matrix(w, l.oc, l.ic);
+    gemm(matrix(x, l.n, l.ic), w.t(), F::zero(), out);
+}
+
+/// [`matmul_forward`] added onto `out`, which holds the residual stream: `out += x wᵀ`.
+pub fn matmul_forward_residual<F: Float>(out: &mut [F], x: &[F], w: &[F], l: Linear) {
+    let w = matrix(w, l.oc, l.ic);
+    gemm(matrix(x, l.n, l.ic), w.t(), F::one(), out);
 }
 
 /// Backward of [`matmul_forward`]: with `out[n][o] = Σ_i x[n][i] w[o][i]`,
-/// `dx[n][i] = Σ_o dout[n][o] w[o][i]`, i.e. `dx = dout w`, and
-/// `dw[o][i] = Σ_n dout[n][o] x[n][i]`, i.e. `dw = doutᵀ x`. Both are overwritten: each
-/// weight matrix feeds exactly one product per step, so nothing needs zeroing first.
-#[allow(clippy::too_many_arguments)]
+/// `dx = dout w` (`[N, OC] [OC, IC]`) and `dw = doutᵀ x` (`[OC, N] [N, IC]`). Both are
+/// overwritten: each weight matrix feeds exactly one product per step.
 pub fn matmul_backward<F: Float>(
     dx: &mut [F],
     dw: &mut [F],
     dout: &[F],
     x: &[F],
     w: &[F],
-    n: usize,
-    ic: usize,
-    oc: usize,
+    l: Linear,
 ) {
-    let dout = matrix(dout, n, oc);
-    general_mat_mul(
-        F::one(),
-        &dout,
-        &matrix(w, oc, ic),
-        F::zero(),
-        &mut matrix_mut(dx, n, ic),
-    );
-    general_mat_mul(
-        F::one(),
-        &dout.t(),
-        &matrix(x, n, ic),
-        F::zero(),
-        &mut matrix_mut(dw, oc, ic),
-    );
+    let dout = matrix(dout, l.n, l.oc);
+    gemm(dout, matrix(w, l.oc, l.ic), F::zero(), dx);
+    gemm(dout.t(), matrix(x, l.n, l.ic), F::zero(), dw);
 }
 
-/// The shape of one document's attention: rows of `3C`-wide `q | k | v`, `n_head` heads of
-/// `head_dim` each side by side, scores scaled by `scale = 1/√hd`, and `att` rows `t`
-/// (= block size) long.
-#[derive(Clone, Copy, Debug)]
-pub struct AttentionShape<F> {
-    pub n_head: usize,
-    pub head_dim: usize,
-    pub block_size: usize,
-    pub scale: F,
+/// The MLP non-linearity, in place: `x: [N, 4C]` -> `x = act(x)`, and `dact = act'(x)`, its
+/// local derivative, kept so the backward pass is one multiply.
+pub fn activation_forward<F: Float>(x: &mut [F], dact: &mut [F], act: Activation) {
+    let len = x.len();
+    let (x, dact) = (Shards::new(x), Shards::new(dact));
+    for_rows(len, 20.0 * len as f64, &|r| {
+        // SAFETY: each task owns its elements.
+        let (x, dact) = unsafe { (x.slice(r.start, r.len()), dact.slice(r.start, r.len())) };
+        let pairs = x.iter_mut().zip(dact);
+        match act {
+            // Exact in F as in f64 (a product of two F is exact in f64), so no conversions.
+            Activation::Relu => pairs.for_each(|(v, g)| {
+                (*v, *g) = if *v > F::zero() {
+                    (*v, F::one())
+                } else {
+                    (F::zero(), F::zero())
+                }
+            }),
+            Activation::Relu2 => pairs.for_each(|(v, g)| {
+                (*v, *g) = if *v > F::zero() {
+                    (*v * *v, *v + *v)
+                } else {
+                    (F::zero(), F::zero())
+                }
+            }),
+            Activation::Gelu => pairs.for_each(|(v, g)| {
+                let (y, dy) = act.forward_and_grad(v.as_f64());
+                (*v, *g) = (F::of(y), F::of(dy));
+            }),
+        }
+    });
 }
 
-impl<F: Float> AttentionShape<F> {
-    fn c(&self) -> usize {
-        self.n_head * self.head_dim
-    }
-
-    /// Elements of scratch space [`attention_backward`] needs.
-    pub fn scratch_len(&self) -> usize {
-        self.n_head * self.block_size + self.n_head + self.c()
-    }
-}
-
-fn dot<F: Float>(a: &[F], b: &[F]) -> F {
-    a.iter().zip(b).fold(F::zero(), |acc, (&x, &y)| acc + x * y)
-}
-
-/// `y += a * x`.
-fn axpy<F: Float>(y: &mut [F], a: F, x: &[F]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
+/// Backward of [`activation_forward`], in place: `d = d * act'(x)` (chain rule, elementwise).
+pub fn activation_backward<F: Float>(d: &mut [F], dact: &[F]) {
+    let d = Shards::new(d);
+    for_rows(dact.len(), dact.len() as f64, &|r| {
+        // SAFETY: each task owns its elements.
+        let d = unsafe { d.slice(r.start, r.len()) };
+        d.iter_mut().zip(&dact[r]).for_each(|(d, &g)| *d *= g);
+    });
 }
 
 /// `exp(z - max z) / Σ exp(z - max z)` in place; returns `max z` and the sum.
-fn softmax_in_place<F: Float>(z: &mut [F]) -> (F, F) {
+pub fn softmax_in_place<F: Float>(z: &mut [F]) -> (F, F) {
     let max = z.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
     let mut total = F::zero();
     for v in z.iter_mut() {
@@ -193,153 +259,31 @@ fn softmax_in_place<F: Float>(z: &mut [F]) -> (F, F) {
     (max, total)
 }
 
-/// Causal multi-head self-attention over one document, for its query positions
-/// `first..n` (all of them in training; the newest one when decoding, the earlier rows being
-/// the key/value cache).
-/// `qkv: [n, 3C]` -> `out: [n, C]` (rows `first..n` written),
-/// `att: [n, H, T]` (softmax weights `w[i][h][j]` for `j <= i`, kept for the backward pass).
-/// Per head: `s_j = (q_i · k_j) scale`, `w = softmax(s)` over `j <= i`, `out_i = Σ_j w_j v_j`.
-/// Each loop runs over whole rows, all heads at once, so short heads cost no extra passes.
-pub fn attention_forward<F: Float>(
-    out: &mut [F],
-    att: &mut [F],
-    qkv: &[F],
-    first: usize,
-    n: usize,
-    shape: &AttentionShape<F>,
-) {
-    let (hd, t, scale, c) = (shape.head_dim, shape.block_size, shape.scale, shape.c());
-    let rows = || qkv.chunks_exact(3 * c);
-    for i in first..n {
-        let q = &qkv[i * 3 * c..][..c];
-        let w = &mut att[i * shape.n_head * t..][..shape.n_head * t];
-        for (j, row) in rows().take(i + 1).enumerate() {
-            let k = &row[c..2 * c];
-            for ((qh, kh), wh) in q
-                .chunks_exact(hd)
-                .zip(k.chunks_exact(hd))
-                .zip(w.chunks_exact_mut(t))
-            {
-                wh[j] = dot(qh, kh) * scale;
-            }
-        }
-        for wh in w.chunks_exact_mut(t) {
-            softmax_in_place(&mut wh[..=i]);
-        }
-        let o = &mut out[i * c..][..c];
-        o.fill(F::zero());
-        for (j, row) in rows().take(i + 1).enumerate() {
-            let v = &row[2 * c..];
-            for ((oh, vh), wh) in o
-                .chunks_exact_mut(hd)
-                .zip(v.chunks_exact(hd))
-                .zip(w.chunks_exact(t))
-            {
-                axpy(oh, wh[j], vh);
-            }
-        }
-    }
-}
-
-/// Backward of [`attention_forward`] over a whole document (`first = 0`), overwriting
-/// `dqkv: [n, 3C]`; `scratch` holds [`AttentionShape::scratch_len`] elements. Per query `i`
-/// and head: `out_i = Σ_j w_j v_j` gives `dv_j += w_j dout_i` and `dw_j = dout_i · v_j`;
-/// softmax gives `ds_j = w_j (dw_j - Σ_k w_k dw_k)`; `s_j = (q_i · k_j) scale` gives
-/// `dq_i += scale Σ_j ds_j k_j` and `dk_j += scale ds_j q_i`.
-pub fn attention_backward<F: Float>(
-    dqkv: &mut [F],
-    dout: &[F],
-    att: &[F],
-    qkv: &[F],
-    n: usize,
-    shape: &AttentionShape<F>,
-    scratch: &mut [F],
-) {
-    let (nh, hd, t, scale, c) = (
-        shape.n_head,
-        shape.head_dim,
-        shape.block_size,
-        shape.scale,
-        shape.c(),
-    );
-    let (dw, rest) = scratch.split_at_mut(nh * t);
-    let (weighted, rest) = rest.split_at_mut(nh);
-    let dq = &mut rest[..c];
-    dqkv[..n * 3 * c].fill(F::zero());
-    for i in 0..n {
-        let q = &qkv[i * 3 * c..][..c];
-        let d_o = &dout[i * c..][..c];
-        let w = &att[i * nh * t..][..nh * t];
-        weighted.fill(F::zero());
-        let rows = qkv
-            .chunks_exact(3 * c)
-            .zip(dqkv.chunks_exact_mut(3 * c))
-            .take(i + 1);
-        for (j, (row, drow)) in rows.enumerate() {
-            let (v, dv) = (&row[2 * c..], &mut drow[2 * c..]);
-            let heads = d_o
-                .chunks_exact(hd)
-                .zip(v.chunks_exact(hd))
-                .zip(dv.chunks_exact_mut(hd));
-            for (h, ((doh, vh), dvh)) in heads.enumerate() {
-                let wj = w[h * t + j];
-                let dwj = dot(doh, vh);
-                dw[h * t + j] = dwj;
-                weighted[h] += wj * dwj;
-                axpy(dvh, wj, doh);
-            }
-        }
-        // Only query i reaches dq_i, so it is summed aside and stored once.
-        dq.fill(F::zero());
-        let rows = qkv
-            .chunks_exact(3 * c)
-            .zip(dqkv.chunks_exact_mut(3 * c))
-            .take(i + 1);
-        for (j, (row, drow)) in rows.enumerate() {
-            let (k, dk) = (&row[c..2 * c], &mut drow[c..2 * c]);
-            for h in 0..nh {
-                let ds = w[h * t + j] * (dw[h * t + j] - weighted[h]) * scale;
-                let head = h * hd..(h + 1) * hd;
-                axpy(&mut dq[head.clone()], ds, &k[head.clone()]);
-                axpy(&mut dk[head.clone()], ds, &q[head]);
-            }
-        }
-        dqkv[i * 3 * c..][..c].copy_from_slice(dq);
-    }
-}
-
-/// The MLP non-linearity, in place: `x: [N, 4C]` -> `x = act(x)`, `grad = act'(x)` (the
-/// local derivative, kept so the backward pass is one multiply).
-pub fn activation_forward<F: Float>(x: &mut [F], grad: &mut [F], act: Activation) {
-    for (v, g) in x.iter_mut().zip(grad) {
-        let (y, dy) = act.forward_and_grad(v.as_f64());
-        *v = F::of(y);
-        *g = F::of(dy);
-    }
-}
-
-/// Backward of [`activation_forward`], in place: `d = d * act'(x)` (chain rule, elementwise).
-pub fn activation_backward<F: Float>(d: &mut [F], grad: &[F]) {
-    for (d, &g) in d.iter_mut().zip(grad) {
-        *d *= g;
-    }
-}
-
-/// Softmax and cross-entropy, in place: `logits: [N, V]` become `probs: [N, V]`
-/// (`exp(z - max z) / Σ exp(z - max z)` per row), `losses: [N]` = `-log probs[target]`,
-/// computed as `log Σ exp(z - max z) - (z[target] - max z)` so that it stays finite when
-/// the target's probability underflows (early f32 training reaches that).
+/// Softmax and cross-entropy, in place: `logits: [N, V]` become `probs: [N, V]`, and
+/// `losses: [N]` = `-log probs[target]`, computed as `log Σ exp(z - max z) - (z[target] -
+/// max z)` so that it stays finite when the target's probability underflows (early f32
+/// training reaches that).
 pub fn softmax_crossentropy_forward<F: Float>(
     logits: &mut [F],
     losses: &mut [F],
     targets: &[usize],
     v: usize,
 ) {
-    for ((row, loss), &target) in logits.chunks_exact_mut(v).zip(losses).zip(targets) {
-        let target_logit = row[target];
-        let (max, total) = softmax_in_place(row);
-        *loss = total.ln() - (target_logit - max);
-    }
+    let (logits, losses) = (Shards::new(logits), Shards::new(losses));
+    for_rows(targets.len(), 20.0 * (targets.len() * v) as f64, &|r| {
+        // SAFETY: each task owns its rows.
+        let (logits, losses) = unsafe {
+            (
+                logits.slice(r.start * v, r.len() * v),
+                losses.slice(r.start, r.len()),
+            )
+        };
+        for ((row, loss), &target) in logits.chunks_exact_mut(v).zip(losses).zip(&targets[r]) {
+            let target_logit = row[target];
+            let (max, total) = softmax_in_place(row);
+            *loss = total.ln() - (target_logit - max);
+        }
+    });
 }
 
 /// Fused backward of the mean cross-entropy over `n_targets` rows, in place on `probs`:
@@ -352,10 +296,15 @@ pub fn softmax_crossentropy_backward<F: Float>(
     n_targets: usize,
 ) {
     let inv_n = F::of(1.0 / n_targets as f64);
-    for (row, &target) in probs.chunks_exact_mut(v).zip(targets) {
-        row[target] -= F::one();
-        row.iter_mut().for_each(|p| *p *= inv_n);
-    }
+    let probs = Shards::new(probs);
+    for_rows(targets.len(), (targets.len() * v) as f64, &|r| {
+        // SAFETY: each task owns its rows.
+        let probs = unsafe { probs.slice(r.start * v, r.len() * v) };
+        for (row, &target) in probs.chunks_exact_mut(v).zip(&targets[r]) {
+            row[target] -= F::one();
+            row.iter_mut().for_each(|p| *p *= inv_n);
+        }
+    });
 }
 
 #[cfg(test)]
