@@ -308,6 +308,15 @@ pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
     config
         .validate()
         .with_context(|| format!("{}: metadata config", path.display()))?;
+    // A config claiming more parameters than the file holds is corrupt: refused before its
+    // layout is built, which for an absurd one would not fit in memory.
+    let room = bytes.len() as u128 / 4;
+    if crate::memory::param_count(&config).is_none_or(|p| p > room) {
+        bail!(
+            "{}: metadata config has more parameters than the file holds",
+            path.display()
+        );
+    }
     let chars: Vec<char> = file.meta("vocab")?.chars().collect();
     if chars.windows(2).any(|w| w[0] >= w[1]) || chars.len() + 1 != config.vocab_size {
         bail!(

@@ -9,6 +9,7 @@ extern crate blas_src;
 
 pub mod checkpoint;
 pub mod config;
+pub mod curves;
 pub mod data;
 pub mod dispatch;
 pub mod dtype;
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod files;
 pub mod gradcheck;
 pub mod interrupt;
+pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod progress;

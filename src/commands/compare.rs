@@ -3,15 +3,22 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use microgpt::checkpoint::{RunConfig, METRICS_FILE};
+use microgpt::curves::{self, Point, YRange};
 use microgpt::files::write_atomic;
-use microgpt::metrics::{self, Ema, Row, SMOOTHING};
+use microgpt::metrics::{self, Row, SMOOTHING};
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-const SIZE: (u32, u32) = (1200, 750);
+const SIZE: (u32, u32) = (1400, 750);
+/// The key goes beside the plot, so it never hides a curve.
+const LEGEND_WIDTH: u32 = 400;
+/// Characters per line of a run's label in the key.
+const LEGEND_CHARS: usize = 38;
 const FONT: &str = "sans-serif";
 
 /// Tableau 10: distinct hues that survive grey-scale printing reasonably.
@@ -29,7 +36,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// (step, loss) points.
-type Curve = Vec<(f64, f64)>;
+type Curve = Vec<Point>;
 
 /// One run as `compare` sees it.
 struct Run {
@@ -53,21 +60,6 @@ impl Run {
             rows,
             label: String::new(),
         })
-    }
-
-    fn smoothed(&self) -> Curve {
-        let mut ema = Ema::new(SMOOTHING);
-        self.rows
-            .iter()
-            .map(|r| (r.step as f64, ema.push(r.loss)))
-            .collect()
-    }
-
-    fn val(&self) -> Curve {
-        self.rows
-            .iter()
-            .filter_map(|r| r.val_loss.map(|v| (r.step as f64, v)))
-            .collect()
     }
 
     fn last(&self) -> &Row {
@@ -109,7 +101,13 @@ fn label(runs: &mut [Run]) {
     }
 }
 
+/// Compares the runs in `dirs`, writing to `out`, on a linear loss axis.
 pub fn run(dirs: &[PathBuf], out: &Path) -> Result<()> {
+    run_with_scale(dirs, out, false)
+}
+
+/// [`run`], with the loss on a log scale if `log_y`.
+pub fn run_with_scale(dirs: &[PathBuf], out: &Path, log_y: bool) -> Result<()> {
     let mut runs = dirs
         .iter()
         .map(|d| Run::load(d))
@@ -121,6 +119,7 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<()> {
     draw(
         SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
         &runs,
+        log_y,
     )?;
     write_atomic(&out.join("loss_curves.svg"), svg.as_bytes())?;
 
@@ -128,6 +127,7 @@ pub fn run(dirs: &[PathBuf], out: &Path) -> Result<()> {
     draw(
         BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
         &runs,
+        log_y,
     )?;
     write_atomic(&out.join("loss_curves.png"), &encode_png(&pixels, SIZE)?)?;
 
@@ -154,37 +154,83 @@ fn register_font() -> Result<()> {
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> Result<()> {
+/// Everything drawn of one run.
+struct Plotted {
+    colour: RGBColor,
+    train: Curve,
+    val: Curve,
+    /// Where the curves leave the y range after the first steps, and their highest value.
+    leaves: Option<(Point, f64)>,
+}
+
+fn fail<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+    anyhow!("cannot draw the loss curves: {e}")
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run], log_y: bool) -> Result<()> {
     register_font()?;
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("cannot draw the loss curves: {e}");
-    let curves: Vec<(Curve, Curve)> = runs.iter().map(|r| (r.smoothed(), r.val())).collect();
+    root.fill(&WHITE).map_err(fail)?;
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let max_step = runs.iter().map(|r| r.last().step).max().unwrap_or(1) as f64;
-    // The first steps' losses dwarf the rest: the y range starts after them, so the part
-    // that tells runs apart fills the plot.
-    let after_start = |p: &&(f64, f64)| p.0 > max_step * 0.05;
-    let ys: Vec<f64> = curves
+    let pooled: Vec<Curve> = runs
         .iter()
-        .flat_map(|(t, v)| t.iter().chain(v).filter(after_start).map(|p| p.1))
+        .map(|r| [curves::smoothed(&r.rows), curves::validation(&r.rows)].concat())
         .collect();
-    let (lo, hi) = ys
+    let range = if log_y {
+        YRange::log(&pooled)
+    } else {
+        YRange::robust(&pooled, max_step)
+    };
+    let plotted: Vec<Plotted> = runs
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &y| {
-            (lo.min(y), hi.max(y))
-        });
-    let pad = ((hi - lo) * 0.05).max(0.01);
-    let top = hi + pad;
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
+        .zip(&pooled)
+        .enumerate()
+        .map(|(i, (run, all))| Plotted {
+            colour: PALETTE[i % PALETTE.len()],
+            train: curves::smoothed(&run.rows),
+            val: curves::validation(&run.rows),
+            leaves: range.leaves(all, max_step),
+        })
+        .collect();
+    let mut builder = ChartBuilder::on(&plot_area);
+    builder
         .caption("Loss curves", (FONT, 30))
         .margin(20)
         .x_label_area_size(55)
-        .y_label_area_size(75)
-        .build_cartesian_2d(0f64..max_step.max(1.0), (lo - pad)..top)
-        .map_err(err)?;
+        .y_label_area_size(75);
+    let x = 0f64..max_step.max(1.0);
+    if log_y {
+        let y = (range.lo..range.hi).log_scale();
+        let mut chart = builder.build_cartesian_2d(x, y).map_err(fail)?;
+        plot(
+            &mut chart,
+            &plotted,
+            range,
+            "loss (nats per token, log scale)",
+        )?;
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d(x, range.lo..range.hi)
+            .map_err(fail)?;
+        plot(&mut chart, &plotted, range, "loss (nats per token)")?;
+    }
+    legend(&legend_area, runs, &plotted)?;
+    root.present().map_err(fail)?;
+    Ok(())
+}
+
+/// The mesh and every run's curves; a curve that leaves the range gets a triangle at the
+/// edge where it leaves.
+fn plot<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    plotted: &[Plotted],
+    range: YRange,
+    y_desc: &str,
+) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("loss (nats per token)")
+        .y_desc(y_desc)
         .label_style((FONT, 17))
         .axis_desc_style((FONT, 20))
         .light_line_style(RGBColor(235, 235, 235))
@@ -192,68 +238,94 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> Resul
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.2}"))
         .draw()
-        .map_err(err)?;
-
-    for (i, (run, (train, val))) in runs.iter().zip(&curves).enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        // Plotters pins points above the range to its edge: draw the runs of visible
-        // points instead, as separate lines.
-        for piece in train.split(|p| p.1 > top).filter(|p| !p.is_empty()) {
-            chart
-                .draw_series(LineSeries::new(
-                    piece.iter().copied(),
-                    colour.stroke_width(2),
-                ))
-                .map_err(err)?;
+        .map_err(fail)?;
+    for p in plotted {
+        let style = p.colour.stroke_width(2);
+        // Plotters pins points outside the range to its edge: draw the pieces inside it.
+        for piece in curves::pieces(&p.train, range.lo, range.hi) {
+            let line = LineSeries::new(piece.iter().copied(), style);
+            chart.draw_series(line).map_err(fail)?;
         }
-        let val: Curve = val.iter().copied().filter(|p| p.1 <= top).collect();
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(err)?
-            .label(run.label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
-            });
-        chart
-            .draw_series(DashedLineSeries::new(
-                val.iter().copied(),
-                8,
-                5,
-                colour.stroke_width(2),
-            ))
-            .map_err(err)?;
-        chart
-            .draw_series(val.iter().map(|&p| Circle::new(p, 5, colour.filled())))
-            .map_err(err)?;
+        for piece in curves::pieces(&p.val, range.lo, range.hi) {
+            let dashes = DashedLineSeries::new(piece.iter().copied(), 8, 5, style);
+            chart.draw_series(dashes).map_err(fail)?;
+            let dots = piece.iter().map(|&q| Circle::new(q, 5, p.colour.filled()));
+            chart.draw_series(dots).map_err(fail)?;
+        }
+        if let Some(((step, _), _)) = p.leaves {
+            let mark = TriangleMarker::new((step, range.hi), 9, p.colour.filled());
+            chart.draw_series([mark]).map_err(fail)?;
+        }
     }
-    // Key to the line styles, in black, after the runs.
-    chart
-        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-        .map_err(err)?
-        .label(format!("train loss (EMA, β = {SMOOTHING})"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
-    if curves.iter().any(|(_, v)| !v.is_empty()) {
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(err)?
-            .label("validation loss")
-            .legend(|(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (5, 0)], BLACK.stroke_width(2))
-                    + PathElement::new(vec![(19, 0), (24, 0)], BLACK.stroke_width(2))
-                    + Circle::new((12, 0), 4, BLACK.filled())
-            });
+    Ok(())
+}
+
+/// Wraps a label of comma-separated settings into lines of at most `width` characters.
+fn wrap(label: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for part in label.split(", ") {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 2 + part.chars().count() <= width => {
+                line.push_str(", ");
+                line.push_str(part);
+            }
+            Some(line) => {
+                line.push(',');
+                lines.push(part.to_string());
+            }
+            None => lines.push(part.to_string()),
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 17))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(160, 160, 160))
-        .margin(12)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
+    lines
+}
+
+/// The key beside the plot: each run's colour and label (wrapped), whether it leaves the
+/// plot, then the line styles.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    runs: &[Run],
+    plotted: &[Plotted],
+) -> Result<()> {
+    let text = (FONT, 16).into_font();
+    let small = (FONT, 14).into_font().color(&RGBColor(90, 90, 90));
+    let line_height = 20;
+    let mut y = 70;
+    for (run, p) in runs.iter().zip(plotted) {
+        let sample = vec![(0, y + 9), (26, y + 9)];
+        area.draw(&PathElement::new(sample, p.colour.stroke_width(3)))
+            .map_err(fail)?;
+        for line in wrap(&run.label, LEGEND_CHARS) {
+            area.draw(&Text::new(line, (34, y), text.clone()))
+                .map_err(fail)?;
+            y += line_height;
+        }
+        if let Some(((step, _), top)) = p.leaves {
+            let note = format!("▲ above the plot from step {step:.0} (up to {top:.4})");
+            area.draw(&Text::new(note, (34, y), small.clone()))
+                .map_err(fail)?;
+            y += line_height;
+        }
+        y += 8;
+    }
+    y += 12;
+    let key = vec![(0, y + 9), (26, y + 9)];
+    area.draw(&PathElement::new(key, BLACK.stroke_width(2)))
+        .map_err(fail)?;
+    let ema = format!("train loss (EMA, β = {SMOOTHING})");
+    area.draw(&Text::new(ema, (34, y), text.clone()))
+        .map_err(fail)?;
+    if plotted.iter().any(|p| !p.val.is_empty()) {
+        y += line_height + 6;
+        for dash in [(0, 8), (18, 26)] {
+            let path = vec![(dash.0, y + 9), (dash.1, y + 9)];
+            area.draw(&PathElement::new(path, BLACK.stroke_width(2)))
+                .map_err(fail)?;
+        }
+        area.draw(&Circle::new((13, y + 9), 4, BLACK.filled()))
+            .map_err(fail)?;
+        area.draw(&Text::new("validation loss", (34, y), text))
+            .map_err(fail)?;
+    }
     Ok(())
 }
 
@@ -278,8 +350,9 @@ fn summary(runs: &[Run]) -> (String, String) {
     );
     for run in runs {
         let last = run.last();
-        let train = run.smoothed().last().map_or(f64::NAN, |p| p.1);
-        let val = run.val().last().map(|p| p.1);
+        let last_finite = |c: Curve| c.into_iter().rev().map(|p| p.1).find(|y| y.is_finite());
+        let train = last_finite(curves::smoothed(&run.rows)).unwrap_or(f64::NAN);
+        let val = last_finite(curves::validation(&run.rows));
         let _ = writeln!(
             md,
             "| {} | {} | {} | {train:.4} | {} | {:.1} | {:.0} |",

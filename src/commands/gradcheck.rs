@@ -7,6 +7,7 @@ use microgpt::data::{BatchSource, Corpus};
 use microgpt::dispatch::{with_engine, EngineKind, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::gradcheck::{self, Deviation};
+use microgpt::memory::{self, Workload};
 use microgpt::rng::Rng;
 use microgpt::scalar::ScalarGpt;
 use microgpt::settings::DataSettings;
@@ -23,6 +24,10 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let model = args.model.args();
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
+    memory::check_all(
+        &cfg,
+        &Workload::gradcheck(args.dtype, args.batch_size, &corpus.tokens),
+    )?;
     let params = cfg.layout().init(&mut rng, model.init_std);
     let source = corpus.batches(args.batch_size);
     let batches: Vec<Vec<&[usize]>> = (0..args.batches).map(|step| source.batch(step)).collect();

@@ -13,6 +13,7 @@ use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::files::write_atomic;
 use microgpt::interrupt::{self, Outcome};
+use microgpt::memory::{self, Workload};
 use microgpt::metrics::{self, MetricsFile, Row};
 use microgpt::progress::Progress;
 use microgpt::rng::Rng;
@@ -45,6 +46,7 @@ impl Start {
         let corpus = Corpus::load(&settings.data, &mut rng)?;
         let cfg = settings.model.config(corpus.vocab.size());
         cfg.validate()?;
+        memory::check(&cfg, &Workload::for_run(settings, &corpus.tokens))?;
         let init = cfg.layout().init(&mut rng, settings.model.init_std);
         Ok(Start {
             corpus,

@@ -161,3 +161,4 @@ pub fn goldens() -> Vec<Golden> {
 }
 
 pub mod cli;
+pub mod deadline;
