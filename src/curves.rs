@@ -43,10 +43,16 @@ pub const START: f64 = 0.05;
 /// A run's high end is this quantile of its values, so single spikes do not count.
 pub const HIGH_QUANTILE: f64 = 0.95;
 /// A run whose high end lies more than this many times as far above the lowest loss as the
-/// typical run's is left out of the range (and marked as leaving it).
+/// lower quartile of the runs' high ends is left out of the range (and marked as leaving
+/// it). The lower quartile, so that one run of two, or two of six, can be the outliers.
 pub const OUTLIER_FACTOR: f64 = 4.0;
 
-/// The y range of a plot of `runs` (each run's curves, pooled) over steps `0..=max_step`.
+/// The most decades a log axis spans.
+const LOG_DECADES: f64 = 12.0;
+/// The largest magnitude a linear axis reaches.
+const LINEAR_LIMIT: f64 = 1e300;
+
+/// The y range of a plot.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct YRange {
     pub lo: f64,
@@ -56,7 +62,7 @@ pub struct YRange {
 impl YRange {
     /// A linear axis: from the lowest value to the highest high end (see [`HIGH_QUANTILE`])
     /// of the runs that are not outliers (see [`OUTLIER_FACTOR`]), after the first
-    /// [`START`] of the steps, padded by 5%.
+    /// [`START`] of the steps, padded by 5%. `runs` holds each run's curves, pooled.
     pub fn robust(runs: &[Vec<Point>], max_step: f64) -> YRange {
         let values: Vec<Vec<f64>> = runs
             .iter()
@@ -84,12 +90,18 @@ impl YRange {
             .flatten()
             .fold(f64::INFINITY, |a, &b| a.min(b));
         let highs: Vec<f64> = values.iter().map(|v| quantile(v, HIGH_QUANTILE)).collect();
-        let typical = quantile(&highs, 0.5) - lo;
+        let typical = quantile(&highs, 0.25) - lo;
         let hi = highs
             .iter()
             .filter(|&&h| h - lo <= OUTLIER_FACTOR * typical)
             .fold(lo, |a, &b| a.max(b));
-        let pad = ((hi - lo) * 0.05).max(0.01);
+        // Values beyond ±LINEAR_LIMIT leave the plot, so its height stays a finite number.
+        let (lo, hi) = (
+            lo.clamp(-LINEAR_LIMIT, LINEAR_LIMIT),
+            hi.clamp(-LINEAR_LIMIT, LINEAR_LIMIT),
+        );
+        // Never an empty axis, even where 0.01 is below the numbers' resolution.
+        let pad = ((hi - lo) * 0.05).max(0.01).max(hi.abs() * 1e-6);
         YRange {
             lo: lo - pad,
             hi: hi + pad,
@@ -102,30 +114,39 @@ impl YRange {
             .iter()
             .flatten()
             .map(|p| p.1)
-            .filter(|y| y.is_finite() && *y > 0.0)
+            .filter(|y| (1e-300..1e300).contains(y))
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
                 (lo.min(y), hi.max(y))
             });
         if lo > hi {
             return YRange { lo: 0.1, hi: 10.0 };
         }
-        // 5% of the axis on each side, in log space.
-        let pad = ((hi / lo).powf(0.05)).max(1.01);
+        // At most LOG_DECADES decades (higher values leave the plot), and 5% of the axis
+        // on each side, in log space.
+        let (l0, l1) = (lo.ln(), hi.ln().min(lo.ln() + LOG_DECADES * 10f64.ln()));
+        let pad = ((l1 - l0) * 0.05).max(0.01);
         YRange {
-            lo: lo / pad,
-            hi: hi * pad,
+            lo: (l0 - pad).exp(),
+            hi: (l1 + pad).exp(),
         }
     }
 
-    /// The first point after the first [`START`] of the steps above the range, with the
-    /// highest finite value after it: where and how far a curve leaves the plot.
+    /// Where a curve leaves the range, and its highest value: the first point above it
+    /// after the curve was inside it (a curve falling into the range from above has not
+    /// left it), or the first point after the first [`START`] of the steps if it is never
+    /// inside.
     pub fn leaves(&self, points: &[Point], max_step: f64) -> Option<(Point, f64)> {
-        let after = points
+        let after: Vec<Point> = points
             .iter()
-            .filter(|p| p.0 > max_step * START && p.1.is_finite());
-        let first = after.clone().find(|p| p.1 > self.hi)?;
-        let top = after.map(|p| p.1).fold(first.1, f64::max);
-        Some((*first, top))
+            .filter(|p| p.0 > max_step * START && p.1.is_finite())
+            .copied()
+            .collect();
+        let first = match after.iter().position(|p| p.1 <= self.hi) {
+            None => *after.first()?,
+            Some(inside) => *after[inside..].iter().find(|p| p.1 > self.hi)?,
+        };
+        let top = after.iter().map(|p| p.1).fold(first.1, f64::max);
+        Some((first, top))
     }
 }
 
@@ -166,6 +187,13 @@ mod tests {
     }
 
     #[test]
+    fn one_diverging_run_of_two_is_the_outlier() {
+        let runs = vec![curve(2.0), (1..=200).map(|s| (s as f64, 800.0)).collect()];
+        let r = YRange::robust(&runs, 200.0);
+        assert!(r.hi < 3.0, "{r:?}");
+    }
+
+    #[test]
     fn non_finite_values_are_gaps() {
         let rows: Vec<Row> = [1.0, f64::INFINITY, 2.0, f64::NAN, 3.0]
             .iter()
@@ -190,5 +218,30 @@ mod tests {
             YRange { lo: 0.0, hi: 1.0 }
         );
         assert!(YRange::log(&[all_bad]).lo > 0.0);
+    }
+
+    #[test]
+    fn every_range_is_finite_and_not_empty() {
+        let extremes = [
+            f64::MAX,
+            -f64::MAX,
+            1e300,
+            1e-308,
+            0.0,
+            -1.0,
+            2.0,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        for &a in &extremes {
+            for &b in &extremes {
+                let run = vec![(1.0, a), (2.0, b), (3.0, 2.5)];
+                for r in [YRange::robust(&[run.clone()], 3.0), YRange::log(&[run])] {
+                    assert!(r.lo < r.hi && (r.hi - r.lo).is_finite(), "{a} {b}: {r:?}");
+                }
+                let r = YRange::log(&[vec![(1.0, a), (2.0, b)]]);
+                assert!(r.lo > 0.0 && (r.hi / r.lo).is_finite(), "{a} {b}: {r:?}");
+            }
+        }
     }
 }

@@ -172,9 +172,14 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run], log_y: b
     root.fill(&WHITE).map_err(fail)?;
     let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let max_step = runs.iter().map(|r| r.last().step).max().unwrap_or(1) as f64;
+    // Each run's train and validation points in step order.
     let pooled: Vec<Curve> = runs
         .iter()
-        .map(|r| [curves::smoothed(&r.rows), curves::validation(&r.rows)].concat())
+        .map(|r| {
+            let mut all = [curves::smoothed(&r.rows), curves::validation(&r.rows)].concat();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            all
+        })
         .collect();
     let range = if log_y {
         YRange::log(&pooled)
@@ -300,7 +305,7 @@ fn legend<DB: DrawingBackend>(
             y += line_height;
         }
         if let Some(((step, _), top)) = p.leaves {
-            let note = format!("▲ above the plot from step {step:.0} (up to {top:.4})");
+            let note = format!("▲ above the plot from step {step:.0} (up to {top:.2})");
             area.draw(&Text::new(note, (34, y), small.clone()))
                 .map_err(fail)?;
             y += line_height;
@@ -388,5 +393,24 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn long_labels_wrap_at_setting_boundaries() {
+        let label = "grad_clip=1.0, init_std=0.02, lr=0.001, lr_schedule=cosine, n_embd=512";
+        let lines = wrap(label, 38);
+        assert_eq!(
+            lines,
+            [
+                "grad_clip=1.0, init_std=0.02, lr=0.001,",
+                "lr_schedule=cosine, n_embd=512"
+            ]
+        );
+        assert_eq!(wrap("run_a", 38), ["run_a"]);
     }
 }

@@ -1,0 +1,97 @@
+//! How each flag's value is parsed and checked: every refusal is a message of the flag's
+//! own, negative numbers included.
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
+use microgpt::settings;
+use std::path::PathBuf;
+
+/// A path that must be UTF-8 because config.json records it as text. Any other path is
+/// refused naming it (lossily), rather than failing later without saying which.
+#[derive(Clone)]
+pub struct Utf8Path;
+
+impl TypedValueParser for Utf8Path {
+    type Value = PathBuf;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<PathBuf, clap::Error> {
+        match value.to_str() {
+            Some(text) => Ok(PathBuf::from(text)),
+            None => {
+                let flag = arg.and_then(|a| a.get_long()).unwrap_or("path");
+                let message = format!(
+                    "the path {} given to --{flag} is not valid UTF-8, which config.json cannot record: rename it\n",
+                    std::path::Path::new(value).display()
+                );
+                Err(clap::Error::raw(ErrorKind::InvalidUtf8, message).with_cmd(cmd))
+            }
+        }
+    }
+}
+
+/// Parses one of `T`'s names; `--help` lists them.
+pub fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|c| c.name())).map(|name| {
+        *T::ALL
+            .iter()
+            .find(|c| c.name() == name)
+            .expect("a listed name")
+    })
+}
+
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match whole::<usize>(s) {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) if is_negative(s) => Err("must be at least 1".into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A whole number of 0 or more; a negative one is refused as such, not as a bad digit.
+pub fn whole<T: std::str::FromStr<Err = std::num::ParseIntError>>(s: &str) -> Result<T, String> {
+    s.parse::<T>().map_err(|e| {
+        if is_negative(s) {
+            "must be 0 or more".into()
+        } else {
+            e.to_string()
+        }
+    })
+}
+
+fn is_negative(s: &str) -> bool {
+    s.parse::<f64>().is_ok_and(|x| x < 0.0)
+}
+
+pub fn size(s: &str) -> Result<u64, String> {
+    microgpt::memory::parse_size(s).map_err(|e| e.to_string())
+}
+
+pub fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        Ok(_) => Err("must be a positive number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+        Ok(_) => Err("must be a non-negative number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        Ok(_) => Err("must be in [0, 1)".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
