@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(pieces(&train, r.lo, r.hi).len(), 3);
         let all_bad = vec![(1.0, f64::NAN), (2.0, f64::INFINITY)];
         assert_eq!(
-            YRange::robust(&[all_bad.clone()], 2.0),
+            YRange::robust(std::slice::from_ref(&all_bad), 2.0),
             YRange { lo: 0.0, hi: 1.0 }
         );
         assert!(YRange::log(&[all_bad]).lo > 0.0);
@@ -236,7 +236,10 @@ mod tests {
         for &a in &extremes {
             for &b in &extremes {
                 let run = vec![(1.0, a), (2.0, b), (3.0, 2.5)];
-                for r in [YRange::robust(&[run.clone()], 3.0), YRange::log(&[run])] {
+                for r in [
+                    YRange::robust(std::slice::from_ref(&run), 3.0),
+                    YRange::log(&[run]),
+                ] {
                     assert!(r.lo < r.hi && (r.hi - r.lo).is_finite(), "{a} {b}: {r:?}");
                 }
                 let r = YRange::log(&[vec![(1.0, a), (2.0, b)]]);
