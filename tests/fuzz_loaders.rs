@@ -286,3 +286,50 @@ fn report(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
+
+/// The numbers that would have made the loaders allocate or loop without end, set on
+/// purpose: a checkpoint whose config claims 2^64 layers, a config.json with 2^64 documents.
+#[test]
+fn absurd_numbers_in_a_run_directory_are_errors() {
+    let dir = tmp("fuzz_absurd");
+    let files = fresh_run(&dir);
+    let run = dir.join("absurd");
+    let write = |edit: &dyn Fn(&str, &[u8]) -> Vec<u8>| {
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::create_dir_all(&run).unwrap();
+        for (name, bytes) in &files {
+            std::fs::write(run.join(name), edit(name, bytes)).unwrap();
+        }
+    };
+    write(&|name, bytes| {
+        if name != "model.safetensors" {
+            return bytes.to_vec();
+        }
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let config = &mut header["__metadata__"]["config"];
+        let mut model: Value = serde_json::from_str(config.as_str().unwrap()).unwrap();
+        model["n_layer"] = u64::MAX.into();
+        *config = Value::String(model.to_string());
+        let header = serde_json::to_vec(&header).unwrap();
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&bytes[8 + n..]);
+        out
+    });
+    let err = fails(&["sample", "--run", s(&run)]);
+    assert!(err.contains("more parameters than the file holds"), "{err}");
+
+    write(&|name, bytes| {
+        if name != "config.json" {
+            return bytes.to_vec();
+        }
+        let mut config: Value = serde_json::from_slice(bytes).unwrap();
+        config["num_docs"] = u64::MAX.into();
+        serde_json::to_vec(&config).unwrap()
+    });
+    let err = fails(&["sample", "--run", s(&run)]);
+    assert!(err.contains("is more than any dataset holds"), "{err}");
+    let err = fails(&["train", "--resume", s(&run), "--steps", "6"]);
+    assert!(err.contains("documents"), "{err}");
+}
