@@ -172,29 +172,31 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run], log_y: b
     root.fill(&WHITE).map_err(fail)?;
     let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let max_step = runs.iter().map(|r| r.last().step).max().unwrap_or(1) as f64;
-    // Each run's train and validation points in step order.
-    let pooled: Vec<Curve> = runs
+    let series: Vec<(Curve, Curve)> = runs
         .iter()
-        .map(|r| {
-            let mut all = [curves::smoothed(&r.rows), curves::validation(&r.rows)].concat();
-            all.sort_by(|a, b| a.0.total_cmp(&b.0));
-            all
-        })
+        .map(|r| (curves::smoothed(&r.rows), curves::validation(&r.rows)))
         .collect();
+    let pooled: Vec<Curve> = series.iter().map(|(t, v)| [&t[..], v].concat()).collect();
     let range = if log_y {
         YRange::log(&pooled)
     } else {
         YRange::robust(&pooled, max_step)
     };
-    let plotted: Vec<Plotted> = runs
-        .iter()
-        .zip(&pooled)
+    let plotted: Vec<Plotted> = series
+        .into_iter()
         .enumerate()
-        .map(|(i, (run, all))| Plotted {
-            colour: PALETTE[i % PALETTE.len()],
-            train: curves::smoothed(&run.rows),
-            val: curves::validation(&run.rows),
-            leaves: range.leaves(all, max_step),
+        .map(|(i, (train, val))| {
+            // Each curve on its own: the earliest that leaves, and the highest point.
+            let leaves = [range.leaves(&train, max_step), range.leaves(&val, max_step)]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| (if a.0 .0 <= b.0 .0 { a.0 } else { b.0 }, a.1.max(b.1)));
+            Plotted {
+                colour: PALETTE[i % PALETTE.len()],
+                train,
+                val,
+                leaves,
+            }
         })
         .collect();
     let mut builder = ChartBuilder::on(&plot_area);
