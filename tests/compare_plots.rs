@@ -91,10 +91,8 @@ fn a_diverging_run_leaves_the_range_and_is_marked() {
 
     let svg = compare(&paths, &dir.join("linear"), &[]);
     let ticks = y_ticks(&svg);
-    assert!(
-        !ticks.is_empty() && ticks.iter().all(|&y| y < 3.5),
-        "{ticks:?}"
-    );
+    // The main axis ticks every 0.1 between 2 and 3 (the overview's are decades).
+    assert!(ticks.iter().filter(|&&y| y < 3.5).count() >= 8, "{ticks:?}");
     assert_eq!(
         svg.matches("above the plot").count(),
         1,
