@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use microgpt::config::{Activation, ModelConfig};
-use microgpt::data::{BatchSource, Corpus};
+use microgpt::data::Corpus;
 use microgpt::engine::Engine;
 use microgpt::optim::LrSchedule;
 use microgpt::rng::Rng;
@@ -23,7 +23,7 @@ fn corpus() -> (Corpus, Rng) {
         seed: 42,
         val_frac: 0.0,
     };
-    let corpus = Corpus::load(&data, &mut rng)
+    let corpus = Corpus::load(&data, 16, &mut rng)
         .unwrap_or_else(|e| panic!("benchmarks need {}: {e:#}", path.display()));
     (corpus, rng)
 }
@@ -55,7 +55,7 @@ fn bench_steps<E: Engine>(
     settings.schedule.lr_schedule = LrSchedule::Constant;
     settings.optimizer.lr = 1e-3;
     let mut trainer = Trainer::new(engine, &settings);
-    let source = corpus.batches(batch_size);
+    let source = corpus.batches(batch_size, 16, 42);
     c.benchmark_group(group)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))

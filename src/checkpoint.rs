@@ -47,9 +47,13 @@ pub struct RunConfig {
     pub dataset: PathBuf,
     /// The characters in id order.
     pub vocab: String,
+    /// Documents (lines mode; 0 for a stream): the shuffle drew this many.
     pub num_docs: usize,
     pub num_train_docs: usize,
     pub num_val_docs: usize,
+    /// Characters of the training and validation parts.
+    pub num_train_chars: usize,
+    pub num_val_chars: usize,
     pub num_params: usize,
 }
 

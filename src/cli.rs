@@ -5,7 +5,6 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use microgpt::config::Activation;
-use microgpt::dispatch::EngineKind;
 use microgpt::dtype::Dtype;
 use microgpt::optim::LrSchedule;
 use microgpt::settings::*;
@@ -204,6 +203,10 @@ pub struct TrainArgs {
     /// Record the validation loss every N steps (0: only at the last step).
     #[arg(long, default_value_t = d().evaluation.eval_every, value_parser = whole::<usize>, value_name = "N")]
     pub eval_every: usize,
+    /// Stream mode: validate on at most N evenly spaced windows of the held-out text
+    /// (0: all).
+    #[arg(long, default_value_t = d().evaluation.eval_windows, value_name = "N")]
+    pub eval_windows: usize,
     /// Sampling temperature after training.
     #[arg(long, default_value_t = d().sampling.temperature, value_parser = positive)]
     pub temperature: f64,
@@ -268,6 +271,7 @@ impl TrainArgs {
             },
             evaluation: EvalSettings {
                 eval_every: self.eval_every,
+                eval_windows: self.eval_windows,
             },
             sampling: SamplingSettings {
                 temperature: self.temperature,
@@ -304,9 +308,12 @@ pub struct SampleArgs {
     /// Seed a fresh RNG [default: continue the run's own stream, as train's samples did].
     #[arg(long, value_parser = whole::<u64>)]
     pub seed: Option<u64>,
-    /// Start every sample with this text.
+    /// Start every sample with this text (stream runs: continue it; default a newline).
     #[arg(long, default_value = "")]
     pub prompt: String,
+    /// Stream runs: characters to generate after the prompt [default: 300].
+    #[arg(long, value_parser = at_least_one, value_name = "N")]
+    pub max_new_tokens: Option<usize>,
     /// Compare these temperatures (mission B): writes DIR/temperatures.md and .json.
     #[arg(long, value_delimiter = ',', value_parser = positive)]
     pub temperatures: Option<Vec<f64>>,

@@ -1,5 +1,5 @@
-//! Model configuration, its validation, and the flat parameter layout (SPEC §2) that every
-//! engine, the optimizer and the checkpoint share.
+//! Model configuration, its validation, and the flat parameter layout (docs/SPEC.md §2) that
+//! every engine, the optimizer and the checkpoint share.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +51,7 @@ impl Activation {
     }
 }
 
-impl crate::settings::Choice for Activation {
+impl crate::choice::Choice for Activation {
     const ALL: &'static [Self] = &[Activation::Relu, Activation::Gelu, Activation::Relu2];
     fn name(self) -> &'static str {
         match self {
@@ -64,7 +64,7 @@ impl crate::settings::Choice for Activation {
 
 impl std::fmt::Display for Activation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(crate::settings::Choice::name(*self))
+        f.write_str(crate::choice::Choice::name(*self))
     }
 }
 

@@ -3,8 +3,8 @@
 //! shuffled [`Corpus`], its train/validation split, and the sequences each step trains on.
 
 use crate::config::ParamLayout;
-use crate::rng::Rng;
-use crate::settings::DataSettings;
+use crate::rng::{splitmix64, Rng};
+use crate::settings::{DataMode, DataSettings};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -16,58 +16,158 @@ pub fn predictions(len: usize, block_size: usize) -> usize {
     block_size.min(len - 1)
 }
 
-/// The shuffled documents, their vocabulary and encodings, and the train/validation split.
+/// A dataset ready to train on: its vocabulary and its tokens, split into training and
+/// validation parts.
 pub struct Corpus {
     pub path: PathBuf,
-    pub docs: Vec<String>,
     pub vocab: Vocab,
-    pub tokens: Vec<Vec<usize>>,
-    /// The first `n_train` documents train; the rest validate.
-    pub n_train: usize,
+    pub text: Text,
+}
+
+/// The tokens of a corpus in its data mode.
+pub enum Text {
+    /// The shuffled documents, each encoded as `[BOS] + ids + [BOS]`; the first `n_train`
+    /// train, the rest validate.
+    Lines {
+        docs: Vec<String>,
+        tokens: Vec<Vec<usize>>,
+        n_train: usize,
+    },
+    /// The whole text as one sequence of ids (no BOS); the first `n_train` train, the rest
+    /// (a contiguous tail) validates.
+    Stream { tokens: Vec<usize>, n_train: usize },
 }
 
 impl Corpus {
-    /// Reads the dataset and shuffles it with `rng`, the first draws of the stream.
-    pub fn load(settings: &DataSettings, rng: &mut Rng) -> Result<Self> {
-        if settings.data == crate::settings::DataMode::Stream {
-            bail!("--data stream is not built yet");
-        }
+    /// Reads the dataset in `settings.data` mode. Lines are shuffled with `rng`, the first
+    /// draws of the stream; a stream draws nothing.
+    pub fn load(settings: &DataSettings, block_size: usize, rng: &mut Rng) -> Result<Self> {
         let url = std::env::var("MICROGPT_DATA_URL").unwrap_or_else(|_| NAMES_URL.into());
         let path = resolve_input(settings.input.as_deref(), &url)?;
-        let mut docs = read_docs(&path)?;
-        rng.shuffle(&mut docs);
-        let vocab = Vocab::from_docs(&docs);
-        let tokens = docs.iter().map(|d| vocab.encode_doc(d)).collect();
-        let n_train = train_split(docs.len(), settings.val_frac)?;
-        Ok(Corpus {
-            path,
-            docs,
-            vocab,
-            tokens,
-            n_train,
-        })
+        let (vocab, text) = match settings.data {
+            DataMode::Lines => {
+                let mut docs = read_docs(&path)?;
+                rng.shuffle(&mut docs);
+                let vocab = Vocab::from_docs(&docs);
+                let tokens = docs.iter().map(|d| vocab.encode_doc(d)).collect();
+                let n_train = train_split(docs.len(), settings.val_frac)?;
+                let text = Text::Lines {
+                    docs,
+                    tokens,
+                    n_train,
+                };
+                (vocab, text)
+            }
+            DataMode::Stream => {
+                let text = read_text(&path)?;
+                let vocab = Vocab::from_docs(std::slice::from_ref(&text));
+                let tokens = vocab.encode_text(&text);
+                let n_train = stream_split(tokens.len(), settings.val_frac, block_size, &path)?;
+                (vocab, Text::Stream { tokens, n_train })
+            }
+        };
+        Ok(Corpus { path, vocab, text })
     }
 
-    /// The training batches, `batch_size` documents a step.
-    pub fn batches(&self, batch_size: usize) -> DocBatches<'_> {
-        DocBatches {
-            docs: &self.tokens[..self.n_train],
-            batch_size,
+    /// Documents (lines) in the dataset; 0 for a stream. The shuffle drew this many.
+    pub fn num_docs(&self) -> usize {
+        match &self.text {
+            Text::Lines { docs, .. } => docs.len(),
+            Text::Stream { .. } => 0,
         }
     }
 
-    /// The validation documents.
-    pub fn val_sequences(&self) -> Vec<&[usize]> {
-        self.tokens[self.n_train..]
-            .iter()
-            .map(Vec::as_slice)
-            .collect()
+    /// Tokens in the training and validation parts (a document's: its characters).
+    pub fn split_sizes(&self) -> (usize, usize) {
+        match &self.text {
+            Text::Lines { docs, n_train, .. } => {
+                let chars = |d: &[String]| d.iter().map(|d| d.chars().count()).sum();
+                (chars(&docs[..*n_train]), chars(&docs[*n_train..]))
+            }
+            Text::Stream { tokens, n_train } => (*n_train, tokens.len() - n_train),
+        }
     }
 
-    /// The training documents as text.
-    pub fn train_docs(&self) -> &[String] {
-        &self.docs[..self.n_train]
+    /// The training batches: `batch_size` documents a step in order (lines), or
+    /// `batch_size` windows of `block_size + 1` tokens at positions drawn from `seed` and
+    /// the step alone (stream), so a resumed run draws the same ones.
+    pub fn batches(
+        &self,
+        batch_size: usize,
+        block_size: usize,
+        seed: u64,
+    ) -> Box<dyn BatchSource<'_> + '_> {
+        match &self.text {
+            Text::Lines {
+                tokens, n_train, ..
+            } => Box::new(DocBatches {
+                docs: &tokens[..*n_train],
+                batch_size,
+            }),
+            Text::Stream { tokens, n_train } => Box::new(WindowBatches {
+                tokens: &tokens[..*n_train],
+                window: block_size + 1,
+                batch_size,
+                seed,
+            }),
+        }
     }
+
+    /// The validation sequences: every held-out document (lines), or the non-overlapping
+    /// windows of `block_size + 1` tokens of the held-out text, each predicting
+    /// `block_size` tokens — at most `max_windows` of them, evenly spaced (0: all).
+    pub fn val_sequences(&self, block_size: usize, max_windows: usize) -> Vec<&[usize]> {
+        match &self.text {
+            Text::Lines {
+                tokens, n_train, ..
+            } => tokens[*n_train..].iter().map(Vec::as_slice).collect(),
+            Text::Stream { tokens, n_train } => {
+                let val = &tokens[*n_train..];
+                let count = val.len().saturating_sub(1) / block_size;
+                let take = if max_windows == 0 {
+                    count
+                } else {
+                    count.min(max_windows)
+                };
+                (0..take)
+                    .map(|i| {
+                        let start = i * count / take * block_size;
+                        &val[start..start + block_size + 1]
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The training text as the strings samples are checked against: its documents
+    /// (lines), or the training part of the text (stream).
+    pub fn train_texts(&self) -> Vec<String> {
+        match &self.text {
+            Text::Lines { docs, n_train, .. } => docs[..*n_train].to_vec(),
+            Text::Stream { tokens, n_train } => vec![self.vocab.decode(&tokens[..*n_train])],
+        }
+    }
+}
+
+/// How many of `len` stream tokens train: all but the last `val_frac`; each part must hold
+/// at least one window of `block_size + 1` tokens.
+fn stream_split(len: usize, val_frac: f64, block_size: usize, path: &Path) -> Result<usize> {
+    let n_val = (len as f64 * val_frac).round() as usize;
+    let n_train = len - n_val;
+    let window = block_size + 1;
+    if n_train < window {
+        bail!(
+            "{}: the training part has {n_train} characters, fewer than block_size + 1 = {window}",
+            path.display()
+        );
+    }
+    if val_frac > 0.0 && n_val < window {
+        bail!(
+            "{}: the validation part (--val-frac {val_frac}) has {n_val} characters, fewer than block_size + 1 = {window}",
+            path.display()
+        );
+    }
+    Ok(n_train)
 }
 
 /// How many of `num_docs` shuffled documents train: the last `val_frac` of them (at least
@@ -84,21 +184,21 @@ pub fn train_split(num_docs: usize, val_frac: f64) -> Result<usize> {
     Ok(num_docs - n_val)
 }
 
-/// The run's RNG after the shuffle and the weight init, rebuilt without the dataset: the
-/// shuffle's draws depend only on the number of documents. Training draws nothing, so
-/// this is the stream the run's own samples come from.
-pub fn rng_after_init(seed: u64, num_docs: usize, layout: &ParamLayout, init_std: f64) -> Rng {
+/// The run's RNG after the shuffle of `shuffled` documents and the weight init, rebuilt
+/// without the dataset: the shuffle's draws depend only on the count. Training draws
+/// nothing from it, so this is the stream the run's own samples come from.
+pub fn rng_after_init(seed: u64, shuffled: usize, layout: &ParamLayout, init_std: f64) -> Rng {
     let mut rng = Rng::new(seed);
-    rng.shuffle(&mut vec![(); num_docs]);
+    rng.shuffle(&mut vec![(); shuffled]);
     layout.init(&mut rng, init_std);
     rng
 }
 
 /// Where each training step's sequences come from.
-pub trait BatchSource {
+pub trait BatchSource<'a> {
     /// The sequences of 0-based `step`: token ids, each predicting
     /// [`predictions`]`(len, block_size)` positions.
-    fn batch(&self, step: usize) -> Vec<&[usize]>;
+    fn batch(&self, step: usize) -> Vec<&'a [usize]>;
 }
 
 /// One document per line: step `s` takes documents `s*B .. s*B+B-1`, cyclically (the
@@ -108,10 +208,33 @@ pub struct DocBatches<'a> {
     batch_size: usize,
 }
 
-impl BatchSource for DocBatches<'_> {
-    fn batch(&self, step: usize) -> Vec<&[usize]> {
+impl<'a> BatchSource<'a> for DocBatches<'a> {
+    fn batch(&self, step: usize) -> Vec<&'a [usize]> {
         (0..self.batch_size)
             .map(|b| self.docs[(step * self.batch_size + b) % self.docs.len()].as_slice())
+            .collect()
+    }
+}
+
+/// Random windows of one text: window `b` of step `s` starts at `splitmix64` of the seed
+/// and `s*B + b`, reduced to the valid starts (the modulo bias is below 1e-12 for texts
+/// under a terabyte). A pure function of the step: no state to save or resume.
+pub struct WindowBatches<'a> {
+    tokens: &'a [usize],
+    window: usize,
+    batch_size: usize,
+    seed: u64,
+}
+
+impl<'a> BatchSource<'a> for WindowBatches<'a> {
+    fn batch(&self, step: usize) -> Vec<&'a [usize]> {
+        let starts = (self.tokens.len() - self.window + 1) as u64;
+        (0..self.batch_size)
+            .map(|b| {
+                let draw = (step * self.batch_size + b) as u64;
+                let start = (splitmix64(self.seed ^ splitmix64(draw)) % starts) as usize;
+                &self.tokens[start..start + self.window]
+            })
             .collect()
     }
 }
@@ -139,7 +262,7 @@ fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// Reads a UTF-8 text file of documents (see [`read_text`]); a blank file is an error.
+/// Reads a UTF-8 text file of documents, one per line (see [`read_text`]).
 pub fn read_docs(path: &Path) -> Result<Vec<String>> {
     let docs = parse_docs(&read_text(path)?);
     if docs.is_empty() {
@@ -155,9 +278,10 @@ pub fn read_docs(path: &Path) -> Result<Vec<String>> {
 /// (`/dev/zero`), are an error once this much is read.
 pub const MAX_INPUT_BYTES: u64 = 1 << 30;
 
-/// Reads a dataset as UTF-8 text, without a leading byte-order mark. It reads the stream,
-/// not the file's size, so pipes (`--input <(zcat names.gz)`) work; it stops with an error
-/// past [`MAX_INPUT_BYTES`], and at the first invalid UTF-8 as soon as it is read.
+/// Reads a dataset as UTF-8 text, without a leading byte-order mark; an unreadable,
+/// non-UTF-8 or blank file is an error. It reads the stream, not the file's size, so pipes
+/// (`--input <(zcat names.gz)`) work; it stops with an error past [`MAX_INPUT_BYTES`], and
+/// at the first invalid UTF-8 as soon as it is read.
 pub fn read_text(path: &Path) -> Result<String> {
     let context = || format!("cannot read dataset {}", path.display());
     let mut reader = std::fs::File::open(path)
@@ -190,6 +314,12 @@ pub fn read_text(path: &Path) -> Result<String> {
     // A byte-order mark is an encoding marker some editors write, not text.
     if text.starts_with(BOM) {
         text.drain(..BOM.len_utf8());
+    }
+    if text.trim_matches(is_python_space).is_empty() {
+        bail!(
+            "dataset {} has no text (it is empty or all whitespace)",
+            path.display()
+        );
     }
     Ok(text)
 }
@@ -319,6 +449,14 @@ impl Vocab {
         }));
         tokens.push(self.bos());
         tokens
+    }
+
+    /// The ids of a text whose characters are all in the vocabulary (the one it was built
+    /// from).
+    pub fn encode_text(&self, text: &str) -> Vec<usize> {
+        text.chars()
+            .map(|c| self.id(c).expect("text character outside its vocabulary"))
+            .collect()
     }
 
     /// Ids of a user-supplied prompt; characters outside the vocabulary are an error naming them.

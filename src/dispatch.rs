@@ -1,40 +1,13 @@
 //! Runs code on the engine a run asked for: [`EngineKind`] names it, [`with_engine`] builds
-//! it from the parameters and hands it over with its concrete type.
+//! it from the parameters and hands it over with its concrete type. The engine modules
+//! meet only here.
 
 use crate::config::ModelConfig;
 use crate::dtype::Dtype;
 use crate::engine::Engine;
 use crate::scalar::ScalarGpt;
-use crate::settings::Choice;
+use crate::settings::EngineKind;
 use crate::tensor::TensorGpt;
-use serde::{Deserialize, Serialize};
-
-/// Which engine runs the model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    /// Batched GEMMs on flat buffers, f32 or f64: the fast one.
-    #[default]
-    Tensor,
-    /// The bit-exact scalar autograd reference (slow; f64 only).
-    Scalar,
-}
-
-impl std::fmt::Display for EngineKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Choice for EngineKind {
-    const ALL: &'static [Self] = &[EngineKind::Tensor, EngineKind::Scalar];
-    fn name(self) -> &'static str {
-        match self {
-            EngineKind::Tensor => "tensor",
-            EngineKind::Scalar => "scalar",
-        }
-    }
-}
 
 /// Code that runs on whichever engine a run asked for: [`with_engine`] builds it and hands
 /// it over with its concrete type, so generic code needs no trait objects.

@@ -11,7 +11,7 @@ pub enum Dtype {
     F64,
 }
 
-impl crate::settings::Choice for Dtype {
+impl crate::choice::Choice for Dtype {
     const ALL: &'static [Self] = &[Dtype::F32, Dtype::F64];
     fn name(self) -> &'static str {
         match self {
@@ -23,7 +23,7 @@ impl crate::settings::Choice for Dtype {
 
 impl std::fmt::Display for Dtype {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(crate::settings::Choice::name(*self))
+        f.write_str(crate::choice::Choice::name(*self))
     }
 }
 

@@ -3,11 +3,9 @@
 //! The command line (`src/main.rs`, `src/cli.rs`, `src/commands/`) is built on this library;
 //! the library knows nothing of it.
 
-// Links the system OpenBLAS that ndarray's GEMMs call.
-#[cfg(feature = "openblas")]
-extern crate blas_src;
-
+pub mod blas;
 pub mod checkpoint;
+pub mod choice;
 pub mod config;
 pub mod curves;
 pub mod data;

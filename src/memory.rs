@@ -9,9 +9,9 @@
 //! graph (`scalar.rs`). Fixed costs (the dataset, the program) are left out.
 
 use crate::config::ModelConfig;
-use crate::dispatch::EngineKind;
+use crate::data::{Corpus, Text};
 use crate::dtype::Dtype;
-use crate::settings::RunSettings;
+use crate::settings::{EngineKind, RunSettings};
 use anyhow::{bail, Context, Result};
 use std::ops::{Add, Mul};
 
@@ -52,34 +52,40 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Training `batch_size` of `sequences` (token ids) at a time.
+    /// Training `batch_size` sequences at a time of which the longest has `longest_tokens`.
     pub fn train(
         engine: EngineKind,
         dtype: Dtype,
         batch_size: usize,
-        sequences: &[Vec<usize>],
+        longest_tokens: usize,
     ) -> Self {
-        let longest = sequences.iter().map(Vec::len).max().unwrap_or(0);
         Workload {
             engine,
             dtype,
             sequences: batch_size,
-            positions: longest.saturating_sub(1),
+            positions: longest_tokens.saturating_sub(1),
             training: true,
         }
     }
 
-    /// A run's training on `sequences`.
-    pub fn for_run(settings: &RunSettings, sequences: &[Vec<usize>]) -> Self {
+    /// A run's training on `corpus`.
+    pub fn for_run(settings: &RunSettings, corpus: &Corpus) -> Self {
         let s = &settings.system;
-        Workload::train(s.engine, s.dtype, settings.schedule.batch_size, sequences)
+        let longest = longest(corpus, settings.model.block_size);
+        Workload::train(s.engine, s.dtype, settings.schedule.batch_size, longest)
     }
 
-    /// Gradcheck's two engines on batches of `batch_size` of `sequences`.
-    pub fn gradcheck(dtype: Dtype, batch_size: usize, sequences: &[Vec<usize>]) -> [Self; 2] {
+    /// Gradcheck's two engines on batches of `batch_size` from `corpus`.
+    pub fn gradcheck(
+        dtype: Dtype,
+        batch_size: usize,
+        corpus: &Corpus,
+        block_size: usize,
+    ) -> [Self; 2] {
+        let longest = longest(corpus, block_size);
         [
-            Workload::train(EngineKind::Tensor, dtype, batch_size, sequences),
-            Workload::train(EngineKind::Scalar, Dtype::F64, batch_size, sequences),
+            Workload::train(EngineKind::Tensor, dtype, batch_size, longest),
+            Workload::train(EngineKind::Scalar, Dtype::F64, batch_size, longest),
         ]
     }
 
@@ -92,6 +98,15 @@ impl Workload {
             positions: cfg.block_size,
             training: false,
         }
+    }
+}
+
+/// Tokens of the longest sequence a step of `corpus` trains on: its longest document, or a
+/// stream's window of `block_size + 1`.
+fn longest(corpus: &Corpus, block_size: usize) -> usize {
+    match &corpus.text {
+        Text::Lines { tokens, .. } => tokens.iter().map(Vec::len).max().unwrap_or(0),
+        Text::Stream { .. } => block_size.saturating_add(1),
     }
 }
 
@@ -357,7 +372,7 @@ mod tests {
 
     #[test]
     fn absurd_configs_are_errors_not_overflows() {
-        let w = Workload::train(EngineKind::Tensor, Dtype::F64, 1, &[vec![0; 10]]);
+        let w = Workload::train(EngineKind::Tensor, Dtype::F64, 1, 10);
         for c in [
             cfg(usize::MAX, 1, 16),
             cfg(16, usize::MAX, 16),
@@ -373,7 +388,7 @@ mod tests {
             err.contains("n_embd 100000") && err.contains("TiB"),
             "{err}"
         );
-        let scalar = Workload::train(EngineKind::Scalar, Dtype::F64, 1_000_000, &[vec![0; 16]]);
+        let scalar = Workload::train(EngineKind::Scalar, Dtype::F64, 1_000_000, 16);
         let err = check_within(&cfg(16, 1, 16), &[scalar], None)
             .unwrap_err()
             .to_string();
@@ -387,7 +402,7 @@ mod tests {
             ..cfg(16, 1, 16)
         };
         for engine in [EngineKind::Tensor, EngineKind::Scalar] {
-            let w = Workload::train(engine, Dtype::F64, 1, &[vec![0; 16]]);
+            let w = Workload::train(engine, Dtype::F64, 1, 16);
             let bytes = check_within(&c, &[w], Some((64 << 20, "test"))).unwrap();
             assert!(bytes > 100_000, "{engine}: {bytes}");
         }

@@ -37,7 +37,7 @@ pub enum LrSchedule {
     Constant,
 }
 
-impl crate::settings::Choice for LrSchedule {
+impl crate::choice::Choice for LrSchedule {
     const ALL: &'static [Self] = &[LrSchedule::Linear, LrSchedule::Cosine, LrSchedule::Constant];
     fn name(self) -> &'static str {
         match self {
@@ -50,7 +50,7 @@ impl crate::settings::Choice for LrSchedule {
 
 impl std::fmt::Display for LrSchedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(crate::settings::Choice::name(*self))
+        f.write_str(crate::choice::Choice::name(*self))
     }
 }
 

@@ -1,7 +1,8 @@
-//! CPython's `random.Random`, exactly (SPEC §5): MT19937 seeded like `random.seed(int)`,
-//! `random()`, `gauss()` with its cached second value, `getrandbits`, `randbelow`, `shuffle`
-//! and single-draw weighted `choices`. Every draw consumes the stream in the same order as
-//! CPython, so a seed gives the original program's shuffle, weights and samples.
+//! CPython's `random.Random`, exactly (docs/SPEC.md §5): MT19937 seeded like
+//! `random.seed(int)`, `random()`, `gauss()` with its cached second value, `getrandbits`,
+//! `randbelow`, `shuffle` and single-draw weighted `choices`. Every draw consumes the stream
+//! in the same order as CPython, so a seed gives the original program's shuffle, weights and
+//! samples.
 
 const N: usize = 624;
 const M: usize = 397;
@@ -169,4 +170,13 @@ impl Rng {
         }
         hi
     }
+}
+
+/// SplitMix64's output function: a cheap, well-mixed hash of `x`, for draws that must be a
+/// pure function of their index (stream windows) rather than a position in a stream.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

@@ -1,6 +1,8 @@
-//! Temperature sampling (SPEC §4): `softmax(logits / T)` with the original's arithmetic,
-//! then one weighted draw from CPython's `choices`.
+//! Temperature sampling (docs/SPEC.md §4): `softmax(logits / T)` with the original's
+//! arithmetic, then one weighted draw from CPython's `choices` — names framed by BOS
+//! (lines), or continuations of a text that slide past the block (stream).
 
+use crate::data::Vocab;
 use crate::engine::Engine;
 use crate::pymath::pow;
 use crate::rng::Rng;
@@ -55,6 +57,75 @@ pub fn generate<E: Engine>(
         out.push(token);
     }
     out
+}
+
+/// Characters a stream continuation has unless asked otherwise (`train`'s sample at the
+/// end of a stream run, `sample --max-new-tokens`).
+pub const STREAM_CHARS: usize = 300;
+
+/// The ids of a stream continuation's `prompt`: its characters must be in the vocabulary,
+/// and an empty prompt starts from a newline (nanoGPT's default start) when the text has
+/// one.
+pub fn stream_prompt(vocab: &Vocab, prompt: &str) -> anyhow::Result<Vec<usize>> {
+    if prompt.is_empty() {
+        return match vocab.id('\n') {
+            Some(id) => Ok(vec![id]),
+            None => {
+                anyhow::bail!("the text has no newline to start a sample from: give --prompt TEXT")
+            }
+        };
+    }
+    vocab.encode_prompt(prompt)
+}
+
+/// A continuation of a stream: feeds `prompt` (at least one token), then draws
+/// `max_new` tokens, never BOS (a stream has none). The context is the last `block_size`
+/// tokens, as nanoGPT crops it: while the sequence fits the block the key/value cache
+/// grows, after that every token re-reads the window. Returns the new tokens and their
+/// negative log-likelihood under the model at temperature 1 (nats, summed).
+pub fn continue_text<E: Engine>(
+    engine: &mut E,
+    rng: &mut Rng,
+    prompt: &[usize],
+    max_new: usize,
+    temperature: f64,
+) -> (Vec<usize>, f64) {
+    assert!(!prompt.is_empty(), "a continuation needs a prompt");
+    let cfg = engine.config();
+    let (vocab_size, block_size) = (cfg.vocab_size, cfg.block_size);
+    let bos = vocab_size - 1;
+    let mut logits = vec![0.0; vocab_size];
+    let mut probs = vec![0.0; vocab_size];
+    let mut seq = prompt.to_vec();
+    let mut nll = 0.0;
+    feed_window(engine, &seq, block_size, &mut logits);
+    for i in 0..max_new {
+        probs_at_temperature(&logits, temperature, &mut probs);
+        probs[bos] = 0.0;
+        let token = rng.choice_weighted(&probs);
+        probs_at_temperature(&logits, 1.0, &mut probs);
+        nll -= probs[token].ln();
+        seq.push(token);
+        if i + 1 == max_new {
+            break;
+        }
+        if seq.len() <= block_size {
+            engine.decode(token, seq.len() - 1, &mut logits);
+        } else {
+            feed_window(engine, &seq, block_size, &mut logits);
+        }
+    }
+    (seq.split_off(prompt.len()), nll)
+}
+
+/// Decodes the last `block_size` tokens of `seq` from an empty cache; `logits` ends as the
+/// prediction after the last one.
+fn feed_window<E: Engine>(engine: &mut E, seq: &[usize], block_size: usize, logits: &mut [f64]) {
+    let window = &seq[seq.len().saturating_sub(block_size)..];
+    engine.reset_decode();
+    for (pos, &token) in window.iter().enumerate() {
+        engine.decode(token, pos, logits);
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The scalar reference engine: microgpt.py's `Value` autograd and GPT, one graph node per
-//! scalar operation, reproducing the original bit for bit (SPEC §3, §6).
+//! scalar operation, reproducing the original bit for bit (docs/SPEC.md §3, §6).
 //!
 //! Nodes live in an arena addressed by index. The parameters are the first nodes and stay;
 //! everything after them is truncated before each new graph. The original's constant nodes
@@ -8,6 +8,7 @@
 //! gradient of the first child instead.
 
 use crate::config::{Activation, ConfigError, ModelConfig, ParamLayout};
+use crate::data::predictions;
 use crate::engine::Engine;
 use crate::optim::Rounding;
 use crate::pymath::pow;
@@ -317,7 +318,7 @@ impl ScalarGpt {
         let mut losses = Vec::new();
         for tokens in batch {
             self.clear_cache();
-            let n = self.cfg.block_size.min(tokens.len() - 1);
+            let n = predictions(tokens.len(), self.cfg.block_size);
             for pos in 0..n {
                 let logits = self.gpt(tokens[pos], pos);
                 let probs = self.softmax(&logits);

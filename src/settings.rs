@@ -5,8 +5,8 @@
 //!
 //! Which settings are a run's identity is decided once, in [`ROLES`].
 
+pub use crate::choice::Choice;
 use crate::config::{Activation, ModelConfig};
-use crate::dispatch::EngineKind;
 use crate::dtype::Dtype;
 use crate::optim::{AdamConfig, LrSchedule};
 use anyhow::{bail, Context, Result};
@@ -14,10 +14,31 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A setting chosen by name on the command line (`--activation gelu`).
-pub trait Choice: Copy + PartialEq + 'static {
-    const ALL: &'static [Self];
-    fn name(self) -> &'static str;
+/// Which engine runs the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Batched GEMMs on flat buffers, f32 or f64: the fast one.
+    #[default]
+    Tensor,
+    /// The bit-exact scalar autograd reference (slow; f64 only).
+    Scalar,
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Choice for EngineKind {
+    const ALL: &'static [Self] = &[EngineKind::Tensor, EngineKind::Scalar];
+    fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tensor => "tensor",
+            EngineKind::Scalar => "scalar",
+        }
+    }
 }
 
 /// How a text file becomes training sequences.
@@ -128,6 +149,9 @@ pub struct ScheduleSettings {
 pub struct EvalSettings {
     /// The validation loss every N steps (0: only at the last step).
     pub eval_every: usize,
+    /// Stream mode: validate on at most this many evenly spaced windows of the held-out
+    /// text (0: all of them).
+    pub eval_windows: usize,
 }
 
 /// The samples drawn after training.
@@ -193,7 +217,10 @@ impl Default for RunSettings {
                 lr_schedule: LrSchedule::Linear,
                 warmup_steps: 0,
             },
-            evaluation: EvalSettings { eval_every: 0 },
+            evaluation: EvalSettings {
+                eval_every: 0,
+                eval_windows: 512,
+            },
             sampling: SamplingSettings {
                 temperature: 0.5,
                 num_samples: 20,
@@ -249,6 +276,7 @@ pub const ROLES: &[(&str, Role)] = &[
     ("warmup_steps", Role::Identity),
     ("dtype", Role::Identity),
     ("eval_every", Role::Runtime),
+    ("eval_windows", Role::Runtime),
     ("temperature", Role::Runtime),
     ("num_samples", Role::Runtime),
     ("engine", Role::Runtime),

@@ -64,8 +64,14 @@ fn dataset_problems_are_named() {
         &train(&dir, &["--input", "a_directory"]),
         "cannot read dataset a_directory",
     );
-    assert_fails_with(&train(&dir, &["--input", "empty.txt"]), "has no documents");
-    assert_fails_with(&train(&dir, &["--input", "blank.txt"]), "has no documents");
+    assert_fails_with(
+        &train(&dir, &["--input", "empty.txt"]),
+        "empty or all whitespace",
+    );
+    assert_fails_with(
+        &train(&dir, &["--input", "blank.txt"]),
+        "empty or all whitespace",
+    );
     assert_fails_with(&train(&dir, &["--input", "latin1.txt"]), "not valid UTF-8");
 }
 

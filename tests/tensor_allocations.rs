@@ -1,7 +1,7 @@
 //! The tensor engine allocates its buffers once: after the first step of the largest batch,
 //! training steps and decoded tokens allocate nothing (counted by a global allocator).
 //! Only with OpenBLAS: ndarray's own GEMM allocates packing buffers on every call.
-#![cfg(feature = "openblas")]
+#![cfg(microgpt_openblas)]
 
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::engine::Engine;

@@ -3,14 +3,15 @@
 
 use crate::cli::GradcheckArgs;
 use anyhow::{bail, Result};
-use microgpt::data::{BatchSource, Corpus};
-use microgpt::dispatch::{with_engine, EngineKind, EngineTask};
+use microgpt::data::Corpus;
+use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::gradcheck::{self, Deviation};
 use microgpt::memory::{self, Workload};
 use microgpt::rng::Rng;
 use microgpt::scalar::ScalarGpt;
 use microgpt::settings::DataSettings;
+use microgpt::settings::EngineKind;
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     let mut rng = Rng::new(args.data.seed);
@@ -20,16 +21,16 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         seed: args.data.seed,
         val_frac: 0.0,
     };
-    let corpus = Corpus::load(&data, &mut rng)?;
     let model = args.model.args();
+    let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
     memory::check_all(
         &cfg,
-        &Workload::gradcheck(args.dtype, args.batch_size, &corpus.tokens),
+        &Workload::gradcheck(args.dtype, args.batch_size, &corpus, model.block_size),
     )?;
     let params = cfg.layout().init(&mut rng, model.init_std);
-    let source = corpus.batches(args.batch_size);
+    let source = corpus.batches(args.batch_size, model.block_size, data.seed);
     let batches: Vec<Vec<&[usize]>> = (0..args.batches).map(|step| source.batch(step)).collect();
     let task = CompareTask {
         reference: ScalarGpt::new(&cfg, &params)?,

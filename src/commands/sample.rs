@@ -1,5 +1,6 @@
-//! The `sample` command: samples from a trained run, and mission B's temperature study
-//! (`--temperatures`), which writes `temperatures.md` and `temperatures.json` to the run.
+//! The `sample` command: samples from a trained run — names (lines runs) or continuations
+//! of a prompt (stream runs) — and mission B's temperature study (`--temperatures`), which
+//! writes `temperatures.md` and `temperatures.json` to the run.
 
 use crate::cli::SampleArgs;
 use anyhow::{bail, Context, Result};
@@ -10,8 +11,8 @@ use microgpt::engine::Engine;
 use microgpt::files::write_atomic;
 use microgpt::memory::{self, Workload};
 use microgpt::rng::Rng;
-use microgpt::sample::generate;
-use microgpt::settings::DataSettings;
+use microgpt::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
+use microgpt::settings::{DataMode, DataSettings};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -20,19 +21,47 @@ use std::fmt::Write as _;
 const STUDY_SAMPLES: usize = 200;
 /// Samples listed per temperature in temperatures.md (the JSON has all of them).
 const MD_SAMPLES: usize = 30;
+/// The longest continuation `--max-new-tokens` asks for.
+const MAX_NEW_TOKENS: usize = 1_000_000;
+/// Substrings of this many characters are looked up in the training text (stream study).
+const GRAM: usize = 8;
 
-const NLL_NOTE: &str = "mean negative log-likelihood (nats) per predicted character under the model at temperature 1, pooled over all samples: Engine::loss on [BOS] + sample + [BOS], so the final BOS (the end of the name) is predicted and counted too; a sample that fills the block has that last prediction cropped";
+const LINES_NLL_NOTE: &str = "mean negative log-likelihood (nats) per predicted character under the model at temperature 1, pooled over all samples: Engine::loss on [BOS] + sample + [BOS], so the final BOS (the end of the name) is predicted and counted too; a sample that fills the block has that last prediction cropped";
+const STREAM_NLL_NOTE: &str = "mean negative log-likelihood (nats) per generated character under the model at temperature 1, with the context the sampler saw (the last block_size characters), pooled over all samples";
+
+/// What the samples are: names framed by BOS, or continuations of a prompt.
+#[derive(Clone, Copy)]
+enum Kind {
+    Names,
+    Continuations { max_new: usize },
+}
 
 pub fn run(args: &SampleArgs) -> Result<()> {
     let (run, model) = checkpoint::load_run(&args.run)?;
-    let prompt = model.vocab.encode_prompt(&args.prompt)?;
-    if prompt.len() >= model.config.block_size {
-        bail!(
-            "the prompt has {} characters, but the model sees only {} positions",
-            prompt.len(),
-            model.config.block_size
-        );
-    }
+    let block_size = model.config.block_size;
+    let (kind, prompt) = match run.settings.data.data {
+        DataMode::Lines => {
+            if args.max_new_tokens.is_some() {
+                bail!("--max-new-tokens is for stream runs: a lines run samples names up to BOS");
+            }
+            let prompt = model.vocab.encode_prompt(&args.prompt)?;
+            if prompt.len() >= block_size {
+                bail!(
+                    "the prompt has {} characters, but the model sees only {block_size} positions",
+                    prompt.len()
+                );
+            }
+            (Kind::Names, prompt)
+        }
+        DataMode::Stream => {
+            let max_new = args.max_new_tokens.unwrap_or(STREAM_CHARS);
+            if max_new > MAX_NEW_TOKENS {
+                bail!("--max-new-tokens {max_new} is more than {MAX_NEW_TOKENS}");
+            }
+            let prompt = stream_prompt(&model.vocab, &args.prompt)?;
+            (Kind::Continuations { max_new }, prompt)
+        }
+    };
     let rng = match args.seed {
         Some(seed) => Rng::new(seed),
         // Replaying the shuffle takes a step per document: more than a dataset within the
@@ -52,72 +81,142 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let study = match &args.temperatures {
         Some(temperatures) => Some(Study {
             temperatures: temperatures.clone(),
-            training_docs: training_docs(&run, &model.vocab)?,
+            training: TrainingText::load(&run, &model.vocab)?,
         }),
         None => None,
     };
-    let kind = args.engine.unwrap_or(run.settings.system.engine);
+    let engine = args.engine.unwrap_or(run.settings.system.engine);
     memory::check(
         &model.config,
-        &Workload::sample(kind, model.dtype, &model.config),
+        &Workload::sample(engine, model.dtype, &model.config),
     )?;
     let task = SampleTask {
         args,
         run: &run,
         vocab: &model.vocab,
+        kind,
         prompt,
         rng,
         study,
     };
-    with_engine(kind, model.dtype, &model.config, &model.params, task)?
+    with_engine(engine, model.dtype, &model.config, &model.params, task)?
 }
 
-/// The documents the run trained on (its validation documents excluded).
-fn training_docs(run: &RunConfig, vocab: &Vocab) -> Result<HashSet<String>> {
-    let data = DataSettings {
-        input: Some(run.dataset.clone()),
-        ..run.settings.data.clone()
-    };
-    let corpus = Corpus::load(&data, &mut Rng::new(data.seed))
-        .context("the temperature study needs the run's dataset to tell novel samples")?;
-    if corpus.vocab != *vocab {
-        bail!(
-            "{} no longer has the run's vocabulary: it changed since training",
-            run.dataset.display()
-        );
+/// What samples are checked against: the training documents (is a name novel?), or the
+/// training text's substrings (how much of a continuation is copied?).
+enum TrainingText {
+    Docs(HashSet<String>),
+    Grams(HashSet<[char; GRAM]>),
+}
+
+impl TrainingText {
+    fn load(run: &RunConfig, vocab: &Vocab) -> Result<Self> {
+        let data = DataSettings {
+            input: Some(run.dataset.clone()),
+            ..run.settings.data.clone()
+        };
+        let corpus = Corpus::load(&data, run.model.block_size, &mut Rng::new(data.seed))
+            .context("the temperature study needs the run's dataset to compare samples with")?;
+        if corpus.vocab != *vocab {
+            bail!(
+                "{} no longer has the run's vocabulary: it changed since training",
+                run.dataset.display()
+            );
+        }
+        let texts = corpus.train_texts();
+        Ok(match run.settings.data.data {
+            DataMode::Lines => TrainingText::Docs(texts.into_iter().collect()),
+            DataMode::Stream => TrainingText::Grams(grams(&texts[0]).collect()),
+        })
     }
-    Ok(corpus.train_docs().iter().cloned().collect())
+}
+
+/// Every run of `GRAM` consecutive characters of `text`.
+fn grams(text: &str) -> impl Iterator<Item = [char; GRAM]> + '_ {
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len().saturating_sub(GRAM - 1))
+        .map(move |i| chars[i..i + GRAM].try_into().expect("GRAM characters"))
 }
 
 struct Study {
     temperatures: Vec<f64>,
-    training_docs: HashSet<String>,
+    training: TrainingText,
 }
 
 struct SampleTask<'a> {
     args: &'a SampleArgs,
     run: &'a RunConfig,
     vocab: &'a Vocab,
+    kind: Kind,
     prompt: Vec<usize>,
     rng: Rng,
     study: Option<Study>,
+}
+
+/// A batch of samples at one temperature: ids after the prompt, and for continuations the
+/// NLL the sampler measured.
+struct Drawn {
+    ids: Vec<Vec<usize>>,
+    nll: f64,
+}
+
+impl SampleTask<'_> {
+    fn draw<E: Engine>(&self, engine: &mut E, rng: &mut Rng, n: usize, t: f64) -> Drawn {
+        let mut drawn = Drawn {
+            ids: Vec::with_capacity(n),
+            nll: 0.0,
+        };
+        for _ in 0..n {
+            match self.kind {
+                Kind::Names => drawn.ids.push(generate(engine, rng, &self.prompt, t)),
+                Kind::Continuations { max_new } => {
+                    let (ids, nll) = continue_text(engine, rng, &self.prompt, max_new, t);
+                    drawn.ids.push(ids);
+                    drawn.nll += nll;
+                }
+            }
+        }
+        drawn
+    }
 }
 
 impl EngineTask for SampleTask<'_> {
     type Output = Result<()>;
     fn run<E: Engine>(mut self, mut engine: E) -> Result<()> {
         let Some(study) = self.study.take() else {
-            let n = self
-                .args
-                .num_samples
-                .unwrap_or(self.run.settings.sampling.num_samples);
+            let run_samples = self.run.settings.sampling.num_samples;
             let t = self
                 .args
                 .temperature
                 .unwrap_or(self.run.settings.sampling.temperature);
-            for i in 0..n {
-                let ids = generate(&mut engine, &mut self.rng, &self.prompt, t);
-                println!("sample {:2}: {}", i + 1, self.vocab.decode(&ids));
+            let mut rng = self.rng.clone();
+            match self.kind {
+                Kind::Names => {
+                    let n = self.args.num_samples.unwrap_or(run_samples);
+                    for (i, ids) in self
+                        .draw(&mut engine, &mut rng, n, t)
+                        .ids
+                        .iter()
+                        .enumerate()
+                    {
+                        println!("sample {:2}: {}", i + 1, self.vocab.decode(ids));
+                    }
+                }
+                Kind::Continuations { .. } => {
+                    let n = self.args.num_samples.unwrap_or(1);
+                    let prompt = self.vocab.decode(&self.prompt);
+                    for (i, ids) in self
+                        .draw(&mut engine, &mut rng, n, t)
+                        .ids
+                        .iter()
+                        .enumerate()
+                    {
+                        if n > 1 {
+                            println!("--- sample {} ---", i + 1);
+                        }
+                        println!("{prompt}{}", self.vocab.decode(ids));
+                    }
+                }
             }
             return Ok(());
         };
@@ -127,11 +226,8 @@ impl EngineTask for SampleTask<'_> {
             .iter()
             .map(|&t| {
                 // Every temperature starts from the same state: the rows differ by T alone.
-                let mut rng = self.rng.clone();
-                let ids: Vec<Vec<usize>> = (0..n)
-                    .map(|_| generate(&mut engine, &mut rng, &self.prompt, t))
-                    .collect();
-                TemperatureRow::new(&mut engine, t, &ids, self.vocab, &study.training_docs)
+                let drawn = self.draw(&mut engine, &mut self.rng.clone(), n, t);
+                TemperatureRow::new(&mut engine, t, drawn, self.vocab, &study.training)
             })
             .collect();
         let report = StudyReport {
@@ -139,8 +235,10 @@ impl EngineTask for SampleTask<'_> {
             num_samples: n,
             seed: self.args.seed,
             prompt: self.args.prompt.clone(),
-            num_training_docs: study.training_docs.len(),
-            nll_note: NLL_NOTE,
+            nll_note: match self.kind {
+                Kind::Names => LINES_NLL_NOTE,
+                Kind::Continuations { .. } => STREAM_NLL_NOTE,
+            },
             temperatures: rows,
         };
         let dir = &self.args.run;
@@ -148,7 +246,7 @@ impl EngineTask for SampleTask<'_> {
             &dir.join("temperatures.json"),
             serde_json::to_string_pretty(&report)?.as_bytes(),
         )?;
-        let md = report.markdown(self.run.model.block_size);
+        let md = report.markdown(self.run, &study.training);
         write_atomic(&dir.join("temperatures.md"), md.as_bytes())?;
         println!("{}", report.table());
         println!(
@@ -167,17 +265,24 @@ struct StudyReport {
     /// `None`: the run's own RNG stream, continued as after training.
     seed: Option<u64>,
     prompt: String,
-    num_training_docs: usize,
     nll_note: &'static str,
     temperatures: Vec<TemperatureRow>,
 }
 
+/// One temperature's figures: uniqueness, novelty and length for names; the fraction of
+/// copied substrings for continuations; the NLL for both.
 #[derive(Serialize)]
 struct TemperatureRow {
     temperature: f64,
-    unique_frac: f64,
-    novel_frac: f64,
-    mean_length: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_frac: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    novel_frac: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mean_length: Option<f64>,
+    /// Of the generated 8-character substrings, the fraction found in the training text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copied_8gram_frac: Option<f64>,
     nll_per_char: f64,
     samples: Vec<String>,
 }
@@ -186,60 +291,99 @@ impl TemperatureRow {
     fn new<E: Engine>(
         engine: &mut E,
         temperature: f64,
-        ids: &[Vec<usize>],
+        drawn: Drawn,
         vocab: &Vocab,
-        training_docs: &HashSet<String>,
+        training: &TrainingText,
     ) -> Self {
-        let samples: Vec<String> = ids.iter().map(|s| vocab.decode(s)).collect();
+        let samples: Vec<String> = drawn.ids.iter().map(|s| vocab.decode(s)).collect();
         let n = samples.len().max(1) as f64;
-        let unique: HashSet<&String> = samples.iter().collect();
-        let novel = samples
-            .iter()
-            .filter(|s| !training_docs.contains(*s))
-            .count();
-        let chars: usize = samples.iter().map(|s| s.chars().count()).sum();
-        let block_size = engine.config().block_size;
-        let (mut nll, mut targets) = (0.0, 0usize);
-        for s in ids {
-            let mut tokens = Vec::with_capacity(s.len() + 2);
-            tokens.push(vocab.bos());
-            tokens.extend_from_slice(s);
-            tokens.push(vocab.bos());
-            let predicted = predictions(tokens.len(), block_size);
-            nll += engine.loss(&[&tokens]) * predicted as f64;
-            targets += predicted;
-        }
-        TemperatureRow {
+        let mut row = TemperatureRow {
             temperature,
-            unique_frac: unique.len() as f64 / n,
-            novel_frac: novel as f64 / n,
-            mean_length: chars as f64 / n,
-            nll_per_char: nll / targets.max(1) as f64,
-            samples,
+            unique_frac: None,
+            novel_frac: None,
+            mean_length: None,
+            copied_8gram_frac: None,
+            nll_per_char: 0.0,
+            samples: Vec::new(),
+        };
+        match training {
+            TrainingText::Docs(docs) => {
+                let unique: HashSet<&String> = samples.iter().collect();
+                let novel = samples.iter().filter(|s| !docs.contains(*s)).count();
+                let chars: usize = samples.iter().map(|s| s.chars().count()).sum();
+                row.unique_frac = Some(unique.len() as f64 / n);
+                row.novel_frac = Some(novel as f64 / n);
+                row.mean_length = Some(chars as f64 / n);
+                row.nll_per_char = names_nll(engine, &drawn.ids, vocab);
+            }
+            TrainingText::Grams(grams_seen) => {
+                let (mut copied, mut total) = (0usize, 0usize);
+                for s in &samples {
+                    for g in grams(s) {
+                        copied += usize::from(grams_seen.contains(&g));
+                        total += 1;
+                    }
+                }
+                let chars: usize = drawn.ids.iter().map(Vec::len).sum();
+                row.copied_8gram_frac = Some(copied as f64 / total.max(1) as f64);
+                row.nll_per_char = drawn.nll / chars.max(1) as f64;
+            }
         }
+        row.samples = samples;
+        row
     }
+}
+
+/// NLL per predicted character of names: `Engine::loss` on `[BOS] + name + [BOS]`.
+fn names_nll<E: Engine>(engine: &mut E, ids: &[Vec<usize>], vocab: &Vocab) -> f64 {
+    let block_size = engine.config().block_size;
+    let (mut nll, mut targets) = (0.0, 0usize);
+    for s in ids {
+        let mut tokens = Vec::with_capacity(s.len() + 2);
+        tokens.push(vocab.bos());
+        tokens.extend_from_slice(s);
+        tokens.push(vocab.bos());
+        let predicted = predictions(tokens.len(), block_size);
+        nll += engine.loss(&[&tokens]) * predicted as f64;
+        targets += predicted;
+    }
+    nll / targets.max(1) as f64
 }
 
 impl StudyReport {
     fn table(&self) -> String {
-        let mut t = String::from(
-            "| temperature | unique | novel | mean length | NLL/char (nats) |\n|---:|---:|---:|---:|---:|\n",
-        );
+        let names = self.temperatures.iter().any(|r| r.unique_frac.is_some());
+        let mut t = String::from(if names {
+            "| temperature | unique | novel | mean length | NLL/char (nats) |\n|---:|---:|---:|---:|---:|\n"
+        } else {
+            "| temperature | copied 8-grams | NLL/char (nats) |\n|---:|---:|---:|\n"
+        });
+        let pct = |x: Option<f64>| format!("{:.1}%", 100.0 * x.unwrap_or(f64::NAN));
         for r in &self.temperatures {
-            let _ = writeln!(
-                t,
-                "| {} | {:.1}% | {:.1}% | {:.2} | {:.4} |",
-                r.temperature,
-                100.0 * r.unique_frac,
-                100.0 * r.novel_frac,
-                r.mean_length,
-                r.nll_per_char
-            );
+            let _ = if names {
+                writeln!(
+                    t,
+                    "| {} | {} | {} | {:.2} | {:.4} |",
+                    r.temperature,
+                    pct(r.unique_frac),
+                    pct(r.novel_frac),
+                    r.mean_length.unwrap_or(f64::NAN),
+                    r.nll_per_char
+                )
+            } else {
+                writeln!(
+                    t,
+                    "| {} | {} | {:.4} |",
+                    r.temperature,
+                    pct(r.copied_8gram_frac),
+                    r.nll_per_char
+                )
+            };
         }
         t
     }
 
-    fn markdown(&self, block_size: usize) -> String {
+    fn markdown(&self, run: &RunConfig, training: &TrainingText) -> String {
         let stream = match self.seed {
             Some(s) => format!("a fresh RNG seeded with {s}"),
             None => "the run's own RNG stream (as after training)".into(),
@@ -255,11 +399,20 @@ impl StudyReport {
             self.num_samples,
             self.table()
         );
-        let _ = writeln!(
-            md,
-            "- **unique**: distinct samples / samples.\n- **novel**: samples that are not among the run's {} distinct training documents.\n- **mean length**: characters per sample.\n- **NLL/char**: {} (the block is {block_size} positions).",
-            self.num_training_docs, NLL_NOTE
-        );
+        let block_size = run.model.block_size;
+        let _ = match training {
+            TrainingText::Docs(docs) => writeln!(
+                md,
+                "- **unique**: distinct samples / samples.\n- **novel**: samples that are not among the run's {} distinct training documents.\n- **mean length**: characters per sample.\n- **NLL/char**: {} (the block is {block_size} positions).",
+                docs.len(),
+                self.nll_note
+            ),
+            TrainingText::Grams(_) => writeln!(
+                md,
+                "- **copied 8-grams**: of the samples' {GRAM}-character substrings, the fraction that occur in the run's training text.\n- **NLL/char**: {} (the block is {block_size} positions).",
+                self.nll_note
+            ),
+        };
         for r in &self.temperatures {
             let shown = r.samples.len().min(MD_SAMPLES);
             let _ = writeln!(

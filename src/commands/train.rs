@@ -8,7 +8,7 @@ use microgpt::checkpoint::{
     SAMPLES_FILE,
 };
 use microgpt::config::ModelConfig;
-use microgpt::data::{BatchSource, Corpus};
+use microgpt::data::{Corpus, Text};
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::files::write_atomic;
@@ -18,7 +18,7 @@ use microgpt::metrics::{self, MetricsFile, Row};
 use microgpt::progress::Progress;
 use microgpt::rng::Rng;
 use microgpt::sample;
-use microgpt::settings::{role, Role, RunSettings};
+use microgpt::settings::{role, DataMode, Role, RunSettings};
 use microgpt::train::{cast_params, evaluate, Trainer};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -43,10 +43,10 @@ struct Start {
 impl Start {
     fn new(settings: &RunSettings) -> Result<Self> {
         let mut rng = Rng::new(settings.data.seed);
-        let corpus = Corpus::load(&settings.data, &mut rng)?;
+        let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
         let cfg = settings.model.config(corpus.vocab.size());
         cfg.validate()?;
-        memory::check(&cfg, &Workload::for_run(settings, &corpus.tokens))?;
+        memory::check(&cfg, &Workload::for_run(settings, &corpus))?;
         let init = cfg.layout().init(&mut rng, settings.model.init_std);
         Ok(Start {
             corpus,
@@ -60,15 +60,22 @@ impl Start {
         let c = &self.corpus;
         let dataset = std::fs::canonicalize(&c.path)
             .with_context(|| format!("cannot resolve {}", c.path.display()))?;
+        let (num_train_docs, num_val_docs) = match &c.text {
+            Text::Lines { docs, n_train, .. } => (*n_train, docs.len() - n_train),
+            Text::Stream { .. } => (0, 0),
+        };
+        let (num_train_chars, num_val_chars) = c.split_sizes();
         Ok(RunConfig {
             format_version: checkpoint::FORMAT_VERSION,
             settings: settings.clone(),
             model: self.cfg.clone(),
             dataset,
             vocab: c.vocab.chars().iter().collect(),
-            num_docs: c.docs.len(),
-            num_train_docs: c.n_train,
-            num_val_docs: c.docs.len() - c.n_train,
+            num_docs: c.num_docs(),
+            num_train_docs,
+            num_val_docs,
+            num_train_chars,
+            num_val_chars,
             num_params: self.cfg.layout().total,
         })
     }
@@ -183,12 +190,17 @@ fn resume(dir: &Path, args: &TrainArgs) -> Result<(RunSettings, Start, Resumed)>
             model.vocab.chars().len()
         );
     }
-    if start.corpus.docs.len() != run.num_docs {
+    let sizes = (start.corpus.num_docs(), start.corpus.split_sizes());
+    if sizes != (run.num_docs, (run.num_train_chars, run.num_val_chars)) {
         bail!(
-            "{} has {} documents, the run was trained on {}: the dataset changed since the run started",
+            "{} is not the text the run was trained on ({} documents and {} + {} characters now, {} and {} + {} then): the dataset changed since the run started",
             run.dataset.display(),
-            start.corpus.docs.len(),
-            run.num_docs
+            sizes.0,
+            sizes.1 .0,
+            sizes.1 .1,
+            run.num_docs,
+            run.num_train_chars,
+            run.num_val_chars
         );
     }
     let metrics_path = dir.join(METRICS_FILE);
@@ -241,7 +253,10 @@ impl EngineTask for TrainTask<'_> {
         // Before the first line, so a caller that saw it can interrupt a step boundary.
         interrupt::install()?;
         if !invocation.quiet {
-            println!("num docs: {}", corpus.docs.len());
+            match &corpus.text {
+                Text::Lines { docs, .. } => println!("num docs: {}", docs.len()),
+                Text::Stream { tokens, .. } => println!("num chars: {}", tokens.len()),
+            }
             println!("vocab size: {}", corpus.vocab.size());
             println!("num params: {}", trainer.engine.layout().total);
         }
@@ -288,8 +303,13 @@ impl Session<'_> {
     fn train<E: Engine>(&mut self, trainer: &mut Trainer<E>) -> Result<Outcome> {
         let s = self.settings;
         let steps = s.schedule.steps;
-        let source = self.corpus.batches(s.schedule.batch_size);
-        let val = self.corpus.val_sequences();
+        let block_size = s.model.block_size;
+        let source = self
+            .corpus
+            .batches(s.schedule.batch_size, block_size, s.data.seed);
+        let val = self
+            .corpus
+            .val_sequences(block_size, s.evaluation.eval_windows);
         let stop_at = self.invocation.stop_after.unwrap_or(steps).min(steps);
         let (mut tokens, elapsed_before) = self
             .rows
@@ -371,25 +391,52 @@ impl Session<'_> {
         )
     }
 
-    /// The samples after training, printed and written to the run directory.
+    /// The samples after training, printed and written to the run directory: names
+    /// (lines), or one continuation of a newline (stream).
     fn sample<E: Engine>(&self, engine: &mut E, rng: &mut Rng) -> Result<()> {
         let quiet = self.invocation.quiet;
         let s = &self.settings.sampling;
-        if s.num_samples > 0 && !quiet {
-            println!("\n--- inference (new, hallucinated names) ---");
-        }
-        let mut samples = String::new();
-        for i in 0..s.num_samples {
-            let ids = sample::generate(engine, rng, &[], s.temperature);
-            let name = self.corpus.vocab.decode(&ids);
-            if !quiet {
-                println!("sample {:2}: {name}", i + 1);
+        let vocab = &self.corpus.vocab;
+        let samples: Vec<String> = match self.settings.data.data {
+            DataMode::Lines => (0..s.num_samples)
+                .map(|_| vocab.decode(&sample::generate(engine, rng, &[], s.temperature)))
+                .collect(),
+            DataMode::Stream => {
+                let prompt = sample::stream_prompt(vocab, "")?;
+                (0..s.num_samples.min(1))
+                    .map(|_| {
+                        let (ids, _) = sample::continue_text(
+                            engine,
+                            rng,
+                            &prompt,
+                            sample::STREAM_CHARS,
+                            s.temperature,
+                        );
+                        vocab.decode(&ids)
+                    })
+                    .collect()
             }
-            samples.push_str(&name);
-            samples.push('\n');
+        };
+        if !samples.is_empty() && !quiet {
+            match self.settings.data.data {
+                DataMode::Lines => {
+                    println!("\n--- inference (new, hallucinated names) ---");
+                    for (i, name) in samples.iter().enumerate() {
+                        println!("sample {:2}: {name}", i + 1);
+                    }
+                }
+                DataMode::Stream => {
+                    println!(
+                        "\n--- inference ({} characters after a newline) ---",
+                        sample::STREAM_CHARS
+                    );
+                    println!("{}", samples[0]);
+                }
+            }
         }
         if let Some(dir) = &self.invocation.out {
-            write_atomic(&dir.join(SAMPLES_FILE), samples.as_bytes())?;
+            let text: String = samples.iter().map(|s| format!("{s}\n")).collect();
+            write_atomic(&dir.join(SAMPLES_FILE), text.as_bytes())?;
         }
         Ok(())
     }

@@ -7,19 +7,8 @@ pub mod ops;
 
 pub use model::TensorGpt;
 
-#[cfg(feature = "openblas")]
-extern "C" {
-    fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
-}
-
-/// Sets the threads the tensor engine's GEMMs may use (OpenBLAS's pool; ndarray's own
-/// GEMM is single-threaded).
+/// Sets the threads the tensor engine's GEMMs may use (OpenBLAS's pool; the pure-Rust GEMM
+/// is single-threaded).
 pub fn set_threads(threads: usize) {
-    #[cfg(feature = "openblas")]
-    // SAFETY: OpenBLAS takes any positive count and only resizes its thread pool.
-    unsafe {
-        openblas_set_num_threads(threads.clamp(1, 1024) as std::os::raw::c_int)
-    };
-    #[cfg(not(feature = "openblas"))]
-    let _ = threads;
+    crate::blas::set_threads(threads);
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use microgpt::config::{Activation, ModelConfig};
-use microgpt::data::{BatchSource, Corpus};
+use microgpt::data::Corpus;
 use microgpt::engine::Engine;
 use microgpt::rng::Rng;
 use microgpt::settings::{DataMode, DataSettings, ModelArgs, RunSettings};
@@ -75,8 +75,8 @@ impl Golden {
             seed: self.seed,
             val_frac: 0.0,
         };
-        let corpus = Corpus::load(&data, &mut rng).unwrap();
-        assert_eq!(corpus.docs.len(), self.num_docs, "{}", self.name);
+        let corpus = Corpus::load(&data, self.model.block_size, &mut rng).unwrap();
+        assert_eq!(corpus.num_docs(), self.num_docs, "{}", self.name);
         let cfg = self.config();
         let params = cfg.layout().init(&mut rng, self.model.init_std);
         assert_eq!(params.len(), self.num_params, "{}", self.name);
@@ -98,8 +98,9 @@ impl Golden {
 
 /// The trainer's next step on the corpus's documents, one at a time (the original's order).
 pub fn step<E: Engine>(trainer: &mut Trainer<E>, corpus: &Corpus) -> StepStats {
-    let source = corpus.batches(1);
-    let batch = source.batch(trainer.step);
+    let batch = corpus
+        .batches(1, trainer.engine.config().block_size, 0)
+        .batch(trainer.step);
     trainer.step(&batch).unwrap()
 }
 
