@@ -14,6 +14,7 @@ pub mod dtype;
 pub mod engine;
 pub mod files;
 pub mod gradcheck;
+pub mod input;
 pub mod interrupt;
 pub mod memory;
 pub mod metrics;
