@@ -312,6 +312,15 @@ fn load_model_at(path: PathBuf) -> Result<ModelCheckpoint> {
     config
         .validate()
         .with_context(|| format!("{}: metadata config", file_path.display()))?;
+    // A config claiming more parameters than the file holds is corrupt: refused before its
+    // layout is built, which for an absurd one would not fit in memory.
+    let room = bytes.len() as u128 / 4;
+    if crate::memory::param_count(&config).is_none_or(|p| p > room) {
+        bail!(
+            "{}: metadata config has more parameters than the file holds",
+            file_path.display()
+        );
+    }
     let vocab: String = file.meta("vocab")?.into();
     let dtype = match file.meta("dtype")? {
         "f32" => Dtype::F32,

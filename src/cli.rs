@@ -1,16 +1,18 @@
 //! Command-line arguments (clap derive). The defaults are [`RunSettings::default`]'s, which
 //! are microgpt.py's; `train` flags convert into a [`RunSettings`].
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use microgpt::config::Activation;
 use microgpt::dtype::Dtype;
 use microgpt::optim::LrSchedule;
-use microgpt::settings::{self, *};
-use microgpt::validate;
+use microgpt::settings::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use values::*;
+
+mod values;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,6 +33,13 @@ impl Cli {
             .try_get_matches()
             .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
         let (matches, mut cli) = parsed.unwrap_or_else(|e| {
+            if matches!(
+                e.kind(),
+                ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                eprintln!("error: {}", no_command());
+                std::process::exit(2);
+            }
             if e.use_stderr() {
                 eprintln!("error: {}", one_line(&e));
                 std::process::exit(2);
@@ -49,22 +58,65 @@ impl Cli {
     }
 }
 
+/// What `microgpt` with no command says: the commands, in one line.
+fn no_command() -> String {
+    let cmd = Cli::command();
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .filter(|&n| n != "help")
+        .collect();
+    format!(
+        "no command given: use one of {} (microgpt --help describes them)",
+        names.join(", ")
+    )
+}
+
+// Negative numbers parse as values in every command, so `--temperature -1` is refused by
+// its flag's own check ("must be a positive number"), not as an unknown argument.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (by default exactly microgpt.py's run) and sample from it.
-    // Negative numbers parse as values, so `--temperature -1` is refused by its own check.
     #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// Sample from a trained run, or compare temperatures (--temperatures).
+    #[command(allow_negative_numbers = true)]
     Sample(SampleArgs),
     /// Train every combination of a grid of settings, then compare the runs.
+    #[command(allow_negative_numbers = true)]
     Sweep(SweepArgs),
     /// Plot and summarise run directories side by side.
+    #[command(allow_negative_numbers = true)]
     Compare(CompareArgs),
     /// Check the tensor engine's loss and gradients against the scalar reference engine.
+    #[command(allow_negative_numbers = true)]
     Gradcheck(GradcheckArgs),
     /// Show a trained model's prediction at every position of a text and its attention maps.
+    #[command(allow_negative_numbers = true)]
     Inspect(InspectArgs),
+}
+
+impl Command {
+    /// `--max-memory`, for the commands that build a model.
+    pub fn max_memory(&self) -> Option<u64> {
+        match self {
+            Command::Train(a) => a.memory.max_memory,
+            Command::Sweep(a) => a.train.memory.max_memory,
+            Command::Sample(a) => a.memory.max_memory,
+            Command::Gradcheck(a) => a.memory.max_memory,
+            // Readers of a run: the checkpoint's size bounds what they build.
+            Command::Compare(_) | Command::Inspect(_) => None,
+        }
+    }
+}
+
+/// The memory limit of the check before a model is built ([`microgpt::memory`]).
+#[derive(Args, Clone, Debug)]
+pub struct MemoryArgs {
+    /// Refuse models estimated to need more than SIZE of memory (8G, 512M, ...)
+    /// [default: the memory available when the command starts].
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    pub max_memory: Option<u64>,
 }
 
 /// The defaults every flag shows.
@@ -76,14 +128,14 @@ fn d() -> RunSettings {
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
     /// Text file [default: input.txt, downloaded when missing].
-    #[arg(long)]
+    #[arg(long, value_parser = Utf8Path)]
     pub input: Option<PathBuf>,
     /// lines: one document per line (the original's); stream: the whole text as one
     /// sequence, trained on random windows.
     #[arg(long, default_value_t = d().data.data, value_parser = choice::<DataMode>())]
     pub data: DataMode,
     /// Seed of the RNG that shuffles the documents, initialises weights and samples.
-    #[arg(long, default_value_t = d().data.seed)]
+    #[arg(long, default_value_t = d().data.seed, value_parser = whole::<u64>)]
     pub seed: u64,
 }
 
@@ -150,10 +202,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = d().schedule.lr_schedule, value_parser = choice::<LrSchedule>())]
     pub lr_schedule: LrSchedule,
     /// Steps of linear learning-rate warm-up before the schedule.
-    #[arg(long, default_value_t = d().schedule.warmup_steps)]
+    #[arg(long, default_value_t = d().schedule.warmup_steps, value_parser = whole::<usize>)]
     pub warmup_steps: usize,
     /// Record the validation loss every N steps (0: only at the last step).
-    #[arg(long, default_value_t = d().evaluation.eval_every, value_name = "N")]
+    #[arg(long, default_value_t = d().evaluation.eval_every, value_parser = whole::<usize>, value_name = "N")]
     pub eval_every: usize,
     /// Stream mode: validate on at most N evenly spaced windows of the held-out text
     /// (0: all).
@@ -163,7 +215,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = d().sampling.temperature, value_parser = positive)]
     pub temperature: f64,
     /// Names to sample after training (0 skips sampling).
-    #[arg(long, default_value_t = d().sampling.num_samples)]
+    #[arg(long, default_value_t = d().sampling.num_samples, value_parser = whole::<usize>)]
     pub num_samples: usize,
     #[arg(long, default_value_t = d().system.engine, value_parser = choice::<EngineKind>())]
     pub engine: EngineKind,
@@ -175,20 +227,22 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = d().system.threads, value_parser = at_least_one, value_name = "N")]
     pub threads: usize,
     /// Save the checkpoint and metrics every N steps (0: only when stopping).
-    #[arg(long, default_value_t = d().system.save_every, value_name = "N")]
+    #[arg(long, default_value_t = d().system.save_every, value_parser = whole::<usize>, value_name = "N")]
     pub save_every: usize,
     /// Run directory: config.json, metrics.csv, samples.txt and the checkpoint.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = Utf8Path)]
     pub out: Option<PathBuf>,
     /// Stop (and save) once N steps of the run are done; continue later with --resume.
     #[arg(long, value_parser = at_least_one, value_name = "N")]
     pub stop_after: Option<usize>,
     /// Continue the run in DIR with its stored settings (--steps M extends it to M steps).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = Utf8Path)]
     pub resume: Option<PathBuf>,
     /// Print neither progress nor step lines.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
     /// Flags given on the command line (clap ids), filled by [`Cli::parse_with_sources`].
     #[arg(skip)]
     pub given: BTreeSet<String>,
@@ -250,13 +304,13 @@ pub struct SampleArgs {
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
     /// Sampling temperature [default: the run's].
-    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
+    #[arg(long, value_parser = positive)]
     pub temperature: Option<f64>,
     /// Samples to draw [default: the run's --num-samples; 200 per temperature with --temperatures].
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<usize>)]
     pub num_samples: Option<usize>,
     /// Seed a fresh RNG [default: continue the run's own stream, as train's samples did].
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<u64>)]
     pub seed: Option<u64>,
     /// Start every sample with this text (stream runs: continue it; default a newline).
     #[arg(long, default_value = "")]
@@ -265,11 +319,13 @@ pub struct SampleArgs {
     #[arg(long, value_parser = at_least_one, value_name = "N")]
     pub max_new_tokens: Option<usize>,
     /// Compare these temperatures (mission B): writes DIR/temperatures.md and .json.
-    #[arg(long, value_delimiter = ',', value_parser = positive, allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', value_parser = positive)]
     pub temperatures: Option<Vec<f64>>,
     /// Run the model on this engine [default: the run's].
     #[arg(long, value_parser = choice::<EngineKind>())]
     pub engine: Option<EngineKind>,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -299,6 +355,10 @@ pub struct CompareArgs {
     /// Where loss_curves.svg/.png and summary.md/.csv go.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Plot the loss on a logarithmic axis covering every value, the first steps included
+    /// [default: a linear axis over the runs' robust extent].
+    #[arg(long)]
+    pub log_y: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -319,6 +379,8 @@ pub struct GradcheckArgs {
     /// Batches to check (the first ones of the shuffled documents).
     #[arg(long, default_value_t = 3, value_parser = at_least_one, value_name = "N")]
     pub batches: usize,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 impl GradcheckArgs {
@@ -357,41 +419,4 @@ pub fn one_line(e: &clap::Error) -> String {
         .map(str::trim)
         .collect();
     message.join(" ").trim_start_matches("error: ").to_string()
-}
-
-/// Parses one of `T`'s names; `--help` lists them.
-fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(T::ALL.iter().map(|c| c.name())).map(|name| {
-        *T::ALL
-            .iter()
-            .find(|c| c.name() == name)
-            .expect("a listed name")
-    })
-}
-
-/// Parses `s`, then checks it with the library's rule (`microgpt::validate`), the one a
-/// run's `config.json` is checked with too.
-fn checked<T>(s: &str, rule: validate::Rule) -> Result<T, String>
-where
-    T: std::str::FromStr + Copy + Into<serde_json::Value>,
-    T::Err: std::fmt::Display,
-{
-    let x: T = s.parse().map_err(|e: T::Err| e.to_string())?;
-    rule(&x.into()).map(|()| x)
-}
-
-fn at_least_one(s: &str) -> Result<usize, String> {
-    checked(s, validate::at_least_one)
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    checked(s, validate::positive)
-}
-
-fn non_negative(s: &str) -> Result<f64, String> {
-    checked(s, validate::non_negative)
-}
-
-fn unit_interval(s: &str) -> Result<f64, String> {
-    checked(s, validate::unit_interval)
 }

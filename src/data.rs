@@ -3,10 +3,13 @@
 //! shuffled [`Corpus`], its train/validation split, and the sequences each step trains on.
 
 use crate::config::ParamLayout;
+use crate::files::sha256_hex;
+use crate::input::read_bounded;
+pub use crate::input::MAX_INPUT_BYTES;
 use crate::rng::{splitmix64, Rng};
 use crate::settings::{DataMode, DataSettings};
+pub use crate::vocab::Vocab;
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Positions a sequence of `len` tokens predicts in a model of `block_size`: every token
@@ -19,6 +22,9 @@ pub fn predictions(len: usize, block_size: usize) -> usize {
 /// validation parts.
 pub struct Corpus {
     pub path: PathBuf,
+    /// SHA-256 of the text read (a leading byte-order mark dropped): the run's fingerprint
+    /// of its data, which a resume must find again.
+    pub sha256: String,
     pub vocab: Vocab,
     pub text: Text,
 }
@@ -43,9 +49,12 @@ impl Corpus {
     pub fn load(settings: &DataSettings, block_size: usize, rng: &mut Rng) -> Result<Self> {
         let url = std::env::var("MICROGPT_DATA_URL").unwrap_or_else(|_| NAMES_URL.into());
         let path = resolve_input(settings.input.as_deref(), &url)?;
+        let raw = read_text(&path)?;
+        let sha256 = sha256_hex(raw.as_bytes());
         let (vocab, text) = match settings.data {
             DataMode::Lines => {
-                let mut docs = read_docs(&path)?;
+                // Not empty: the text is not all whitespace.
+                let mut docs = parse_docs(&raw);
                 rng.shuffle(&mut docs);
                 let vocab = Vocab::from_docs(&docs);
                 let tokens = docs.iter().map(|d| vocab.encode_doc(d)).collect();
@@ -58,14 +67,18 @@ impl Corpus {
                 (vocab, text)
             }
             DataMode::Stream => {
-                let text = read_text(&path)?;
-                let vocab = Vocab::from_docs(std::slice::from_ref(&text));
-                let tokens = vocab.encode_text(&text);
+                let vocab = Vocab::from_docs(std::slice::from_ref(&raw));
+                let tokens = vocab.encode_text(&raw);
                 let n_train = stream_split(tokens.len(), settings.val_frac, block_size, &path)?;
                 (vocab, Text::Stream { tokens, n_train })
             }
         };
-        Ok(Corpus { path, vocab, text })
+        Ok(Corpus {
+            path,
+            sha256,
+            vocab,
+            text,
+        })
     }
 
     /// Documents (lines) in the dataset; 0 for a stream. The shuffle drew this many.
@@ -261,17 +274,10 @@ fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// Reads a UTF-8 text file; an unreadable, non-UTF-8 or blank file is an error.
+/// Reads a dataset as UTF-8 text (see [`crate::input::read_bounded`]: at most
+/// [`MAX_INPUT_BYTES`], a leading byte-order mark dropped); a blank file is an error.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "dataset {} is not valid UTF-8 (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
+    let text = read_bounded(path)?;
     if text.trim_matches(is_python_space).is_empty() {
         bail!(
             "dataset {} has no text (it is empty or all whitespace)",
@@ -279,19 +285,6 @@ pub fn read_text(path: &Path) -> Result<String> {
         );
     }
     Ok(text)
-}
-
-/// Reads a UTF-8 text file of documents, one per line.
-pub fn read_docs(path: &Path) -> Result<Vec<String>> {
-    let text = read_text(path)?;
-    let docs = parse_docs(&text);
-    if docs.is_empty() {
-        bail!(
-            "dataset {} has no documents (it is empty or all blank lines)",
-            path.display()
-        );
-    }
-    Ok(docs)
 }
 
 /// The input file as the original finds it: `input` when given; else `input.txt` in the
@@ -328,109 +321,6 @@ pub fn download(url: &str, dest: &Path) -> Result<()> {
     crate::files::write_atomic(dest, &bytes)
 }
 
-/// Characters sorted by code point get ids `0..n`; `BOS = n`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Vocab {
-    chars: Vec<char>,
-    /// The id of each ASCII character (`NO_ID` if absent): the common case without a search.
-    ascii_ids: [u32; 128],
-}
-
-const NO_ID: u32 = u32::MAX;
-
-impl Vocab {
-    pub fn from_docs(docs: &[String]) -> Self {
-        let mut ascii = [false; 128];
-        let mut other = BTreeSet::new();
-        for c in docs.iter().flat_map(|d| d.chars()) {
-            match ascii.get_mut(c as usize) {
-                Some(seen) => *seen = true,
-                None => {
-                    other.insert(c);
-                }
-            }
-        }
-        let chars = (0u8..128)
-            .filter(|&b| ascii[b as usize])
-            .map(char::from)
-            .chain(other)
-            .collect();
-        Vocab::from_chars(chars)
-    }
-
-    pub fn from_chars(chars: Vec<char>) -> Self {
-        let mut ascii_ids = [NO_ID; 128];
-        for (id, &c) in chars.iter().enumerate() {
-            if let Some(slot) = ascii_ids.get_mut(c as usize) {
-                *slot = id as u32;
-            }
-        }
-        Vocab { chars, ascii_ids }
-    }
-
-    pub fn chars(&self) -> &[char] {
-        &self.chars
-    }
-
-    pub fn bos(&self) -> usize {
-        self.chars.len()
-    }
-
-    /// Characters plus BOS.
-    pub fn size(&self) -> usize {
-        self.chars.len() + 1
-    }
-
-    pub fn id(&self, c: char) -> Option<usize> {
-        match self.ascii_ids.get(c as usize) {
-            Some(&NO_ID) => None,
-            Some(&id) => Some(id as usize),
-            None => self.chars.binary_search(&c).ok(),
-        }
-    }
-
-    /// `[BOS] + ids(doc) + [BOS]`. Panics on a character outside the vocabulary, which cannot
-    /// happen for the documents the vocabulary was built from; see [`Vocab::encode_prompt`].
-    pub fn encode_doc(&self, doc: &str) -> Vec<usize> {
-        let mut tokens = Vec::with_capacity(doc.len() + 2);
-        tokens.push(self.bos());
-        tokens.extend(doc.chars().map(|c| {
-            self.id(c)
-                .expect("document character outside its vocabulary")
-        }));
-        tokens.push(self.bos());
-        tokens
-    }
-
-    /// The ids of a text whose characters are all in the vocabulary (the one it was built
-    /// from).
-    pub fn encode_text(&self, text: &str) -> Vec<usize> {
-        text.chars()
-            .map(|c| self.id(c).expect("text character outside its vocabulary"))
-            .collect()
-    }
-
-    /// Ids of a user-supplied prompt; characters outside the vocabulary are an error naming them.
-    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<usize>> {
-        let unknown: BTreeSet<char> = prompt.chars().filter(|&c| self.id(c).is_none()).collect();
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
-            bail!(
-                "prompt has characters outside the vocabulary: {}",
-                list.join(", ")
-            );
-        }
-        Ok(prompt.chars().map(|c| self.id(c).unwrap()).collect())
-    }
-
-    pub fn decode(&self, ids: &[usize]) -> String {
-        ids.iter()
-            .filter(|&&i| i < self.chars.len())
-            .map(|&i| self.chars[i])
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,18 +329,5 @@ mod tests {
     fn lines_split_on_every_line_ending_and_are_stripped() {
         let docs = parse_docs("  ann\r\nbob\rcé  \n\n \t \r\n\u{1f}zoë\u{3000}\n");
         assert_eq!(docs, ["ann", "bob", "cé", "zoë"]);
-    }
-
-    #[test]
-    fn vocab_orders_by_code_point_and_round_trips() {
-        let docs = parse_docs("zoë\nabe\n");
-        let v = Vocab::from_docs(&docs);
-        assert_eq!(v.chars(), ['a', 'b', 'e', 'o', 'z', 'ë']);
-        assert_eq!(v.bos(), 6);
-        let t = v.encode_doc("zoë");
-        assert_eq!(t, [6, 4, 3, 5, 6]);
-        assert_eq!(v.decode(&t), "zoë");
-        let err = v.encode_prompt("zax!").unwrap_err().to_string();
-        assert!(err.contains("'!', 'x'"), "{err}");
     }
 }

@@ -15,12 +15,17 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse_with_sources();
+    if let Some(limit) = cli.command.max_memory() {
+        // Read by the memory check, here and in a sweep's runs.
+        std::env::set_var(microgpt::memory::LIMIT_VAR, limit.to_string());
+    }
     let result = match &cli.command {
         Command::Train(args) => commands::train::run(args),
         Command::Sample(args) => commands::sample::run(args).map(|()| Outcome::Done),
         Command::Sweep(args) => commands::sweep::run(args),
         Command::Compare(args) => {
-            commands::compare::run(&args.runs, &args.out).map(|()| Outcome::Done)
+            commands::compare::run_with_scale(&args.runs, &args.out, args.log_y)
+                .map(|()| Outcome::Done)
         }
         Command::Gradcheck(args) => commands::gradcheck::run(args).map(|()| Outcome::Done),
         Command::Inspect(args) => commands::inspect::run(args).map(|()| Outcome::Done),

@@ -42,6 +42,7 @@ fn count(v: &serde_json::Value, max: u64) -> std::result::Result<(), String> {
         Some(0) => Err("must be at least 1".into()),
         Some(n) if n > max => Err(format!("must be at most {max}")),
         Some(_) => Ok(()),
+        None if v.as_f64().is_some_and(|x| x < 1.0) => Err("must be at least 1".into()),
         None => Err("must be a whole number".into()),
     }
 }

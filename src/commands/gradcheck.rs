@@ -7,6 +7,7 @@ use microgpt::data::Corpus;
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::gradcheck::{self, Deviation};
+use microgpt::memory::{self, Workload};
 use microgpt::rng::Rng;
 use microgpt::scalar::ScalarGpt;
 use microgpt::settings::DataSettings;
@@ -24,6 +25,10 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
+    memory::check_all(
+        &cfg,
+        &Workload::gradcheck(args.dtype, args.batch_size, &corpus, model.block_size),
+    )?;
     let params = cfg.layout().init(&mut rng, model.init_std);
     let source = corpus.batches(args.batch_size, model.block_size, data.seed);
     let batches: Vec<Vec<&[usize]>> = (0..args.batches).map(|step| source.batch(step)).collect();

@@ -9,6 +9,7 @@ use microgpt::data::{self, predictions, Corpus, Vocab};
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::files::write_atomic;
+use microgpt::memory::{self, Workload};
 use microgpt::rng::Rng;
 use microgpt::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
 use microgpt::settings::{DataMode, DataSettings};
@@ -63,6 +64,13 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     };
     let rng = match args.seed {
         Some(seed) => Rng::new(seed),
+        // Replaying the shuffle takes a step per document: more than a dataset within the
+        // input limit can hold (a line is at least two bytes) means a corrupt config.json.
+        None if run.num_docs as u64 > data::MAX_INPUT_BYTES / 2 => bail!(
+            "{}: num_docs {} is more than any dataset holds",
+            args.run.join(checkpoint::CONFIG_FILE).display(),
+            run.num_docs
+        ),
         None => data::rng_after_init(
             run.settings.data.seed,
             run.num_docs,
@@ -78,6 +86,10 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         None => None,
     };
     let engine = args.engine.unwrap_or(run.settings.system.engine);
+    memory::check(
+        &model.config,
+        &Workload::sample(engine, model.dtype, &model.config),
+    )?;
     let task = SampleTask {
         args,
         run: &run,

@@ -3,7 +3,7 @@
 
 use super::resume::{resume, Resumed};
 use crate::cli::TrainArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use microgpt::checkpoint::{
     self, NotFinite, RunConfig, RunIdentity, Snapshot, METRICS_FILE, SAMPLES_FILE,
 };
@@ -11,9 +11,10 @@ use microgpt::config::ModelConfig;
 use microgpt::data::{Corpus, Text};
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
-use microgpt::files::{sha256_hex, write_atomic};
+use microgpt::files::write_atomic;
 use microgpt::interrupt::{self, Outcome};
 use microgpt::lock::{claim_new, RunLock};
+use microgpt::memory::{self, Workload};
 use microgpt::metrics::{MetricsFile, Row};
 use microgpt::progress::Progress;
 use microgpt::rng::Rng;
@@ -38,7 +39,7 @@ struct Invocation {
 /// What a run starts from, in the original's order of draws: shuffle, then init.
 pub struct Start {
     pub corpus: Corpus,
-    /// SHA-256 of the dataset file.
+    /// The dataset's fingerprint ([`Corpus::sha256`]).
     pub dataset_sha256: String,
     cfg: ModelConfig,
     init: Vec<f64>,
@@ -50,17 +51,16 @@ impl Start {
     pub fn new(settings: &RunSettings) -> Result<Self> {
         let mut rng = Rng::new(settings.data.seed);
         let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
-        let bytes = std::fs::read(&corpus.path)
-            .with_context(|| format!("cannot read {}", corpus.path.display()))?;
         let cfg = settings.model.config(corpus.vocab.size());
         cfg.validate()?;
+        memory::check(&cfg, &Workload::for_run(settings, &corpus))?;
         let total = cfg.layout().total;
         if total > MAX_PARAMS {
             bail!("the model would have {total} parameters; microgpt trains at most {MAX_PARAMS}: choose a smaller --n-embd, --n-layer or --block-size");
         }
         let init = cfg.layout().init(&mut rng, settings.model.init_std);
         Ok(Start {
-            dataset_sha256: sha256_hex(&bytes),
+            dataset_sha256: corpus.sha256.clone(),
             corpus,
             cfg,
             init,
@@ -70,8 +70,8 @@ impl Start {
 
     pub fn run_config(&self, settings: &RunSettings) -> Result<RunConfig> {
         let c = &self.corpus;
-        let dataset = std::fs::canonicalize(&c.path)
-            .with_context(|| format!("cannot resolve {}", c.path.display()))?;
+        // A pipe (`--input <(zcat names.gz)`) is gone once read: recorded as given.
+        let dataset = std::fs::canonicalize(&c.path).unwrap_or_else(|_| c.path.clone());
         let (num_train_docs, num_val_docs) = match &c.text {
             Text::Lines { docs, n_train, .. } => (*n_train, docs.len() - n_train),
             Text::Stream { .. } => (0, 0),

@@ -162,3 +162,4 @@ pub fn goldens() -> Vec<Golden> {
 }
 
 pub mod cli;
+pub mod deadline;
