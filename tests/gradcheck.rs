@@ -3,6 +3,7 @@
 //! finite differences.
 
 use microgpt::config::{Activation, ModelConfig};
+use microgpt::dtype::Float;
 use microgpt::engine::Engine;
 use microgpt::gradcheck::deviations as compare;
 use microgpt::rng::Rng;
@@ -67,49 +68,73 @@ fn describe(cfg: &ModelConfig, batch_size: usize) -> String {
     )
 }
 
-#[test]
-fn tensor_engine_matches_the_scalar_engine_on_random_models() {
-    let mut rng = Rng::new(2024);
-    for case in 0..36 {
-        let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
-        let batch_size = [1, 3][case / 3 % 2];
-        let params = cfg.layout().init(&mut rng, 0.3);
-        let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
-        let mut tensor = TensorGpt::<f64>::new(&cfg, &params).unwrap();
-        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
-        for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
-            assert!(
-                d.max_rel <= f64_tolerance(&d.name),
-                "{}: relative error {:e} (abs {:e}) with {}",
+/// The tensor engine in `F` against the scalar engine on each of `cases` (a config, its
+/// parameters, its batches): llm.c's table of every tensor of every case (name, max abs,
+/// max rel, OK / NOT OK), then one verdict, so a failure shows everything that is off.
+fn check_against_scalar<F: Float>(title: &str, cases: &[Case], tolerance: impl Fn(&str) -> f64) {
+    let mut failed = Vec::new();
+    println!("{title}");
+    for (cfg, params, docs, batch_size) in cases {
+        let mut tensor = TensorGpt::<F>::new(cfg, params).unwrap();
+        let mut scalar = ScalarGpt::new(cfg, params).unwrap();
+        let found = compare(&mut tensor, &mut scalar, &batches(docs, *batch_size));
+        println!("{}", describe(cfg, *batch_size));
+        for d in &found {
+            let ok = d.max_rel <= tolerance(&d.name);
+            println!(
+                "  {:<18} max abs {:.2e}  max rel {:.2e}  {}",
                 d.name,
-                d.max_rel,
                 d.max_abs,
-                describe(&cfg, batch_size)
+                d.max_rel,
+                if ok { "OK" } else { "NOT OK" }
             );
+            if !ok {
+                failed.push(format!("{} ({})", d.name, describe(cfg, *batch_size)));
+            }
         }
     }
+    let verdict = if failed.is_empty() { "OK" } else { "NOT OK" };
+    println!("overall: {verdict}");
+    assert!(
+        failed.is_empty(),
+        "too far from the scalar engine: {failed:?}"
+    );
+}
+
+/// A model, its parameters, its documents and the batch size to split them by.
+type Case = (ModelConfig, Vec<f64>, Vec<Vec<usize>>, usize);
+
+/// `count` random configs (activations in turn), parameters and two batches each, of
+/// `batch_size(case)` documents.
+fn random_cases(seed: u64, count: usize, batch_size: fn(usize) -> usize) -> Vec<Case> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|case| {
+            let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
+            let batch_size = batch_size(case);
+            let params = cfg.layout().init(&mut rng, 0.3);
+            let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
+            (cfg, params, docs, batch_size)
+        })
+        .collect()
+}
+
+#[test]
+fn tensor_engine_matches_the_scalar_engine_on_random_models() {
+    check_against_scalar::<f64>(
+        "f64, 36 random models",
+        &random_cases(2024, 36, |case| [1, 3][case / 3 % 2]),
+        f64_tolerance,
+    );
 }
 
 #[test]
 fn f32_tensor_engine_stays_close_to_the_f64_scalar_engine() {
-    let mut rng = Rng::new(7);
-    for case in 0..12 {
-        let cfg = random_config(&mut rng, ACTIVATIONS[case % 3]);
-        let batch_size = [1, 3][case % 2];
-        let params = cfg.layout().init(&mut rng, 0.3);
-        let docs = random_docs(&mut rng, &cfg, 2 * batch_size);
-        let mut tensor = TensorGpt::<f32>::new(&cfg, &params).unwrap();
-        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
-        for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
-            assert!(
-                d.max_rel <= 1e-3,
-                "{}: f32 relative error {:e} with {}",
-                d.name,
-                d.max_rel,
-                describe(&cfg, batch_size)
-            );
-        }
-    }
+    check_against_scalar::<f32>(
+        "f32, 12 random models",
+        &random_cases(7, 12, |case| [1, 3][case % 2]),
+        |_| 1e-3,
+    );
 }
 
 /// An engine's gradients against `(loss(p + h) - loss(p - h)) / 2h` for a sample of each
@@ -220,42 +245,23 @@ fn docs_between(
 fn tensor_engine_matches_the_scalar_engine_at_long_context() {
     let mut rng = Rng::new(31);
     // (n_embd, n_head, block_size, batch size)
-    let cases = [(32, 2, 32, 3), (64, 2, 64, 2), (64, 1, 128, 2)];
-    let mut failed = Vec::new();
-    println!(
-        "{:<48} {:>16} {:>10} {:>10}",
-        "case", "tensor", "max abs", "max rel"
-    );
-    for (i, &(n_embd, n_head, block_size, batch_size)) in cases.iter().enumerate() {
-        let cfg = ModelConfig {
-            vocab_size: 7,
-            n_embd,
-            n_head,
-            n_layer: 1,
-            block_size,
-            activation: ACTIVATIONS[i % 3],
-        };
-        let params = cfg.layout().init(&mut rng, 0.3);
-        let docs = docs_between(&mut rng, &cfg, batch_size, 8, 2 * block_size);
-        let mut tensor = TensorGpt::<f64>::new(&cfg, &params).unwrap();
-        let mut scalar = ScalarGpt::new(&cfg, &params).unwrap();
-        for d in compare(&mut tensor, &mut scalar, &batches(&docs, batch_size)) {
-            let ok = d.max_rel <= f64_tolerance(&d.name);
-            println!(
-                "{:<48} {:>16} {:>10.2e} {:>10.2e} {}",
-                describe(&cfg, batch_size),
-                d.name,
-                d.max_abs,
-                d.max_rel,
-                if ok { "OK" } else { "NOT OK" }
-            );
-            if !ok {
-                failed.push(format!("{} ({})", d.name, describe(&cfg, batch_size)));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "too far from the scalar engine: {failed:?}"
-    );
+    let shapes = [(32, 2, 32, 3), (64, 2, 64, 2), (64, 1, 128, 2)];
+    let cases: Vec<_> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n_embd, n_head, block_size, batch_size))| {
+            let cfg = ModelConfig {
+                vocab_size: 7,
+                n_embd,
+                n_head,
+                n_layer: 1,
+                block_size,
+                activation: ACTIVATIONS[i % 3],
+            };
+            let params = cfg.layout().init(&mut rng, 0.3);
+            let docs = docs_between(&mut rng, &cfg, batch_size, 8, 2 * block_size);
+            (cfg, params, docs, batch_size)
+        })
+        .collect();
+    check_against_scalar::<f64>("f64, long context", &cases, f64_tolerance);
 }
