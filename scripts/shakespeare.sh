@@ -20,7 +20,7 @@ start=$(date +%s.%N)
     --dtype f32 --threads 2 --init-std 0.02 \
     --activation gelu --steps 1200 --lr 4.5e-3 --warmup-steps 100 --lr-schedule cosine \
     --beta1 0.9 --beta2 0.99 --weight-decay 0.1 --grad-clip 1.0 \
-    --val-frac 0.1 --eval-every 100 --eval-windows 256 --num-samples 1
+    --val-frac 0.1 --eval-every 250 --eval-windows 256 --num-samples 1
 end=$(date +%s.%N)
 
 python3 - "$out/metrics.csv" "$start" "$end" "$target" <<'PY'
