@@ -2,6 +2,7 @@
 //! library.
 
 pub mod compare;
+pub mod figure;
 pub mod gradcheck;
 pub mod inspect;
 pub mod resume;

@@ -2,14 +2,14 @@
 //! (see [`microgpt::curves`]), a key beside it, and an overview of every curve whole.
 
 use super::{Curve, Run};
-use anyhow::{anyhow, bail, Result};
+use crate::commands::figure::{encode_png, register_font, FONT};
+use anyhow::{anyhow, Result};
 use microgpt::curves::{self, Point, YRange};
 use microgpt::metrics::SMOOTHING;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::sync::OnceLock;
 
 const SIZE: (u32, u32) = (1400, 900);
 /// The key goes beside the plot, so it never hides a curve.
@@ -18,7 +18,6 @@ const LEGEND_WIDTH: u32 = 400;
 const OVERVIEW_HEIGHT: u32 = 290;
 /// Characters per line of a run's label in the key.
 const LEGEND_CHARS: usize = 38;
-const FONT: &str = "sans-serif";
 
 /// Tableau 10: distinct hues that survive grey-scale printing reasonably.
 const PALETTE: [RGBColor; 10] = [
@@ -33,18 +32,6 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
-
-/// DejaVu Sans, embedded, so PNG text needs no system font libraries.
-fn register_font() -> Result<()> {
-    static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
-    });
-    if !ok {
-        bail!("the embedded font failed to load");
-    }
-    Ok(())
-}
 
 /// Everything drawn of one run.
 struct Plotted {
@@ -305,17 +292,6 @@ fn legend<DB: DrawingBackend>(
             .map_err(fail)?;
     }
     Ok(())
-}
-
-fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(rgb)?;
-    writer.finish()?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

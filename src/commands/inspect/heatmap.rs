@@ -2,6 +2,7 @@
 //! key positions across, labelled with the characters, on one colour scale with a colour
 //! bar; drawn the same way to PNG and SVG.
 
+use crate::commands::figure::{encode_png, register_font, FONT};
 use anyhow::{anyhow, bail, Result};
 use microgpt::files::write_atomic;
 use plotters::coord::Shift;
@@ -9,9 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-const FONT: &str = "sans-serif";
 /// Grey of frames, ticks and secondary text.
 const GREY: RGBColor = RGBColor(120, 120, 120);
 /// Matplotlib's viridis at nine even stops: dark for 0, yellow for 1, so a weight of 0
@@ -67,28 +66,6 @@ fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut s = OsString::from(stem.as_os_str());
     s.push(suffix);
     s.into()
-}
-
-/// DejaVu Sans, embedded: it has the glyphs the labels use (⟨BOS⟩, ␣, ↵) and needs no
-/// system font libraries.
-fn register_font() -> Result<()> {
-    static LOADED: OnceLock<bool> = OnceLock::new();
-    let loaded = LOADED.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
-    });
-    if !loaded {
-        bail!("the embedded DejaVu font failed to load");
-    }
-    Ok(())
-}
-
-fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header()?.write_image_data(rgb)?;
-    Ok(out)
 }
 
 fn viridis(w: f64) -> RGBColor {
