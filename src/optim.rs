@@ -155,13 +155,26 @@ impl<F: Float> Adam<F> {
                     let step = F::of(lr_t / bias1);
                     let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
                     for ((p, &g), (m, v)) in moments {
-                        *m = b1 * *m + one_minus_b1 * g;
-                        *v = b2 * *v + one_minus_b2 * g * g;
+                        *m = flush_subnormal(b1 * *m + one_minus_b1 * g);
+                        *v = flush_subnormal(b2 * *v + one_minus_b2 * g * g);
                         *p -= step * *m / (v.sqrt() * inv_sqrt_bias2 + eps);
                     }
                 }
             }
         });
+    }
+}
+
+/// `x`, or 0 when it is subnormal. The moments of a weight whose gradient stays 0 (the
+/// embedding row of a character no batch contains) decay geometrically into the subnormal
+/// range, where x86 takes ~100 cycles per operation: without the flush a d16 step slows
+/// from ~14 to ~35 µs after a few thousand steps. A subnormal moment moves its weight by
+/// less than `lr · 1e-38 / eps`, so flushing it changes nothing a model can show.
+fn flush_subnormal<F: Float>(x: F) -> F {
+    if x.abs() < F::min_positive_value() {
+        F::zero()
+    } else {
+        x
     }
 }
 
@@ -222,6 +235,24 @@ mod tests {
         for (a, b) in p_python.iter().zip(&p_fast) {
             assert!((a - b).abs() <= 1e-14 * a.abs().max(1.0), "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn fast_rounding_flushes_moments_that_decay_into_subnormals() {
+        let mut adam = Adam::<f32>::new(AdamConfig::default(), 2);
+        // Weight 0 has not seen a gradient for a long time: its moments decay below the normal
+        // range this step; weight 1 just had a tiny gradient.
+        adam.m = vec![1.1 * f32::MIN_POSITIVE, 2e-30];
+        adam.v = vec![1.005 * f32::MIN_POSITIVE, 1e-30];
+        let mut params = vec![1.0f32, 1.0];
+        adam.update(&mut params, &[0.0, 0.0], 0.01, Rounding::Fast);
+        assert_eq!(
+            (adam.m[0], adam.v[0]),
+            (0.0, 0.0),
+            "subnormal moments flushed"
+        );
+        assert_eq!(adam.m[1], 0.85 * 2e-30, "normal moments kept");
+        assert_eq!(adam.v[1], 0.99 * 1e-30);
     }
 
     #[test]
