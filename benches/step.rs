@@ -84,8 +84,9 @@ fn bench_steps<E: Engine>(
     settings.schedule.steps = usize::MAX;
     settings.schedule.lr_schedule = LrSchedule::Constant;
     settings.optimizer.lr = 1e-3;
+    let block_size = engine.config().block_size;
     let mut trainer = Trainer::new(engine, &settings);
-    let source = corpus.batches(batch_size, 16, 42);
+    let source = corpus.batches(batch_size, block_size, 42);
     c.benchmark_group(group)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))

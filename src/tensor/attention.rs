@@ -17,7 +17,7 @@
 //! - loops: for short documents or heads (a GEMM call would cost more than its work), dot and
 //!   axpy loops over whole rows, all heads at once, one task per document.
 
-use super::ops::softmax_in_place;
+use super::ops::{dot, softmax_in_place};
 use crate::dtype::Float;
 use crate::pool::{self, Shards};
 use ndarray::linalg::general_mat_mul;
@@ -413,10 +413,6 @@ fn backward_loops<F: Float>(
         }
         dqkv[i * 3 * c..][..c].copy_from_slice(dq);
     }
-}
-
-fn dot<F: Float>(a: &[F], b: &[F]) -> F {
-    a.iter().zip(b).fold(F::zero(), |acc, (&x, &y)| acc + x * y)
 }
 
 /// `y += a * x`.
