@@ -1,10 +1,10 @@
 //! The GPT of docs/SPEC.md §3 on whole batches: every position of every document is one row, so
 //! each linear layer is one GEMM per step. Reads like llm.c's `train_gpt2.c`: the forward
-//! pass, then the backward pass, one line per layer, each layer's buffers bound once at the
-//! top of its loop; then the [`Engine`].
+//! pass, then the backward pass, one line per layer (and a line naming the row views of
+//! the layer's buffers it reads where the call would not fit); then the [`Engine`].
 
 use super::attention::{attention_backward, attention_forward, AttentionShape};
-use super::buffers::{Activations, LayerActivations, Packing, Rows, Weights};
+use super::buffers::{Activations, Packing, Rows, Weights};
 use super::ops::{self, Linear};
 use crate::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::dtype::Float;
@@ -101,35 +101,24 @@ impl<F: Float> TensorGpt<F> {
             emb,
             c,
         );
+        let attn = &self.attention;
         for (l, (lw, la)) in w.layers.iter().zip(&mut a.layers).enumerate() {
             let (before, after) = a.resid.split_at_mut(l + 1);
             let (x, out) = (at.of(&before[l], c), at.of_mut(&mut after[0], c));
             let lp = lw.of(p);
-            let LayerActivations {
-                ln1,
-                ln1_rstd,
-                qkv,
-                att,
-                atty,
-                mid,
-                ln2,
-                ln2_rstd,
-                fc,
-                fc_dact,
-            } = la;
-            let (ln1, ln1_rstd, mid) =
-                (at.of_mut(ln1, c), at.of_mut(ln1_rstd, 1), at.of_mut(mid, c));
-            let (ln2, ln2_rstd) = (at.of_mut(ln2, c), at.of_mut(ln2_rstd, 1));
-            let (fc, fc_dact) = (at.of_mut(fc, m), at.of_mut(fc_dact, m));
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ. Attention reads and writes
             // whole buffers: a decoded row attends to the cached rows before it.
+            let (ln1, ln1_rstd) = (at.of_mut(&mut la.ln1, c), at.of_mut(&mut la.ln1_rstd, 1));
             ops::rmsnorm_forward(ln1, ln1_rstd, x, c);
-            ops::matmul_forward(at.of_mut(qkv, 3 * c), ln1, lp.qkv, shape.qkv);
-            attention_forward(atty, att, qkv, &b.docs, &r, &self.attention);
+            ops::matmul_forward(at.of_mut(&mut la.qkv, 3 * c), ln1, lp.qkv, shape.qkv);
+            attention_forward(&mut la.atty, &mut la.att, &la.qkv, &b.docs, &r, attn);
+            let mid = at.of_mut(&mut la.mid, c);
             mid.copy_from_slice(x);
-            ops::matmul_forward_residual(mid, at.of(atty, c), lp.wo, shape.wo);
+            ops::matmul_forward_residual(mid, at.of(&la.atty, c), lp.wo, shape.wo);
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ.
+            let (ln2, ln2_rstd) = (at.of_mut(&mut la.ln2, c), at.of_mut(&mut la.ln2_rstd, 1));
             ops::rmsnorm_forward(ln2, ln2_rstd, mid, c);
+            let (fc, fc_dact) = (at.of_mut(&mut la.fc, m), at.of_mut(&mut la.fc_dact, m));
             ops::matmul_forward(fc, ln2, lp.fc1, shape.fc1);
             ops::activation_forward(fc, fc_dact, self.cfg.activation);
             out.copy_from_slice(mid);
@@ -182,41 +171,20 @@ impl<F: Float> TensorGpt<F> {
         ops::matmul_backward(dresid, dlm_head, dlogits, x, lm_head, shape.lm_head);
         for (l, (lw, la)) in w.layers.iter().zip(&a.layers).enumerate().rev() {
             let (lp, lg) = (lw.of(p), lw.of_mut(g));
-            let LayerActivations {
-                ln1,
-                ln1_rstd,
-                qkv,
-                att,
-                atty,
-                mid,
-                ln2,
-                ln2_rstd,
-                fc,
-                fc_dact,
-            } = la;
-            let (ln1, ln1_rstd, atty, mid) = (
-                at.of(ln1, c),
-                at.of(ln1_rstd, 1),
-                at.of(atty, c),
-                at.of(mid, c),
-            );
-            let (ln2, ln2_rstd, fc, fc_dact) = (
-                at.of(ln2, c),
-                at.of(ln2_rstd, 1),
-                at.of(fc, m),
-                at.of(fc_dact, m),
-            );
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ; dresid becomes dmid.
+            let (fc, ln2) = (at.of(&la.fc, m), at.of(&la.ln2, c));
             ops::matmul_backward(dfc, lg.fc2, dresid, fc, lp.fc2, shape.fc2);
-            ops::activation_backward(dfc, fc_dact);
+            ops::activation_backward(dfc, at.of(&la.fc_dact, m));
             ops::matmul_backward(dln, lg.fc1, dfc, ln2, lp.fc1, shape.fc1);
+            let (mid, ln2_rstd) = (at.of(&la.mid, c), at.of(&la.ln2_rstd, 1));
             ops::rmsnorm_backward(dresid, dln, mid, ln2_rstd, c);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ; dresid becomes dx.
-            ops::matmul_backward(datty, lg.wo, dresid, atty, lp.wo, shape.wo);
-            let scratch = &mut a.attention_scratch;
+            ops::matmul_backward(datty, lg.wo, dresid, at.of(&la.atty, c), lp.wo, shape.wo);
+            let (att, qkv, scratch) = (&la.att, &la.qkv, &mut a.attention_scratch);
             attention_backward(dqkv, datty, att, qkv, &b.docs, &self.attention, scratch);
-            ops::matmul_backward(dln, lg.qkv, dqkv, ln1, lp.qkv, shape.qkv);
-            ops::rmsnorm_backward(dresid, dln, at.of(&a.resid[l], c), ln1_rstd, c);
+            ops::matmul_backward(dln, lg.qkv, dqkv, at.of(&la.ln1, c), lp.qkv, shape.qkv);
+            let (x, ln1_rstd) = (at.of(&a.resid[l], c), at.of(&la.ln1_rstd, 1));
+            ops::rmsnorm_backward(dresid, dln, x, ln1_rstd, c);
         }
         // resid[0] = rmsnorm(wte[token] + wpe[position]).
         let demb = at.of_mut(&mut a.demb, c);
