@@ -3,7 +3,8 @@
 //! The writer holds an OS lock (`flock`) on `DIR/.lock` for the life of its process: the
 //! kernel releases it when the process ends, however it ends, so a `SIGKILL` leaves no
 //! stale lock. The file holds the writer's pid, for the error a second writer gets.
-//! Readers (`sample`, `compare`) take no lock: a checkpoint is committed by one rename.
+//! Readers (`sample`, `compare`) take no lock: a checkpoint is committed by one rename; a
+//! reader that writes into the directory (`sample --temperatures`) takes it.
 
 use crate::checkpoint::{self, CHECKPOINTS_DIR, METRICS_FILE, SAMPLES_FILE};
 use crate::runconfig::{check_version, CONFIG_FILE};

@@ -82,6 +82,15 @@ fn temperature_study_reports_uniqueness_novelty_length_and_nll() {
     let md = std::fs::read_to_string(run.join("temperatures.md")).unwrap();
     assert!(md.contains("| 0.5 |") && md.contains("final BOS"), "{md}");
 
+    // A run being trained has one writer: the study says so and writes nothing.
+    std::fs::remove_file(run.join("temperatures.json")).unwrap();
+    let writer = microgpt::lock::RunLock::acquire(&run).unwrap();
+    let err = fails(&["sample", "--run", s(&run), "--temperatures", "0.5"]);
+    let holder = format!("is being trained by process {}", std::process::id());
+    assert!(err.contains(&holder), "{err}");
+    assert!(!run.join("temperatures.json").exists());
+    drop(writer);
+
     fails(&["sample", "--run", s(&run), "--temperatures", "0.5,0"]);
     fails(&["sample", "--run", s(&run), "--temperature", "-1"]);
 }

@@ -345,3 +345,34 @@ fn kills_at_random_instants_lose_no_step() {
     assert!(*kills >= 10, "only {kills} kills");
     assert!(resumed_from.len() >= 5, "resumed from {resumed_from:?}");
 }
+
+/// A sweep stopped by SIGTERM (as `timeout` or `kill` stop it) passes it on: the run it is
+/// training saves at a step boundary, and it resumes.
+#[test]
+fn a_sweep_passes_sigterm_on_to_its_run() {
+    let dir = tmp("sweep_signal");
+    let data = dataset(&dir);
+    let out = dir.join("sw");
+    let mut args = vec!["sweep", "--grid", "n_layer=1", "--out", s(&out)];
+    args.extend(["--input", s(&data)]);
+    args.extend_from_slice(TINY);
+    // ~40 s of steps: without the signal passed on, the run would end by itself, untimely.
+    args.extend(["--engine", "scalar", "--steps", "100000"]);
+    args.extend(["--save-every", "0", "--num-samples", "0"]);
+    let sweep = spawn(&args);
+    // Ready once the run has printed `num params`: its signal handler is in place.
+    let run = out.join("n_layer=1");
+    let log = run.join("train.log");
+    let started = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("num params"));
+    let start = Instant::now();
+    while !started() {
+        assert!(start.elapsed().as_secs() < 60, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&sweep, "TERM");
+    let o = sweep.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("interrupted at step"), "{log}");
+    resumes(&run);
+}

@@ -9,6 +9,7 @@ use microgpt::data::{self, predictions, Corpus, Vocab};
 use microgpt::dispatch::{with_engine, EngineTask};
 use microgpt::engine::Engine;
 use microgpt::files::write_atomic;
+use microgpt::lock::RunLock;
 use microgpt::memory::{self, Workload};
 use microgpt::rng::Rng;
 use microgpt::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
@@ -220,6 +221,9 @@ impl EngineTask for SampleTask<'_> {
             }
             return Ok(());
         };
+        // The study writes into the run directory, whose one writer may be training it now:
+        // say so before sampling rather than after.
+        let _writer = RunLock::acquire(&self.args.run)?;
         let n = self.args.num_samples.unwrap_or(STUDY_SAMPLES);
         let rows: Vec<TemperatureRow> = study
             .temperatures

@@ -11,10 +11,10 @@ use microgpt::interrupt::{self, Outcome};
 use microgpt::settings::{role, Role, RunSettings, SettingsMap, ROLES};
 use microgpt::validate::flag;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One run of the sweep.
 struct Planned {
@@ -368,14 +368,21 @@ fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let status = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    command
         .arg("train")
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
+        .stderr(log);
+    // A process group of its own: a terminal's Ctrl-C reaches the sweep alone, which passes
+    // every interrupt on once (a second signal would make the run exit without saving).
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
+    let status = wait_passing_interrupt(&mut child)?;
     Ok(match status.code() {
         Some(0) => RunResult::Done,
         Some(130) => RunResult::Interrupted,
@@ -391,6 +398,26 @@ fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
             ))
         }
     })
+}
+
+/// Waits for a run's process; once the sweep is interrupted (Ctrl-C, SIGTERM, SIGHUP), sends
+/// the run one SIGTERM, on which it saves at its next step boundary and exits.
+fn wait_passing_interrupt(child: &mut Child) -> Result<ExitStatus> {
+    let mut passed = false;
+    loop {
+        if let Some(status) = child.try_wait().context("cannot wait for a run")? {
+            return Ok(status);
+        }
+        if !passed && interrupt::requested() {
+            #[cfg(unix)]
+            // SAFETY: sends a signal to our own child; no memory is involved.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            passed = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Quotes `s` for a POSIX shell when it needs it.
