@@ -386,7 +386,7 @@ fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
     Ok(match status.code() {
         Some(0) => RunResult::Done,
         Some(130) => RunResult::Interrupted,
-        // Killed by the Ctrl-C before it could install its handler.
+        // Killed by the interrupt passed on before it could install its handler.
         None if interrupt::requested() => RunResult::Interrupted,
         _ => {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
