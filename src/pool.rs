@@ -40,6 +40,8 @@ struct Shared {
     /// region closed and skips it, so the leader never waits for a thread that has no task.
     inside: AtomicUsize,
     sleepers: AtomicUsize,
+    /// Workers that have started running [`work`].
+    started: AtomicUsize,
     panicked: AtomicBool,
     shutdown: AtomicBool,
     lock: Mutex<()>,
@@ -96,6 +98,7 @@ impl Pool {
             epoch: AtomicUsize::new(0),
             inside: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             lock: Mutex::new(()),
@@ -110,6 +113,12 @@ impl Pool {
                     .expect("spawning a tensor worker thread")
             })
             .collect();
+        // A new thread allocates as it starts (the runtime's thread-locals), maybe only
+        // when the OS first runs it, long after `spawn` returned: wait, so that no step
+        // after this one allocates (tests/tensor_allocations.rs counts every thread's).
+        while shared.started.load(SeqCst) < threads - 1 {
+            std::thread::yield_now();
+        }
         Pool {
             threads,
             shared,
@@ -208,6 +217,7 @@ fn enter(s: &Shared) -> bool {
 }
 
 fn work(s: &Shared, worker: usize) {
+    s.started.fetch_add(1, SeqCst);
     let mut seen = 0;
     loop {
         wait_for_region(s, seen);
