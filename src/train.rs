@@ -64,10 +64,8 @@ impl<E: Engine> Trainer<E> {
         if let Some(max_norm) = self.optimizer.grad_clip {
             clip_grad_norm(grads, max_norm);
         }
-        if self.optimizer.weight_decay > 0.0 {
-            decay_weights(params, lr * self.optimizer.weight_decay);
-        }
-        self.adam.update(params, grads, lr, E::ADAM_ROUNDING);
+        let decay = lr * self.optimizer.weight_decay;
+        self.adam.update(params, grads, lr, decay, E::ADAM_ROUNDING);
         self.step += 1;
         Ok(StepStats {
             step: self.step,
@@ -76,14 +74,6 @@ impl<E: Engine> Trainer<E> {
             tokens,
         })
     }
-}
-
-/// AdamW's decoupled weight decay, before the Adam update: `p ← p (1 − lr·wd)`. Every
-/// parameter of this model is a 2-D weight matrix (there are no biases or norm gains), so
-/// every one decays, as nanoGPT decays all tensors of two or more dimensions.
-fn decay_weights<F: Float>(params: &mut [F], rate: f64) {
-    let keep = F::of(1.0 - rate);
-    params.iter_mut().for_each(|p| *p *= keep);
 }
 
 /// Mean loss of `engine` over `sequences` in batches of `batch_size`, weighted by target

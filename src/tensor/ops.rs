@@ -13,7 +13,7 @@
 //! depends on how rows are split, so these layers give the same bits on any thread count.
 
 use crate::config::{Activation, GELU_A, GELU_C};
-use crate::dtype::{Dtype, Float};
+use crate::dtype::{fold_lanes, Dtype, Float};
 use crate::pool::{self, Shards};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
@@ -251,10 +251,9 @@ pub fn activation_forward<F: Float>(x: &mut [F], dact: &mut [F], act: Activation
                 }
             }),
             // f32 runs take f32's own gelu: f64's `tanh` costs as much as the MLP's GEMMs.
-            Activation::Gelu if F::DTYPE == Dtype::F32 => pairs.for_each(|(v, g)| {
-                let (y, dy) = gelu_f32(v.as_f64() as f32);
-                (*v, *g) = (F::of(f64::from(y)), F::of(f64::from(dy)));
-            }),
+            Activation::Gelu if F::DTYPE == Dtype::F32 => {
+                pairs.for_each(|(v, g)| (*v, *g) = gelu_via_exp(*v))
+            }
             Activation::Gelu => pairs.for_each(|(v, g)| {
                 let (y, dy) = act.forward_and_grad(v.as_f64());
                 (*v, *g) = (F::of(y), F::of(dy));
@@ -263,18 +262,21 @@ pub fn activation_forward<F: Float>(x: &mut [F], dact: &mut [F], act: Activation
     });
 }
 
-/// GPT-2's tanh gelu and its derivative in f32 (the formula of
+/// GPT-2's tanh gelu and its derivative in `F` (the formula of
 /// [`Activation::forward_and_grad`]), with `tanh u = 1 - 2 / (exp(2u) + 1)`: one
-/// [`Float::exp_simd`], much cheaper than `tanh` and vectorised with the loop, and exact to
-/// a few f32 ulps (it saturates to ±1 cleanly).
-fn gelu_f32(x: f32) -> (f32, f32) {
-    let (c, a) = (GELU_C as f32, GELU_A as f32);
+/// [`Float::exp_simd`], much cheaper than `tanh`, and exact to a few ulps in f32, which takes
+/// it (it saturates to ±1 cleanly). Inlined into the activation's loop, which the compiler
+/// then vectorises: 1.0 ns per element in f32, against 8.5 as a call per element.
+#[inline]
+fn gelu_via_exp<F: Float>(x: F) -> (F, F) {
+    let (c, a) = (F::of(GELU_C), F::of(GELU_A));
+    let (one, two, half) = (F::one(), F::of(2.0), F::of(0.5));
     let u = c * (x + a * x * x * x);
-    let t = 1.0 - 2.0 / ((2.0 * u).exp_simd() + 1.0);
-    let du = c * (1.0 + 3.0 * a * x * x);
+    let t = one - two / ((two * u).exp_simd() + one);
+    let du = c * (one + F::of(3.0) * a * x * x);
     (
-        0.5 * x * (1.0 + t),
-        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du,
+        half * x * (one + t),
+        half * (one + t) + half * x * (one - t * t) * du,
     )
 }
 
@@ -294,29 +296,14 @@ pub fn activation_backward<F: Float>(d: &mut [F], dact: &[F]) {
 /// attention softmax over `T = 256` took a third of attention's forward time as scalar
 /// loops with a call to `exp` per element.
 pub fn softmax_in_place<F: Float>(z: &mut [F]) -> (F, F) {
-    let max = fold_lanes(z, F::neg_infinity(), F::max);
+    let max = fold_lanes(z, F::neg_infinity(), F::max, F::max);
     z.iter_mut()
         .for_each(|v| *v = (*v - max).exp_simd().flush_subnormal());
-    let total = fold_lanes(z, F::zero(), |s, v| s + v);
+    let total = fold_lanes(z, F::zero(), |s, v| s + v, |s, v| s + v);
     let inv_total = total.recip();
     z.iter_mut()
         .for_each(|v| *v = (*v * inv_total).flush_subnormal());
     (max, total)
-}
-
-/// `z` folded by `f` in eight interleaved partial results, then those in order (see [`dot`]).
-fn fold_lanes<F: Float>(z: &[F], init: F, f: impl Fn(F, F) -> F) -> F {
-    const LANES: usize = 8;
-    let mut acc = [init; LANES];
-    let z8 = z.chunks_exact(LANES);
-    let tail = z8.remainder();
-    for x in z8 {
-        for l in 0..LANES {
-            acc[l] = f(acc[l], x[l]);
-        }
-    }
-    let lanes = acc.into_iter().fold(init, &f);
-    tail.iter().fold(lanes, |s, &v| f(s, v))
 }
 
 /// Softmax and cross-entropy, in place: `logits: [N, V]` become `probs: [N, V]`, and
@@ -391,7 +378,7 @@ mod tests {
             |got: f32, want: f64| (f64::from(got) - want).abs() <= 2e-6 * want.abs().max(1.0);
         for i in -2000..=2000 {
             let x = i as f32 / 100.0;
-            let (y, dy) = gelu_f32(x);
+            let (y, dy) = gelu_via_exp(x);
             let (want_y, want_dy) = Activation::Gelu.forward_and_grad(f64::from(x));
             assert!(close(y, want_y), "gelu({x}) = {y}, want {want_y}");
             assert!(close(dy, want_dy), "gelu'({x}) = {dy}, want {want_dy}");
