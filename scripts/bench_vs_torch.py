@@ -11,9 +11,10 @@ document stream, batches of B docs padded to the longest), float32, 2 threads. T
 Each side runs as a subprocess that writes metrics.csv (step, loss, tokens, elapsed_s); tokens/s
 counts real target tokens (no padding) over the steps after a warm-up (the first 10%, at least 1).
 The number of steps is chosen per side from a short calibration run so that each timed run takes
-about --seconds; the best of --repeats timed runs is kept. The 2 cores are easily disturbed (other
-processes make OpenMP/BLAS threads stall), so before each run the script waits a little for the
-CPUs to be idle, and says so when they were not. At lr 0.01 the larger configs diverge (the loss
+about --seconds; the two sides take turns for --repeats timed runs each and each side's best is
+kept, so a slow phase of the machine falls on both rather than on one side's every run. The 2
+cores are easily disturbed (other processes make OpenMP/BLAS threads stall), so before each run
+the script waits a little for the CPUs to be idle, and says so when they were not. At lr 0.01 the larger configs diverge (the loss
 blows up); that does not change the work per step, and --lr, when given, goes to both sides.
 
   bash scripts/setup_torch_venv.sh            # once: .venv-bench with torch
@@ -204,23 +205,38 @@ class Side:
             if not self.args.keep_tmp:
                 shutil.rmtree(out, ignore_errors=True)
 
-    def measure(self, cfg, est_step_s):
-        """Calibrate, then --repeats timed runs of about --seconds each; returns the best
-        (tokens/s, steps, rows). busy: the highest CPU use by others seen just before a run."""
+    def calibrate(self, cfg, est_step_s):
+        """A short run; returns the steps for a timed run of about --seconds."""
         a = self.args
         self.busy = 0.0
         calib = int(min(max(a.calib_seconds / max(est_step_s, 1e-6), 3), 400))
         per_step = seconds_per_step(self.run(cfg, calib))
-        steps = int(min(max(math.ceil(a.seconds / 0.9 / max(per_step, 1e-7)), a.min_steps), a.max_steps))
-        best = None
-        for _ in range(a.repeats):
-            rows = self.run(cfg, steps)
+        return int(min(max(math.ceil(a.seconds / 0.9 / max(per_step, 1e-7)), a.min_steps), a.max_steps))
+
+
+def measure(sides, cfg, est_step_s, args):
+    """Calibrates each side, then runs --repeats timed runs per side, the sides taking turns
+    (so that a slow phase of the machine falls on both, not on one side's every run); keeps
+    each side's best. Returns {side name: (tokens/s, steps, rows) or the exception}."""
+    steps, best = {}, {}
+    for side in sides:
+        try:
+            steps[side.name] = side.calibrate(cfg, est_step_s)
+        except Exception as err:  # keep going: show what can be shown
+            best[side.name] = err
+    for _ in range(args.repeats):
+        for side in sides:
+            if side.name not in steps or isinstance(best.get(side.name), Exception):
+                continue
+            try:
+                rows = side.run(cfg, steps[side.name])
+            except Exception as err:
+                best[side.name] = err
+                continue
             rate = throughput(rows)
-            if best is None or rate > best[0]:
-                best = (rate, steps, rows)
-            if rows[-1][2] > 2.5 * a.seconds:  # slow (big config or busy machine): one run is enough
-                break
-        return best
+            if side.name not in best or rate > best[side.name][0]:
+                best[side.name] = (rate, steps[side.name], rows)
+    return best
 
 
 class Ours(Side):
@@ -332,22 +348,26 @@ def run_table(title, input_path, configs, sides, args, peak):
                "params": total_params(e, l, tok.vocab_size, t), "flops_per_token": fpt}
         for side in sides:
             side.input = input_path
-            try:
-                rate, steps, rows = side.measure(cfg, est_step)
-                res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
-                                  "tokens_per_step": rows[-1][1] / steps,
-                                  "mfu": rate * fpt / peak, "others_cpu_busy": side.busy}
-                if side.busy > 0.25:
-                    print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
-                          flush=True)
-                want = expected_tokens(enc, steps, b)
-                if rows[-1][1] != want:
-                    print(f"  warning: {side.name} {cfg}: {rows[-1][1]} tokens in {steps} steps, expected {want} "
-                          "(different data or batching?)", flush=True)
-                print(f"  {side.name:5} {cfg}: {steps} steps in {rows[-1][2]:.2f} s -> {rate:,.0f} tok/s", flush=True)
-            except Exception as err:  # keep going: show what can be shown
+        measured = measure(sides, cfg, est_step, args)
+        for side in sides:
+            got = measured.get(side.name, RuntimeError("no timed run"))
+            if isinstance(got, Exception):
                 res[side.name] = None
-                print(f"  {side.name:5} {cfg}: failed: {err}", flush=True)
+                print(f"  {side.name:5} {cfg}: failed: {got}", flush=True)
+                continue
+            rate, steps, rows = got
+            res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
+                              "tokens_per_step": rows[-1][1] / steps,
+                              "mfu": rate * fpt / peak, "others_cpu_busy": side.busy}
+            if side.busy > 0.25:
+                print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
+                      flush=True)
+            want = expected_tokens(enc, steps, b)
+            if rows[-1][1] != want:
+                print(f"  warning: {side.name} {cfg}: {rows[-1][1]} tokens in {steps} steps, expected {want} "
+                      "(different data or batching?)", flush=True)
+            print(f"  {side.name:5} {cfg}: {steps} steps in {rows[-1][2]:.2f} s -> {rate:,.0f} tok/s (best of "
+                  f"{args.repeats})", flush=True)
         results.append(res)
     return results
 
