@@ -12,10 +12,11 @@ Each side runs as a subprocess that writes metrics.csv (step, loss, tokens, elap
 counts real target tokens (no padding) over the steps after a warm-up (the first 10%, at least 1).
 The number of steps is chosen per side from a short calibration run so that each timed run takes
 about --seconds; the two sides take turns for --repeats timed runs each and each side's best is
-kept, so a slow phase of the machine falls on both rather than on one side's every run. The 2
-cores are easily disturbed (other processes make OpenMP/BLAS threads stall), so before each run
-the script waits a little for the CPUs to be idle, and says so when they were not. At lr 0.01 the larger configs diverge (the loss
-blows up); that does not change the work per step, and --lr, when given, goes to both sides.
+kept, so a slow phase of the machine falls on both rather than on one side's every run. The 2 cores
+are easily disturbed (other processes make OpenMP/BLAS threads stall), so before each run the
+script waits a little for the CPUs to be idle, and says so when they were not. At lr 0.01 the
+larger configs diverge (the loss blows up); that does not change the work per step, and --lr, when
+given, goes to both sides.
 
   bash scripts/setup_torch_venv.sh            # once: .venv-bench with torch
   .venv-bench/bin/python scripts/bench_vs_torch.py [--quick] [--bin target/release/microgpt]
