@@ -195,8 +195,7 @@ impl<F: Float> Adam<F> {
 pub fn clip_grad_norm<F: Float>(grads: &mut [F], max_norm: f64) -> f64 {
     const CHUNKS: usize = 64;
     let n = grads.len();
-    // A pass over memory: ~20 FLOPs' time per value (see `tensor::ops`).
-    let cost = 20.0 * n as f64;
+    let cost = pool::pass_cost(n);
     let mut sums = [0.0f64; CHUNKS];
     {
         let (sums, grads) = (Shards::new(&mut sums), &*grads);

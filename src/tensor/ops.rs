@@ -19,15 +19,6 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
 use std::ops::Range;
 
-/// The cost, in FLOPs for [`pool::parts`], of a pass over `elements` values of one buffer:
-/// the elementwise layers are bound by memory, not arithmetic (their buffers were last
-/// touched a layer or a whole pass earlier), and bringing a value in from memory takes
-/// about as long as 20 FLOPs here. Counting only their arithmetic kept d128 layers on one
-/// thread, at ~1.4 ns per element.
-fn pass_cost(elements: usize) -> f64 {
-    20.0 * elements as f64
-}
-
 /// `Σ a_i b_i` in eight interleaved partial sums, which the compiler turns into SIMD lanes
 /// (one running sum waits on each add in turn: ~4x slower at C = 128). The order depends
 /// only on the length, so results never depend on threads.
@@ -84,7 +75,7 @@ pub fn embedding_backward<F: Float>(
     c: usize,
 ) {
     let (dwte, dwpe) = (Shards::new(dwte), Shards::new(dwpe));
-    let flops = pass_cost(dout.len());
+    let flops = pool::pass_cost(dout.len());
     let parts = pool::parts(flops).min(c);
     pool::for_each(parts, flops, &|part, _| {
         let cols = pool::split(c, parts, part);
@@ -107,7 +98,7 @@ pub fn rmsnorm_forward<F: Float>(out: &mut [F], rstd: &mut [F], x: &[F], c: usiz
     let eps = F::of(1e-5);
     let rows = rstd.len();
     let (out, rstd) = (Shards::new(out), Shards::new(rstd));
-    for_rows(rows, pass_cost(2 * x.len()), &|r| {
+    for_rows(rows, pool::pass_cost(2 * x.len()), &|r| {
         // SAFETY: each task owns its rows.
         let (out, rstd) = unsafe {
             (
@@ -129,7 +120,7 @@ pub fn rmsnorm_forward<F: Float>(out: &mut [F], rstd: &mut [F], x: &[F], c: usiz
 pub fn rmsnorm_backward<F: Float>(dx: &mut [F], dout: &[F], x: &[F], rstd: &[F], c: usize) {
     let inv_c = F::of(1.0 / c as f64);
     let dx = Shards::new(dx);
-    for_rows(rstd.len(), pass_cost(3 * x.len()), &|r| {
+    for_rows(rstd.len(), pool::pass_cost(3 * x.len()), &|r| {
         // SAFETY: each task owns its rows.
         let dx = unsafe { dx.slice(r.start * c, r.len() * c) };
         let (dout, x) = (&dout[r.start * c..r.end * c], &x[r.start * c..r.end * c]);
@@ -230,7 +221,7 @@ pub fn matmul_backward<F: Float>(
 pub fn activation_forward<F: Float>(x: &mut [F], dact: &mut [F], act: Activation) {
     let len = x.len();
     let (x, dact) = (Shards::new(x), Shards::new(dact));
-    for_rows(len, pass_cost(2 * len), &|r| {
+    for_rows(len, pool::pass_cost(2 * len), &|r| {
         // SAFETY: each task owns its elements.
         let (x, dact) = unsafe { (x.slice(r.start, r.len()), dact.slice(r.start, r.len())) };
         let pairs = x.iter_mut().zip(dact);
@@ -283,7 +274,7 @@ fn gelu_via_exp<F: Float>(x: F) -> (F, F) {
 /// Backward of [`activation_forward`], in place: `d = d * act'(x)` (chain rule, elementwise).
 pub fn activation_backward<F: Float>(d: &mut [F], dact: &[F]) {
     let d = Shards::new(d);
-    for_rows(dact.len(), pass_cost(2 * dact.len()), &|r| {
+    for_rows(dact.len(), pool::pass_cost(2 * dact.len()), &|r| {
         // SAFETY: each task owns its elements.
         let d = unsafe { d.slice(r.start, r.len()) };
         d.iter_mut().zip(&dact[r]).for_each(|(d, &g)| *d *= g);
@@ -317,7 +308,7 @@ pub fn softmax_crossentropy_forward<F: Float>(
     v: usize,
 ) {
     let (logits, losses) = (Shards::new(logits), Shards::new(losses));
-    for_rows(targets.len(), pass_cost(targets.len() * v), &|r| {
+    for_rows(targets.len(), pool::pass_cost(targets.len() * v), &|r| {
         // SAFETY: each task owns its rows.
         let (logits, losses) = unsafe {
             (
@@ -344,7 +335,7 @@ pub fn softmax_crossentropy_backward<F: Float>(
 ) {
     let inv_n = F::of(1.0 / n_targets as f64);
     let probs = Shards::new(probs);
-    for_rows(targets.len(), pass_cost(targets.len() * v), &|r| {
+    for_rows(targets.len(), pool::pass_cost(targets.len() * v), &|r| {
         // SAFETY: each task owns its rows.
         let probs = unsafe { probs.slice(r.start * v, r.len() * v) };
         for (row, &target) in probs.chunks_exact_mut(v).zip(&targets[r]) {
