@@ -4,15 +4,15 @@
 //! each benchmark samples for about two seconds. All threads of the machine.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use microgpt::config::{Activation, ModelConfig};
 use microgpt::data::Corpus;
-use microgpt::engine::Engine;
-use microgpt::optim::LrSchedule;
-use microgpt::rng::Rng;
-use microgpt::scalar::ScalarGpt;
+use microgpt::model::config::{Activation, ModelConfig};
+use microgpt::model::engine::Engine;
+use microgpt::model::optim::LrSchedule;
+use microgpt::model::scalar::ScalarGpt;
+use microgpt::model::tensor::TensorGpt;
+use microgpt::numerics::rng::Rng;
 use microgpt::settings::{DataMode, DataSettings, RunSettings};
-use microgpt::tensor::TensorGpt;
-use microgpt::train::Trainer;
+use microgpt::training::step::Trainer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,7 +97,9 @@ fn bench_steps<E: Engine>(
 }
 
 fn steps(c: &mut Criterion) {
-    microgpt::tensor::set_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    microgpt::model::tensor::set_threads(
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     let (corpus, mut rng) = load(&names());
     let vocab = corpus.vocab.size();
     let default = config(vocab, 16, 1, 4);

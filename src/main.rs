@@ -4,7 +4,7 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
-use microgpt::interrupt::Outcome;
+use microgpt::training::interrupt::Outcome;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_with_sources();
     if let Some(limit) = cli.command.max_memory() {
         // Read by the memory check, here and in a sweep's runs.
-        std::env::set_var(microgpt::memory::LIMIT_VAR, limit.to_string());
+        std::env::set_var(microgpt::training::memory::LIMIT_VAR, limit.to_string());
     }
     let result = match &cli.command {
         Command::Train(args) => commands::train::run(args),

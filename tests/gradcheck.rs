@@ -2,13 +2,13 @@
 //! scalar reference engine (f64 to ~1e-10, f32 loosely), and both engines against central
 //! finite differences.
 
-use microgpt::config::{Activation, ModelConfig};
-use microgpt::dtype::Float;
-use microgpt::engine::Engine;
-use microgpt::gradcheck::deviations as compare;
-use microgpt::rng::Rng;
-use microgpt::scalar::ScalarGpt;
-use microgpt::tensor::TensorGpt;
+use microgpt::model::config::{Activation, ModelConfig};
+use microgpt::model::engine::Engine;
+use microgpt::model::scalar::ScalarGpt;
+use microgpt::model::tensor::TensorGpt;
+use microgpt::numerics::dtype::Float;
+use microgpt::numerics::rng::Rng;
+use microgpt::training::gradcheck::deviations as compare;
 
 const ACTIVATIONS: [Activation; 3] = [Activation::Relu, Activation::Gelu, Activation::Relu2];
 

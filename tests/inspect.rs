@@ -5,10 +5,10 @@
 mod common;
 
 use common::cli::*;
-use microgpt::engine::Engine;
-use microgpt::inspect::text_tokens;
-use microgpt::sample::probs_at_temperature;
-use microgpt::scalar::ScalarGpt;
+use microgpt::model::engine::Engine;
+use microgpt::model::scalar::ScalarGpt;
+use microgpt::training::inspect::text_tokens;
+use microgpt::training::sample::probs_at_temperature;
 use serde_json::Value;
 
 /// Two layers, so the maps of a layer that reads another's output are checked too.

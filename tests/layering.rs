@@ -1,8 +1,8 @@
-//! The house rules, checked: the library never imports clap (only `cli.rs`, `main.rs` and
-//! `commands/` do), its modules depend on each other without cycles, and no source file or
-//! function grows past what a reader takes in at once.
+//! The house rules, checked: the folders of `src/` are layers whose uses point one way (down),
+//! the library never imports clap (only `cli/`, `commands/` and `main.rs` do), and no source
+//! file or function grows past what a reader takes in at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 const MAX_FILE_LINES: usize = 450;
@@ -38,8 +38,56 @@ fn files() -> Vec<(String, String)> {
         .collect()
 }
 
-fn binary_side(rel: &str) -> bool {
-    rel == "main.rs" || rel == "cli.rs" || rel.starts_with("cli/") || rel.starts_with("commands/")
+/// The folders of `src/` from the bottom up: each may use only those before it. The library
+/// comes first; the binary side (`cli/`, `commands/`, `main.rs`) sits on top of it.
+const LAYERS: &[&str] = &[
+    "numerics", "model", "settings", "data", "rundir", "training", "cli", "commands", "main.rs",
+];
+const LIBRARY: usize = 6;
+
+/// The layer a `src/`-relative path belongs to (`lib.rs` only declares the folders).
+fn layer(rel: &str) -> Option<usize> {
+    let top = rel.split('/').next().unwrap();
+    LAYERS.iter().position(|l| *l == top)
+}
+
+/// `text` without its comments, so a doc comment that names another folder is no
+/// dependency (string literals are kept: no source names a module in one).
+fn code(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let line_comment = rest.find("//");
+        let block_comment = rest.find("/*");
+        match (line_comment, block_comment) {
+            (Some(l), b) if b.is_none_or(|b| l < b) => {
+                out.push_str(&rest[..l]);
+                rest = rest[l..].find('\n').map_or("", |n| &rest[l + n..]);
+            }
+            (_, Some(b)) => {
+                out.push_str(&rest[..b]);
+                rest = rest[b..].find("*/").map_or("", |e| &rest[b + e + 2..]);
+            }
+            _ => {
+                out.push_str(rest);
+                rest = "";
+            }
+        }
+    }
+    out
+}
+
+/// The folders (layers) that `text`, a file of `layer`, names through `prefix`.
+fn named_layers(text: &str, prefix: &str) -> BTreeSet<usize> {
+    text.match_indices(prefix)
+        .filter_map(|(i, _)| {
+            let name: String = text[i + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            LAYERS.iter().position(|l| *l == name)
+        })
+        .collect()
 }
 
 #[test]
@@ -47,7 +95,8 @@ fn only_the_binary_side_knows_clap() {
     let offenders: Vec<String> = files()
         .into_iter()
         .filter(|(rel, text)| {
-            !binary_side(rel) && (text.contains("clap") || text.contains("cli::"))
+            layer(rel).is_none_or(|l| l < LIBRARY)
+                && (code(text).contains("clap") || code(text).contains("cli::"))
         })
         .map(|(rel, _)| rel)
         .collect();
@@ -58,44 +107,38 @@ fn only_the_binary_side_knows_clap() {
 }
 
 #[test]
-fn library_modules_have_no_cycles() {
-    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (rel, text) in files().into_iter().filter(|(rel, _)| !binary_side(rel)) {
-        let module = rel
-            .split('/')
-            .next()
-            .unwrap()
-            .trim_end_matches(".rs")
-            .to_string();
-        for (i, _) in text.match_indices("crate::") {
-            let name: String = text[i + 7..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if !name.is_empty() && name != module {
-                deps.entry(module.clone()).or_default().insert(name);
-            }
+fn every_folder_uses_only_the_folders_below_it() {
+    let mut upward = Vec::new();
+    for (rel, text) in files() {
+        if rel == "lib.rs" {
+            continue;
+        }
+        let own = layer(&rel).unwrap_or_else(|| panic!("src/{rel} is in no folder of LAYERS"));
+        let text = code(&text);
+        // In the library `crate::` names library folders; on the binary side it names the
+        // binary's own, and `microgpt::` the library's.
+        let mut used = named_layers(&text, "crate::");
+        used.extend(named_layers(&text, "microgpt::"));
+        for other in used.into_iter().filter(|&l| l > own) {
+            upward.push(format!(
+                "src/{rel} ({}) uses {}",
+                LAYERS[own], LAYERS[other]
+            ));
         }
     }
-    // Depth-first search for a path back to where it started.
-    fn reaches(
-        deps: &BTreeMap<String, BTreeSet<String>>,
-        from: &str,
-        to: &str,
-        seen: &mut BTreeSet<String>,
-    ) -> bool {
-        deps.get(from)
-            .into_iter()
-            .flatten()
-            .any(|next| next == to || (seen.insert(next.clone()) && reaches(deps, next, to, seen)))
-    }
-    let cyclic: Vec<&String> = deps
-        .keys()
-        .filter(|m| reaches(&deps, m, m, &mut BTreeSet::new()))
-        .collect();
     assert!(
-        cyclic.is_empty(),
-        "modules on a dependency cycle: {cyclic:?}\n{deps:#?}"
+        upward.is_empty(),
+        "uses that point up the layers {LAYERS:?}:\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn comments_are_not_dependencies() {
+    let text = "use crate::model::x; // crate::training::y\n/* crate::rundir */ crate::data";
+    assert_eq!(
+        named_layers(&code(text), "crate::"),
+        [1, 3].into_iter().collect()
     );
 }
 

@@ -3,10 +3,10 @@
 
 mod common;
 
-use microgpt::engine::Engine;
-use microgpt::rng::Rng;
-use microgpt::sample;
-use microgpt::scalar::ScalarGpt;
+use microgpt::model::engine::Engine;
+use microgpt::model::scalar::ScalarGpt;
+use microgpt::numerics::rng::Rng;
+use microgpt::training::sample;
 
 #[test]
 fn scalar_engine_reproduces_every_golden_bit_for_bit() {
@@ -147,7 +147,7 @@ fn run_directory_holds_the_golden_run() {
 /// Backward is iterative: a graph far deeper than any call stack allows still trains.
 #[test]
 fn deep_graphs_do_not_overflow_the_stack() {
-    use microgpt::config::{Activation, ModelConfig};
+    use microgpt::model::config::{Activation, ModelConfig};
     let cfg = ModelConfig {
         vocab_size: 5,
         n_embd: 32,

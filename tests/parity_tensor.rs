@@ -4,10 +4,10 @@
 
 mod common;
 
-use microgpt::dtype::Float;
-use microgpt::engine::Engine;
-use microgpt::sample;
-use microgpt::tensor::TensorGpt;
+use microgpt::model::engine::Engine;
+use microgpt::model::tensor::TensorGpt;
+use microgpt::numerics::dtype::Float;
+use microgpt::training::sample;
 use std::process::Command;
 
 /// Trains the tensor engine in `F` on every golden run; checks each loss within

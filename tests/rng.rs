@@ -1,6 +1,6 @@
 //! CPython `random` parity against values committed from `scripts/rng_vectors.py`.
 
-use microgpt::rng::Rng;
+use microgpt::numerics::rng::Rng;
 
 fn f(v: &serde_json::Value) -> f64 {
     v.as_str().unwrap().parse().unwrap()

@@ -296,7 +296,7 @@ print(json.dumps({
     assert_eq!(meta["dtype"], "f64");
     let vocab: String = model.vocab.chars().iter().collect();
     assert_eq!(meta["vocab"].as_str().unwrap(), vocab);
-    let config: microgpt::config::ModelConfig =
+    let config: microgpt::model::config::ModelConfig =
         serde_json::from_str(meta["config"].as_str().unwrap()).unwrap();
     assert_eq!(config, model.config);
     let layout = model.config.layout();

@@ -84,7 +84,7 @@ fn temperature_study_reports_uniqueness_novelty_length_and_nll() {
 
     // A run being trained has one writer: the study says so and writes nothing.
     std::fs::remove_file(run.join("temperatures.json")).unwrap();
-    let writer = microgpt::lock::RunLock::acquire(&run).unwrap();
+    let writer = microgpt::rundir::lock::RunLock::acquire(&run).unwrap();
     let err = fails(&["sample", "--run", s(&run), "--temperatures", "0.5"]);
     let holder = format!("is being trained by process {}", std::process::id());
     assert!(err.contains(&holder), "{err}");

@@ -6,7 +6,7 @@ mod common;
 
 use common::cli::*;
 use microgpt::data::Corpus;
-use microgpt::rng::Rng;
+use microgpt::numerics::rng::Rng;
 use microgpt::settings::{DataMode, DataSettings};
 
 /// A text with newlines and non-ASCII letters, a few thousand characters long.

@@ -5,12 +5,12 @@
 //! test: the counter and the thread count are process-wide.
 #![cfg(microgpt_openblas)]
 
-use microgpt::config::{Activation, ModelConfig};
-use microgpt::engine::Engine;
-use microgpt::rng::Rng;
+use microgpt::model::config::{Activation, ModelConfig};
+use microgpt::model::engine::Engine;
+use microgpt::model::tensor::{set_threads, TensorGpt};
+use microgpt::numerics::rng::Rng;
 use microgpt::settings::RunSettings;
-use microgpt::tensor::{set_threads, TensorGpt};
-use microgpt::train::Trainer;
+use microgpt::training::step::Trainer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

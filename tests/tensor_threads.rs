@@ -3,12 +3,12 @@
 //! (document, head) on the GEMM path, row-wise layers, Adam). One test: the thread count is
 //! process-wide.
 
-use microgpt::config::{Activation, ModelConfig};
-use microgpt::engine::Engine;
-use microgpt::rng::Rng;
+use microgpt::model::config::{Activation, ModelConfig};
+use microgpt::model::engine::Engine;
+use microgpt::model::tensor::{set_threads, TensorGpt};
+use microgpt::numerics::rng::Rng;
 use microgpt::settings::RunSettings;
-use microgpt::tensor::{set_threads, TensorGpt};
-use microgpt::train::Trainer;
+use microgpt::training::step::Trainer;
 
 fn config() -> ModelConfig {
     ModelConfig {

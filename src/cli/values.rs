@@ -3,7 +3,7 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
-use microgpt::{settings, validate};
+use microgpt::settings::{self, validate};
 use std::path::PathBuf;
 
 /// A path that must be UTF-8 because config.json records it as text. Any other path is
@@ -44,7 +44,7 @@ pub fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Valu
     })
 }
 
-/// Parses `s` as a `T` after checking it with the library's rule (`microgpt::validate`),
+/// Parses `s` as a `T` after checking it with the library's rule (`microgpt::settings::validate`),
 /// the one a run's `config.json` is checked with too: a negative or out-of-range number
 /// gets the rule's own message, not a parse error.
 fn checked<T>(s: &str, rule: validate::Rule) -> Result<T, String>
@@ -88,7 +88,7 @@ fn is_negative(s: &str) -> bool {
 }
 
 pub fn size(s: &str) -> Result<u64, String> {
-    microgpt::memory::parse_size(s).map_err(|e| e.to_string())
+    microgpt::training::memory::parse_size(s).map_err(|e| e.to_string())
 }
 
 pub fn positive(s: &str) -> Result<f64, String> {

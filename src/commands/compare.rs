@@ -1,11 +1,11 @@
 //! The `compare` command: loss curves of several runs (`loss_curves.svg`/`.png`) and a
 //! summary table (`summary.md`/`.csv`).
 
+use crate::commands::curves::{self, Point};
 use anyhow::{bail, Context, Result};
-use microgpt::checkpoint::{RunConfig, METRICS_FILE};
-use microgpt::curves::{self, Point};
-use microgpt::files::write_atomic;
-use microgpt::metrics::{self, Row, SMOOTHING};
+use microgpt::data::files::write_atomic;
+use microgpt::rundir::checkpoint::{RunConfig, METRICS_FILE};
+use microgpt::rundir::metrics::{self, Row, SMOOTHING};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -4,14 +4,14 @@
 use crate::cli::GradcheckArgs;
 use anyhow::{bail, Result};
 use microgpt::data::Corpus;
-use microgpt::dispatch::{with_engine, EngineTask};
-use microgpt::engine::Engine;
-use microgpt::gradcheck::{self, Deviation};
-use microgpt::memory::{self, Workload};
-use microgpt::rng::Rng;
-use microgpt::scalar::ScalarGpt;
+use microgpt::model::engine::Engine;
+use microgpt::model::engine::EngineKind;
+use microgpt::model::scalar::ScalarGpt;
+use microgpt::model::{with_engine, EngineTask};
+use microgpt::numerics::rng::Rng;
 use microgpt::settings::DataSettings;
-use microgpt::settings::EngineKind;
+use microgpt::training::gradcheck::{self, Deviation};
+use microgpt::training::memory::{self, Workload};
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     let mut rng = Rng::new(args.data.seed);

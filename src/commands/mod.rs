@@ -2,9 +2,11 @@
 //! library.
 
 pub mod compare;
+pub mod curves;
 pub mod figure;
 pub mod gradcheck;
 pub mod inspect;
+pub mod progress;
 pub mod resume;
 pub mod sample;
 pub mod sweep;

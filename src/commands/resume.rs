@@ -5,13 +5,13 @@
 use super::train::Start;
 use crate::cli::TrainArgs;
 use anyhow::{bail, Context, Result};
-use microgpt::checkpoint::{
+use microgpt::rundir::checkpoint::{
     self, ModelCheckpoint, OptimizerState, RunConfig, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE,
 };
-use microgpt::lock::RunLock;
-use microgpt::metrics::{self, Row};
+use microgpt::rundir::lock::RunLock;
+use microgpt::rundir::metrics::{self, Row};
+use microgpt::settings::validate::resumed;
 use microgpt::settings::RunSettings;
-use microgpt::validate::resumed;
 use std::path::Path;
 
 /// Where a resumed run continues from.

@@ -4,16 +4,17 @@
 
 use crate::cli::SampleArgs;
 use anyhow::{bail, Context, Result};
-use microgpt::checkpoint::{self, RunConfig};
-use microgpt::data::{self, predictions, Corpus, Vocab};
-use microgpt::dispatch::{with_engine, EngineTask};
-use microgpt::engine::Engine;
-use microgpt::files::write_atomic;
-use microgpt::lock::RunLock;
-use microgpt::memory::{self, Workload};
-use microgpt::rng::Rng;
-use microgpt::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
+use microgpt::data::files::write_atomic;
+use microgpt::data::{self, Corpus, Vocab};
+use microgpt::model::config::predictions;
+use microgpt::model::engine::Engine;
+use microgpt::model::{with_engine, EngineTask};
+use microgpt::numerics::rng::Rng;
+use microgpt::rundir::checkpoint::{self, RunConfig};
+use microgpt::rundir::lock::RunLock;
 use microgpt::settings::{DataMode, DataSettings};
+use microgpt::training::memory::{self, Workload};
+use microgpt::training::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write as _;

@@ -6,10 +6,10 @@
 use crate::cli::{self, Cli, Command, SweepArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use microgpt::checkpoint::{self, RunConfig, CONFIG_FILE};
-use microgpt::interrupt::{self, Outcome};
+use microgpt::rundir::checkpoint::{self, RunConfig, CONFIG_FILE};
+use microgpt::settings::validate::flag;
 use microgpt::settings::{role, Role, RunSettings, SettingsMap, ROLES};
-use microgpt::validate::flag;
+use microgpt::training::interrupt::{self, Outcome};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,24 +3,24 @@
 
 use super::resume::{resume, Resumed};
 use crate::cli::TrainArgs;
+use crate::commands::progress::Progress;
 use anyhow::{bail, Result};
-use microgpt::checkpoint::{
+use microgpt::data::files::write_atomic;
+use microgpt::data::{Corpus, Text};
+use microgpt::model::config::ModelConfig;
+use microgpt::model::engine::Engine;
+use microgpt::model::{with_engine, EngineTask};
+use microgpt::numerics::rng::Rng;
+use microgpt::rundir::checkpoint::{
     self, NotFinite, RunConfig, RunIdentity, Snapshot, METRICS_FILE, SAMPLES_FILE,
 };
-use microgpt::config::ModelConfig;
-use microgpt::data::{Corpus, Text};
-use microgpt::dispatch::{with_engine, EngineTask};
-use microgpt::engine::Engine;
-use microgpt::files::write_atomic;
-use microgpt::interrupt::{self, Outcome};
-use microgpt::lock::{claim_new, RunLock};
-use microgpt::memory::{self, Workload};
-use microgpt::metrics::{MetricsFile, Row};
-use microgpt::progress::Progress;
-use microgpt::rng::Rng;
-use microgpt::sample;
+use microgpt::rundir::lock::{claim_new, RunLock};
+use microgpt::rundir::metrics::{MetricsFile, Row};
 use microgpt::settings::{DataMode, RunSettings};
-use microgpt::train::{cast_params, evaluate, Trainer};
+use microgpt::training::interrupt::{self, Outcome};
+use microgpt::training::memory::{self, Workload};
+use microgpt::training::sample;
+use microgpt::training::step::{cast_params, evaluate, Trainer};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -129,7 +129,7 @@ pub fn run(args: &TrainArgs) -> Result<Outcome> {
         .map_or(&start.init, |r| &r.model.params)
         .clone();
     let cfg = start.cfg.clone();
-    microgpt::tensor::set_threads(settings.system.threads);
+    microgpt::model::tensor::set_threads(settings.system.threads);
     let (engine, dtype) = (settings.system.engine, settings.system.dtype);
     let task = TrainTask {
         settings: &settings,

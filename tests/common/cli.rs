@@ -3,8 +3,8 @@
 //! Tiny models on the scalar engine keep those tests fast.
 #![allow(unused_imports)] // each test file uses its own share
 
-pub use microgpt::checkpoint::{self, RunConfig};
-pub use microgpt::metrics;
+pub use microgpt::rundir::checkpoint::{self, RunConfig};
+pub use microgpt::rundir::metrics;
 pub use std::path::{Path, PathBuf};
 pub use std::process::{Command, Output, Stdio};
 

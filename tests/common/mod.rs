@@ -2,12 +2,12 @@
 //! elsewhere) and reading the golden files.
 #![allow(dead_code)]
 
-use microgpt::config::{Activation, ModelConfig};
 use microgpt::data::Corpus;
-use microgpt::engine::Engine;
-use microgpt::rng::Rng;
+use microgpt::model::config::{Activation, ModelConfig};
+use microgpt::model::engine::Engine;
+use microgpt::numerics::rng::Rng;
 use microgpt::settings::{DataMode, DataSettings, ModelArgs, RunSettings};
-use microgpt::train::{StepStats, Trainer};
+use microgpt::training::step::{StepStats, Trainer};
 use std::path::{Path, PathBuf};
 
 /// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file

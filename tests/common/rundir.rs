@@ -14,11 +14,11 @@ pub fn ckpt(run: &Path) -> PathBuf {
 pub fn forge(run: &Path, file: &str, edit: impl FnOnce(&mut Vec<u8>)) {
     let dir = ckpt(run);
     let mut bytes = std::fs::read(dir.join(file)).unwrap();
-    let old = microgpt::files::sha256_hex(&bytes);
+    let old = microgpt::data::files::sha256_hex(&bytes);
     edit(&mut bytes);
     std::fs::write(dir.join(file), &bytes).unwrap();
     let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
-    let new = microgpt::files::sha256_hex(&bytes);
+    let new = microgpt::data::files::sha256_hex(&bytes);
     std::fs::write(dir.join("manifest.json"), manifest.replace(&old, &new)).unwrap();
 }
 

@@ -1,11 +1,11 @@
 //! `compare`'s plot: the loss curves on a y range chosen from the runs' robust extent
-//! (see [`microgpt::curves`]), a key beside it, and an overview of every curve whole.
+//! (see [`crate::commands::curves`]), a key beside it, and an overview of every curve whole.
 
 use super::{Curve, Run};
+use crate::commands::curves::{self, Point, YRange};
 use crate::commands::figure::{encode_png, register_font, FONT};
 use anyhow::{anyhow, Result};
-use microgpt::curves::{self, Point, YRange};
-use microgpt::metrics::SMOOTHING;
+use microgpt::rundir::metrics::SMOOTHING;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;

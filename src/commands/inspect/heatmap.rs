@@ -4,7 +4,7 @@
 
 use crate::commands::figure::{encode_png, register_font, FONT};
 use anyhow::{anyhow, bail, Result};
-use microgpt::files::write_atomic;
+use microgpt::data::files::write_atomic;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

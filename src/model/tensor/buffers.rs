@@ -1,0 +1,206 @@
+//! What [`super::TensorGpt`] works on besides its parameters: where each weight matrix sits
+//! in the flat vector, the batch packed as rows, and every activation and gradient buffer,
+//! allocated once per batch size.
+
+use super::attention::AttentionShape;
+use crate::model::config::predictions;
+use crate::model::config::{ModelConfig, ParamLayout};
+use crate::numerics::dtype::Float;
+use crate::numerics::pool;
+use std::ops::Range;
+
+/// One layer's matrices in the flat parameter (and gradient) vector. `attn_wq`, `attn_wk`
+/// and `attn_wv` are adjacent in the layout, so together they are one `[3C, C]` matrix.
+pub struct LayerWeights {
+    pub qkv: Range<usize>,
+    pub wo: Range<usize>,
+    pub fc1: Range<usize>,
+    pub fc2: Range<usize>,
+}
+
+/// One layer's four matrices (or their gradients) as slices.
+pub struct LayerMatrices<T> {
+    pub qkv: T,
+    pub wo: T,
+    pub fc1: T,
+    pub fc2: T,
+}
+
+impl LayerWeights {
+    /// This layer's matrices in the flat vector `buf`.
+    pub fn of<'a, F>(&self, buf: &'a [F]) -> LayerMatrices<&'a [F]> {
+        LayerMatrices {
+            qkv: &buf[self.qkv.clone()],
+            wo: &buf[self.wo.clone()],
+            fc1: &buf[self.fc1.clone()],
+            fc2: &buf[self.fc2.clone()],
+        }
+    }
+
+    /// This layer's matrices in `buf`, all mutable at once: they follow each other in the
+    /// layout (docs/SPEC.md §2 order: q, k, v, o, fc1, fc2).
+    pub fn of_mut<'a, F>(&self, buf: &'a mut [F]) -> LayerMatrices<&'a mut [F]> {
+        assert!(
+            self.qkv.end == self.wo.start
+                && self.wo.end == self.fc1.start
+                && self.fc1.end == self.fc2.start,
+            "a layer's matrices are adjacent"
+        );
+        let (qkv, rest) = buf[self.qkv.start..self.fc2.end].split_at_mut(self.qkv.len());
+        let (wo, rest) = rest.split_at_mut(self.wo.len());
+        let (fc1, fc2) = rest.split_at_mut(self.fc1.len());
+        LayerMatrices { qkv, wo, fc1, fc2 }
+    }
+}
+
+pub struct Weights {
+    pub wte: Range<usize>,
+    pub wpe: Range<usize>,
+    pub lm_head: Range<usize>,
+    pub layers: Vec<LayerWeights>,
+}
+
+impl Weights {
+    pub fn new(layout: &ParamLayout) -> Self {
+        let layers = layout.layers.iter().map(|l| LayerWeights {
+            qkv: l.attn_wq.offset..l.attn_wv.range().end,
+            wo: l.attn_wo.range(),
+            fc1: l.mlp_fc1.range(),
+            fc2: l.mlp_fc2.range(),
+        });
+        Weights {
+            wte: layout.wte.range(),
+            wpe: layout.wpe.range(),
+            lm_head: layout.lm_head.range(),
+            layers: layers.collect(),
+        }
+    }
+}
+
+/// The batch as rows: each document's predicted positions, one after another.
+#[derive(Default)]
+pub struct Packing {
+    pub tokens: Vec<usize>,
+    pub positions: Vec<usize>,
+    pub targets: Vec<usize>,
+    /// Each document's rows.
+    pub docs: Vec<Range<usize>>,
+}
+
+impl Packing {
+    /// Packs `min(block_size, len - 1)` positions of each document. Room is made for the
+    /// most rows a batch of this many documents can have, so the vectors grow once per batch
+    /// size, not at every longer batch.
+    pub fn pack(&mut self, batch: &[&[usize]], block_size: usize) {
+        let most_rows = batch.len() * block_size;
+        for v in [&mut self.tokens, &mut self.positions, &mut self.targets] {
+            v.clear();
+            v.reserve(most_rows);
+        }
+        self.docs.clear();
+        for doc in batch {
+            let n = predictions(doc.len(), block_size);
+            let start = self.tokens.len();
+            self.tokens.extend_from_slice(&doc[..n]);
+            self.positions.extend(0..n);
+            self.targets.extend_from_slice(&doc[1..=n]);
+            self.docs.push(start..start + n);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// What one layer's forward pass keeps for its backward pass; `N` rows each.
+#[derive(Default)]
+pub struct LayerActivations<F> {
+    pub ln1: Vec<F>,      // [N, C]
+    pub ln1_rstd: Vec<F>, // [N]
+    /// `[N, 3C]`; while decoding, the rows of earlier positions are the key/value cache.
+    pub qkv: Vec<F>,
+    pub att: Vec<F>,      // [N, H, T] softmax weights (layout in `attention`)
+    pub atty: Vec<F>,     // [N, C] attention output before the projection
+    pub mid: Vec<F>,      // [N, C] residual stream between attention and MLP
+    pub ln2: Vec<F>,      // [N, C]
+    pub ln2_rstd: Vec<F>, // [N]
+    pub fc: Vec<F>,       // [N, M] after the activation (M = mlp_dim)
+    pub fc_dact: Vec<F>,  // [N, M] the activation's derivative act'(x) at its input
+}
+
+/// Every activation and backward buffer, allocated for `capacity` rows and grown only when
+/// a batch may have more.
+#[derive(Default)]
+pub struct Activations<F> {
+    capacity: usize,
+    pub emb: Vec<F>,        // [N, C] token + position embedding
+    pub emb_rstd: Vec<F>,   // [N]
+    pub resid: Vec<Vec<F>>, // n_layer + 1 of [N, C]: the residual stream into each layer, and out
+    pub layers: Vec<LayerActivations<F>>,
+    pub logits: Vec<F>, // [N, V], then probabilities, then their gradient
+    pub losses: Vec<F>, // [N]
+    // Backward.
+    pub dresid: Vec<F>, // [N, C] gradient of the residual stream, updated in place layer by layer
+    pub dln: Vec<F>,    // [N, C] gradient of a normalised input (ln1 or ln2)
+    pub datty: Vec<F>,  // [N, C]
+    pub dqkv: Vec<F>,   // [N, 3C]
+    pub dfc: Vec<F>,    // [N, M]
+    pub demb: Vec<F>,   // [N, C] gradient of the embedding sum
+    /// [`AttentionShape::scratch_len`] elements per thread.
+    pub attention_scratch: Vec<F>,
+}
+
+impl<F: Float> Activations<F> {
+    /// Room for `rows` rows and the current thread count.
+    pub fn reserve(&mut self, cfg: &ModelConfig, attention: &AttentionShape<F>, rows: usize) {
+        let scratch = attention.scratch_len() * pool::threads();
+        if self.attention_scratch.len() < scratch {
+            self.attention_scratch.resize(scratch, F::zero());
+        }
+        if rows <= self.capacity {
+            return;
+        }
+        let (c, m) = (cfg.n_embd, cfg.mlp_dim());
+        let grow = |buf: &mut Vec<F>, width: usize| buf.resize(rows * width, F::zero());
+        grow(&mut self.emb, c);
+        grow(&mut self.emb_rstd, 1);
+        self.resid.resize_with(cfg.n_layer + 1, Vec::new);
+        self.resid.iter_mut().for_each(|r| grow(r, c));
+        self.layers.resize_with(cfg.n_layer, Default::default);
+        for la in &mut self.layers {
+            grow(&mut la.ln1, c);
+            grow(&mut la.ln1_rstd, 1);
+            grow(&mut la.qkv, 3 * c);
+            grow(&mut la.att, cfg.n_head * cfg.block_size);
+            grow(&mut la.atty, c);
+            grow(&mut la.mid, c);
+            grow(&mut la.ln2, c);
+            grow(&mut la.ln2_rstd, 1);
+            grow(&mut la.fc, m);
+            grow(&mut la.fc_dact, m);
+        }
+        grow(&mut self.logits, cfg.vocab_size);
+        grow(&mut self.losses, 1);
+        grow(&mut self.dresid, c);
+        grow(&mut self.dln, c);
+        grow(&mut self.datty, c);
+        grow(&mut self.dqkv, 3 * c);
+        grow(&mut self.dfc, m);
+        grow(&mut self.demb, c);
+        self.capacity = rows;
+    }
+}
+
+/// Rows `r` of row-major buffers: `rows.of(buf, width)`.
+pub struct Rows(pub Range<usize>);
+
+impl Rows {
+    pub fn of<'a, F>(&self, buf: &'a [F], width: usize) -> &'a [F] {
+        &buf[self.0.start * width..self.0.end * width]
+    }
+
+    pub fn of_mut<'a, F>(&self, buf: &'a mut [F], width: usize) -> &'a mut [F] {
+        &mut buf[self.0.start * width..self.0.end * width]
+    }
+}

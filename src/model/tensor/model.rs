@@ -1,0 +1,273 @@
+//! The GPT of docs/SPEC.md §3 on whole batches: every position of every document is one row, so
+//! each linear layer is one GEMM per step. Reads like llm.c's `train_gpt2.c`: the forward
+//! pass, then the backward pass, one line per layer (and a line naming the row views of
+//! the layer's buffers it reads where the call would not fit); then the [`Engine`].
+
+use super::attention::{attention_backward, attention_forward, AttentionShape};
+use super::buffers::{Activations, Packing, Rows, Weights};
+use super::ops::{self, Linear};
+use crate::model::config::{ConfigError, ModelConfig, ParamLayout};
+use crate::model::engine::Engine;
+use crate::numerics::dtype::Float;
+use std::ops::Range;
+
+/// microgpt's GPT with flat `F` parameters and batched kernels.
+pub struct TensorGpt<F: Float> {
+    cfg: ModelConfig,
+    layout: ParamLayout,
+    params: Vec<F>,
+    grads: Vec<F>,
+    weights: Weights,
+    attention: AttentionShape<F>,
+    batch: Packing,
+    acts: Activations<F>,
+}
+
+/// The linear layers' shapes for a batch of `n` rows.
+struct Shapes {
+    qkv: Linear,
+    wo: Linear,
+    fc1: Linear,
+    fc2: Linear,
+    lm_head: Linear,
+}
+
+impl Shapes {
+    fn new(cfg: &ModelConfig, n: usize) -> Self {
+        let (c, m) = (cfg.n_embd, cfg.mlp_dim());
+        let linear = |ic, oc| Linear { n, ic, oc };
+        Shapes {
+            qkv: linear(c, 3 * c),
+            wo: linear(c, c),
+            fc1: linear(c, m),
+            fc2: linear(m, c),
+            lm_head: linear(c, cfg.vocab_size),
+        }
+    }
+}
+
+impl<F: Float> TensorGpt<F> {
+    /// A model with layout-ordered `params`, rounded to `F`; the config must be valid and
+    /// fit them.
+    pub fn new(cfg: &ModelConfig, params: &[f64]) -> Result<Self, ConfigError> {
+        let layout = cfg.check_params(params)?;
+        let hd = cfg.head_dim();
+        let attention = AttentionShape {
+            n_head: cfg.n_head,
+            head_dim: hd,
+            block_size: cfg.block_size,
+            scale: F::of(1.0 / (hd as f64).sqrt()),
+        };
+        let mut acts = Activations::default();
+        // Decoding needs block_size rows; batches of one document fit in them too.
+        acts.reserve(cfg, &attention, cfg.block_size);
+        Ok(TensorGpt {
+            weights: Weights::new(&layout),
+            attention,
+            params: params.iter().map(|&p| F::of(p)).collect(),
+            grads: vec![F::zero(); layout.total],
+            batch: Packing::default(),
+            acts,
+            cfg: cfg.clone(),
+            layout,
+        })
+    }
+
+    /// Layer `layer`'s softmax attention weights from the last forward pass, `[N, H, T]`
+    /// row-major over the `N` rows of the batch as packed (each document's positions in
+    /// order; while decoding, the sequence so far): for row `i` of a document and head `h`,
+    /// element `[i][h][j]` is the weight on the document's position `j` for `j <= i`, 0 for
+    /// later positions of the document, and unspecified past the document's length.
+    pub fn attention_weights(&self, layer: usize) -> &[F] {
+        let width = self.cfg.n_head * self.cfg.block_size;
+        &self.acts.layers[layer].att[..self.batch.len() * width]
+    }
+
+    /// The forward pass up to the logits for rows `r` of the packed batch. `r` must end
+    /// where a document ends; attention reads the earlier rows of a document it starts
+    /// inside (decoding computes one row with the ones before it as the cache).
+    fn forward(&mut self, r: Range<usize>) {
+        let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
+        let (p, w, b, a) = (&self.params, &self.weights, &self.batch, &mut self.acts);
+        let shape = Shapes::new(&self.cfg, r.len());
+        let at = Rows(r.clone());
+        let (tokens, positions) = (&b.tokens[r.clone()], &b.positions[r.clone()]);
+        let (wte, wpe) = (&p[w.wte.clone()], &p[w.wpe.clone()]);
+        let emb = at.of_mut(&mut a.emb, c);
+        ops::embedding_forward(emb, tokens, positions, wte, wpe, c);
+        ops::rmsnorm_forward(
+            at.of_mut(&mut a.resid[0], c),
+            at.of_mut(&mut a.emb_rstd, 1),
+            emb,
+            c,
+        );
+        let attn = &self.attention;
+        for (l, (lw, la)) in w.layers.iter().zip(&mut a.layers).enumerate() {
+            let (before, after) = a.resid.split_at_mut(l + 1);
+            let (x, out) = (at.of(&before[l], c), at.of_mut(&mut after[0], c));
+            let lp = lw.of(p);
+            // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ. Attention reads and writes
+            // whole buffers: a decoded row attends to the cached rows before it.
+            let (ln1, ln1_rstd) = (at.of_mut(&mut la.ln1, c), at.of_mut(&mut la.ln1_rstd, 1));
+            ops::rmsnorm_forward(ln1, ln1_rstd, x, c);
+            ops::matmul_forward(at.of_mut(&mut la.qkv, 3 * c), ln1, lp.qkv, shape.qkv);
+            attention_forward(&mut la.atty, &mut la.att, &la.qkv, &b.docs, &r, attn);
+            let mid = at.of_mut(&mut la.mid, c);
+            mid.copy_from_slice(x);
+            ops::matmul_forward_residual(mid, at.of(&la.atty, c), lp.wo, shape.wo);
+            // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ.
+            let (ln2, ln2_rstd) = (at.of_mut(&mut la.ln2, c), at.of_mut(&mut la.ln2_rstd, 1));
+            ops::rmsnorm_forward(ln2, ln2_rstd, mid, c);
+            let (fc, fc_dact) = (at.of_mut(&mut la.fc, m), at.of_mut(&mut la.fc_dact, m));
+            ops::matmul_forward(fc, ln2, lp.fc1, shape.fc1);
+            ops::activation_forward(fc, fc_dact, self.cfg.activation);
+            out.copy_from_slice(mid);
+            ops::matmul_forward_residual(out, fc, lp.fc2, shape.fc2);
+        }
+        let x = at.of(&a.resid[self.cfg.n_layer], c);
+        ops::matmul_forward(
+            at.of_mut(&mut a.logits, v),
+            x,
+            &p[w.lm_head.clone()],
+            shape.lm_head,
+        );
+    }
+
+    /// Packs `batch`, runs the forward pass and the loss; returns the mean loss.
+    fn forward_loss(&mut self, batch: &[&[usize]]) -> f64 {
+        self.batch.pack(batch, self.cfg.block_size);
+        let n = self.batch.len();
+        // Room for the most rows a batch of this many documents can have, so buffers grow
+        // once per batch size rather than at every longer batch.
+        let most_rows = batch.len() * self.cfg.block_size;
+        self.acts.reserve(&self.cfg, &self.attention, most_rows);
+        self.forward(0..n);
+        let v = self.cfg.vocab_size;
+        let losses = &mut self.acts.losses[..n];
+        let logits = &mut self.acts.logits[..n * v];
+        ops::softmax_crossentropy_forward(logits, losses, &self.batch.targets, v);
+        // The scalar engine's order: a left-to-right sum, then times 1/N.
+        losses.iter().map(|l| l.as_f64()).sum::<f64>() * (1.0 / n as f64)
+    }
+
+    /// The backward pass of the whole packed batch after [`TensorGpt::forward_loss`].
+    fn backward(&mut self) {
+        let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
+        let n = self.batch.len();
+        let (p, g, w, b) = (&self.params, &mut self.grads, &self.weights, &self.batch);
+        let a = &mut self.acts;
+        let shape = Shapes::new(&self.cfg, n);
+        let at = Rows(0..n);
+        let dlogits = at.of_mut(&mut a.logits, v);
+        ops::softmax_crossentropy_backward(dlogits, &b.targets, v, n);
+        let (dresid, dln, dfc) = (
+            at.of_mut(&mut a.dresid, c),
+            at.of_mut(&mut a.dln, c),
+            at.of_mut(&mut a.dfc, m),
+        );
+        let (datty, dqkv) = (at.of_mut(&mut a.datty, c), at.of_mut(&mut a.dqkv, 3 * c));
+        let x = at.of(&a.resid[self.cfg.n_layer], c);
+        let (dlm_head, lm_head) = (&mut g[w.lm_head.clone()], &p[w.lm_head.clone()]);
+        ops::matmul_backward(dresid, dlm_head, dlogits, x, lm_head, shape.lm_head);
+        for (l, (lw, la)) in w.layers.iter().zip(&a.layers).enumerate().rev() {
+            let (lp, lg) = (lw.of(p), lw.of_mut(g));
+            // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ; dresid becomes dmid.
+            let (fc, ln2) = (at.of(&la.fc, m), at.of(&la.ln2, c));
+            ops::matmul_backward(dfc, lg.fc2, dresid, fc, lp.fc2, shape.fc2);
+            ops::activation_backward(dfc, at.of(&la.fc_dact, m));
+            ops::matmul_backward(dln, lg.fc1, dfc, ln2, lp.fc1, shape.fc1);
+            let (mid, ln2_rstd) = (at.of(&la.mid, c), at.of(&la.ln2_rstd, 1));
+            ops::rmsnorm_backward(dresid, dln, mid, ln2_rstd, c);
+            // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ; dresid becomes dx.
+            ops::matmul_backward(datty, lg.wo, dresid, at.of(&la.atty, c), lp.wo, shape.wo);
+            let (att, qkv, scratch) = (&la.att, &la.qkv, &mut a.attention_scratch);
+            attention_backward(dqkv, datty, att, qkv, &b.docs, &self.attention, scratch);
+            ops::matmul_backward(dln, lg.qkv, dqkv, at.of(&la.ln1, c), lp.qkv, shape.qkv);
+            let (x, ln1_rstd) = (at.of(&a.resid[l], c), at.of(&la.ln1_rstd, 1));
+            ops::rmsnorm_backward(dresid, dln, x, ln1_rstd, c);
+        }
+        // resid[0] = rmsnorm(wte[token] + wpe[position]).
+        let demb = at.of_mut(&mut a.demb, c);
+        demb.fill(F::zero());
+        ops::rmsnorm_backward(demb, dresid, at.of(&a.emb, c), at.of(&a.emb_rstd, 1), c);
+        // The embeddings' gradients are scatter-adds; every other matrix was overwritten.
+        let (dwte, dwpe) = g[w.wte.start..w.wpe.end].split_at_mut(w.wte.len());
+        dwte.fill(F::zero());
+        dwpe.fill(F::zero());
+        ops::embedding_backward(dwte, dwpe, demb, &b.tokens, &b.positions, c);
+    }
+}
+
+impl<F: Float> Engine for TensorGpt<F> {
+    type F = F;
+
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    fn forward_backward(&mut self, batch: &[&[usize]]) -> f64 {
+        let loss = self.forward_loss(batch);
+        self.backward();
+        loss
+    }
+
+    fn loss(&mut self, batch: &[&[usize]]) -> f64 {
+        self.forward_loss(batch)
+    }
+
+    fn params(&self) -> &[F] {
+        &self.params
+    }
+
+    fn grads(&self) -> &[F] {
+        &self.grads
+    }
+
+    fn params_and_grads_mut(&mut self) -> (&mut [F], &mut [F]) {
+        (&mut self.params, &mut self.grads)
+    }
+
+    fn reset_decode(&mut self) {
+        self.batch.pack(&[], self.cfg.block_size);
+        self.batch.docs.push(0..0);
+    }
+
+    /// Decodes as a one-document batch growing by a row per call: the forward pass runs on
+    /// the new row only, and attention reads the earlier rows' keys and values.
+    fn decode(&mut self, token: usize, pos: usize, logits: &mut [f64]) {
+        let b = &mut self.batch;
+        assert_eq!(
+            pos,
+            b.len(),
+            "decode positions must follow reset_decode in order"
+        );
+        assert!(
+            pos < self.cfg.block_size,
+            "position {pos} beyond the block size"
+        );
+        b.tokens.push(token);
+        b.positions.push(pos);
+        b.docs[0] = 0..pos + 1;
+        self.forward(pos..pos + 1);
+        let v = self.cfg.vocab_size;
+        for (out, &l) in logits.iter_mut().zip(&self.acts.logits[pos * v..][..v]) {
+            *out = l.as_f64();
+        }
+    }
+
+    /// Decoding's row is its position, so the weights are row `pos` of the layer's
+    /// `att: [N, H, T]`: `att[(pos * H + head) * T ..][..=pos]`.
+    fn attention(&self, layer: usize, head: usize, weights: &mut [f64]) {
+        let pos = self.batch.len() - 1;
+        assert_eq!(weights.len(), pos + 1, "one weight per decoded position");
+        let (h, t) = (self.cfg.n_head, self.cfg.block_size);
+        let row = &self.attention_weights(layer)[(pos * h + head) * t..][..=pos];
+        for (w, &a) in weights.iter_mut().zip(row) {
+            *w = a.as_f64();
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The gradient check: one engine's loss and gradients against a reference engine's, from
+//! the same parameters on the same batches, one [`Deviation`] per tensor.
+
+use crate::model::engine::Engine;
+use crate::numerics::dtype::Float;
+
+/// How far one quantity (a parameter's gradient, or the loss) is from the reference, over
+/// every batch checked: the largest `max|a - b|` and the largest `max|a - b| / max|b|`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deviation {
+    pub name: String,
+    pub shape: (usize, usize),
+    pub max_abs: f64,
+    pub max_rel: f64,
+}
+
+impl Deviation {
+    fn new(name: &str, shape: (usize, usize)) -> Self {
+        Deviation {
+            name: name.to_string(),
+            shape,
+            max_abs: 0.0,
+            max_rel: 0.0,
+        }
+    }
+
+    fn update(&mut self, ours: impl Iterator<Item = f64>, reference: &[f64]) {
+        let (mut abs, mut scale) = (0.0f64, 0.0f64);
+        for (a, &b) in ours.zip(reference) {
+            abs = abs.max(not_nan((a - b).abs()));
+            scale = scale.max(b.abs());
+        }
+        let rel = if abs == 0.0 {
+            0.0
+        } else {
+            not_nan(abs / scale)
+        };
+        self.max_abs = self.max_abs.max(abs);
+        self.max_rel = self.max_rel.max(rel);
+    }
+}
+
+/// `f64::max` skips NaN; a NaN error must count as the worst.
+fn not_nan(x: f64) -> f64 {
+    if x.is_nan() {
+        f64::INFINITY
+    } else {
+        x
+    }
+}
+
+/// The loss (first) and every parameter tensor's gradient of `engine` against `reference`
+/// after `forward_backward` on each of `batches`.
+pub fn deviations<E: Engine, R: Engine<F = f64>>(
+    engine: &mut E,
+    reference: &mut R,
+    batches: &[Vec<&[usize]>],
+) -> Vec<Deviation> {
+    let specs = reference.layout().specs.clone();
+    let mut deviations = vec![Deviation::new("loss", (1, 1))];
+    deviations.extend(
+        specs
+            .iter()
+            .map(|s| Deviation::new(&s.name, (s.rows, s.cols))),
+    );
+    for batch in batches {
+        let ours = engine.forward_backward(batch);
+        let want = reference.forward_backward(batch);
+        deviations[0].update(std::iter::once(ours), &[want]);
+        for (dev, spec) in deviations[1..].iter_mut().zip(&specs) {
+            let grads = engine.grads()[spec.range()].iter().map(|g| g.as_f64());
+            dev.update(grads, &reference.grads()[spec.range()]);
+        }
+    }
+    deviations
+}
+
+/// The verdict column of a deviation table.
+pub fn verdict(max_rel: f64, tolerance: f64) -> &'static str {
+    if max_rel <= tolerance {
+        "OK"
+    } else {
+        "NOT OK"
+    }
+}
+
+/// llm.c's table: one line per tensor (name, shape, max abs, max rel, OK / NOT OK).
+pub fn table(deviations: &[Deviation], tolerance: f64) -> String {
+    deviations
+        .iter()
+        .map(|d| {
+            format!(
+                "{:<18} [{:>4}, {:>4}]  max abs {:.3e}  max rel {:.3e}  {}\n",
+                d.name,
+                d.shape.0,
+                d.shape.1,
+                d.max_abs,
+                d.max_rel,
+                verdict(d.max_rel, tolerance)
+            )
+        })
+        .collect()
+}
+
+/// The largest relative error of any tensor.
+pub fn worst(deviations: &[Deviation]) -> f64 {
+    deviations.iter().map(|d| d.max_rel).fold(0.0, f64::max)
+}

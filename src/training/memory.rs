@@ -1,0 +1,412 @@
+//! The memory a model needs, estimated from its config before any of it is allocated: a
+//! config too large for the machine is a one-line error rather than the allocator's abort
+//! or the kernel's OOM kill. The arithmetic is checked, so absurd sizes
+//! (`--n-embd 18446744073709551615`) are errors too, never an overflow.
+//!
+//! The estimate counts what grows with the config: parameters, gradients, Adam's moments,
+//! the f64 copies the commands keep, checkpoint buffers, the tensor engine's activation
+//! buffers (`tensor/model.rs`, `Activations::reserve`) and the scalar engine's per-step
+//! graph (`scalar.rs`). Fixed costs (the dataset, the program) are left out.
+
+use crate::data::{Corpus, Text};
+use crate::model::config::ModelConfig;
+use crate::model::engine::EngineKind;
+use crate::numerics::dtype::Dtype;
+use crate::settings::RunSettings;
+use anyhow::{bail, Context, Result};
+use std::ops::{Add, Mul};
+
+/// A count or size that turns into "too large" (`None`) instead of overflowing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Count(Option<u128>);
+
+fn n(x: usize) -> Count {
+    Count(Some(x as u128))
+}
+
+impl Add for Count {
+    type Output = Count;
+    fn add(self, o: Count) -> Count {
+        Count(self.0.zip(o.0).and_then(|(a, b)| a.checked_add(b)))
+    }
+}
+
+impl Mul for Count {
+    type Output = Count;
+    fn mul(self, o: Count) -> Count {
+        Count(self.0.zip(o.0).and_then(|(a, b)| a.checked_mul(b)))
+    }
+}
+
+/// What the model is used for, beyond its config.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    pub engine: EngineKind,
+    pub dtype: Dtype,
+    /// Sequences in one forward pass: the batch size (1 for sampling).
+    pub sequences: usize,
+    /// Positions of the longest sequence (at most the block size): the scalar engine's
+    /// graph grows with it.
+    pub positions: usize,
+    /// Training keeps gradients, Adam's moments and checkpoint buffers as well.
+    pub training: bool,
+}
+
+impl Workload {
+    /// Training `batch_size` sequences at a time of which the longest has `longest_tokens`.
+    pub fn train(
+        engine: EngineKind,
+        dtype: Dtype,
+        batch_size: usize,
+        longest_tokens: usize,
+    ) -> Self {
+        Workload {
+            engine,
+            dtype,
+            sequences: batch_size,
+            positions: longest_tokens.saturating_sub(1),
+            training: true,
+        }
+    }
+
+    /// A run's training on `corpus`.
+    pub fn for_run(settings: &RunSettings, corpus: &Corpus) -> Self {
+        let s = &settings.system;
+        let longest = longest(corpus, settings.model.block_size);
+        Workload::train(s.engine, s.dtype, settings.schedule.batch_size, longest)
+    }
+
+    /// Gradcheck's two engines on batches of `batch_size` from `corpus`.
+    pub fn gradcheck(
+        dtype: Dtype,
+        batch_size: usize,
+        corpus: &Corpus,
+        block_size: usize,
+    ) -> [Self; 2] {
+        let longest = longest(corpus, block_size);
+        [
+            Workload::train(EngineKind::Tensor, dtype, batch_size, longest),
+            Workload::train(EngineKind::Scalar, Dtype::F64, batch_size, longest),
+        ]
+    }
+
+    /// Sampling one sequence at a time, up to the block size.
+    pub fn sample(engine: EngineKind, dtype: Dtype, cfg: &ModelConfig) -> Self {
+        Workload {
+            engine,
+            dtype,
+            sequences: 1,
+            positions: cfg.block_size,
+            training: false,
+        }
+    }
+}
+
+/// Tokens of the longest sequence a step of `corpus` trains on: its longest document, or a
+/// stream's window of `block_size + 1`.
+fn longest(corpus: &Corpus, block_size: usize) -> usize {
+    match &corpus.text {
+        Text::Lines { tokens, .. } => tokens.iter().map(Vec::len).max().unwrap_or(0),
+        Text::Stream { .. } => block_size.saturating_add(1),
+    }
+}
+
+fn params(cfg: &ModelConfig) -> Count {
+    Count(cfg.param_count())
+}
+
+/// The bytes of the `ParamLayout` description itself: a name and offsets per matrix.
+fn layout_bytes(cfg: &ModelConfig) -> Count {
+    n(6) * n(cfg.n_layer) * n(96)
+}
+
+/// Bytes the tensor engine allocates for `w` (`Activations::reserve` and friends).
+fn tensor_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
+    let s = n(match w.dtype {
+        Dtype::F32 => 4,
+        Dtype::F64 => 8,
+    });
+    let (c, h, t, l, v) = (
+        n(cfg.n_embd),
+        n(cfg.n_head),
+        n(cfg.block_size),
+        n(cfg.n_layer),
+        n(cfg.vocab_size),
+    );
+    let p = params(cfg);
+    // Parameters and gradients in F, the f64 copies the commands hold (initial or loaded
+    // weights and the copy handed to the engine).
+    let mut bytes = n(2) * p * s + n(16) * p;
+    if w.training {
+        // Adam's m and v, and a save's serialised bytes (tensor data plus the file) for
+        // the optimizer's two groups.
+        bytes = bytes + n(6) * p * s;
+    }
+    // Buffers are reserved for every position of every sequence of a batch, however
+    // short the documents (`forward_loss`), and for `block_size` rows at least.
+    let rows = n(w.sequences.max(1)) * t;
+    let per_layer = n(15) * c + n(2) + h * t;
+    let per_row = (n(12) * c + l * per_layer + v + n(2)) * s
+        // Token, position and target ids, and the batch's sequence slices.
+        + n(3 * 8);
+    let scratch = (h * t + h + c) * s;
+    bytes + rows * per_row + scratch + n(w.sequences) * n(16)
+}
+
+/// Graph nodes the scalar engine builds for one forward (and loss) of `w`.
+fn scalar_nodes(cfg: &ModelConfig, w: &Workload) -> Count {
+    let (c, h, l, v) = (
+        n(cfg.n_embd),
+        n(cfg.n_head),
+        n(cfg.n_layer),
+        n(cfg.vocab_size),
+    );
+    let positions = w.positions.min(cfg.block_size);
+    // Per position, counted from `ScalarGpt::gpt` and `build_loss`: embedding and norm,
+    // each layer's norms, linears (2 nodes per weight), activation and residuals, the
+    // head and the loss's softmax.
+    let per_position =
+        n(4) * c + n(5) + l * (n(24) * c * c + n(12) * c + n(6)) + n(2) * c * v + n(5) * v;
+    // Attention at position p reads p + 1 keys: 4C + 6H nodes per key and layer.
+    let attention = l * (n(4) * c + n(6) * h);
+    let p = positions as u128;
+    let keys_read = Count(Some(p * (p + 1) / 2));
+    let per_sequence = n(positions) * per_position + attention * keys_read;
+    n(w.sequences) * (per_sequence + n(positions)) + n(2)
+}
+
+/// Bytes per scalar graph node: value, gradient, two children, two local gradients, and
+/// the backward pass's visited flag, order and stack. The arena's vectors grow by
+/// doubling, so up to twice their length is allocated.
+const NODE_BYTES: u128 = 2 * (8 + 8 + 8 + 16) + 1 + 4 + 8;
+
+fn scalar_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
+    let p = params(cfg);
+    let nodes = p + scalar_nodes(cfg, w);
+    let mut bytes = nodes * Count(Some(NODE_BYTES)) + n(16) * p;
+    if w.training {
+        bytes = bytes + n(6 * 8) * p;
+    }
+    // The key/value caches: a node id per channel, position and layer.
+    bytes + n(2 * 4) * n(cfg.n_embd) * n(w.positions) * n(cfg.n_layer)
+}
+
+/// Estimated bytes for `cfg` under `w`; `None` beyond 2^128 bytes.
+pub fn estimate(cfg: &ModelConfig, w: &Workload) -> Option<u128> {
+    let engine = match w.engine {
+        EngineKind::Tensor => tensor_bytes(cfg, w),
+        EngineKind::Scalar => scalar_bytes(cfg, w),
+    };
+    (engine + layout_bytes(cfg)).0
+}
+
+/// The environment variable that sets the memory limit in bytes (`--max-memory` sets it,
+/// so that a sweep's runs inherit it).
+pub const LIMIT_VAR: &str = "MICROGPT_MAX_MEMORY";
+
+/// The limit and where it comes from: [`LIMIT_VAR`], else the memory available now.
+fn limit() -> Result<Option<(u64, &'static str)>> {
+    if let Ok(value) = std::env::var(LIMIT_VAR) {
+        let bytes = parse_size(&value).with_context(|| format!("{LIMIT_VAR}={value}"))?;
+        return Ok(Some((bytes, "--max-memory")));
+    }
+    Ok(available().map(|bytes| {
+        (
+            bytes,
+            "available (MemAvailable in /proc/meminfo; --max-memory sets another limit)",
+        )
+    }))
+}
+
+/// Fails, in one line naming the config and the estimate, when `cfg` under `w` needs more
+/// memory than the limit (`--max-memory`, else what the machine has available now), or
+/// more graph nodes than the scalar engine's 32-bit ids can address. Returns the estimate.
+pub fn check(cfg: &ModelConfig, w: &Workload) -> Result<u128> {
+    check_all(cfg, &[*w])
+}
+
+/// [`check`] for several engines alive at once (gradcheck's two).
+pub fn check_all(cfg: &ModelConfig, uses: &[Workload]) -> Result<u128> {
+    check_within(cfg, uses, limit()?)
+}
+
+fn check_within(cfg: &ModelConfig, uses: &[Workload], limit: Option<(u64, &str)>) -> Result<u128> {
+    let mut total = Count(Some(0));
+    for w in uses {
+        let what = describe(cfg, w);
+        if w.engine == EngineKind::Scalar {
+            let nodes = (params(cfg) + scalar_nodes(cfg, w)).0;
+            if nodes.is_none_or(|nodes| nodes > u128::from(u32::MAX)) {
+                bail!(
+                    "{what} needs {} scalar graph nodes a step, more than the scalar engine's 2^32: use --engine tensor or a smaller model or batch",
+                    nodes.map_or("more than 2^128".into(), |x| x.to_string())
+                );
+            }
+        }
+        let Some(bytes) = estimate(cfg, w) else {
+            bail!("{what} needs more than 2^128 bytes of memory: choose a smaller model or batch");
+        };
+        total = total + Count(Some(bytes));
+        let (Some(total), Some((limit, source))) = (total.0, limit) else {
+            continue;
+        };
+        if total > u128::from(limit) {
+            bail!(
+                "{what} needs about {} of memory, more than the {} {source}: choose a smaller model or batch",
+                format_size(total),
+                format_size(u128::from(limit))
+            );
+        }
+    }
+    total.0.context("the memory estimate overflows")
+}
+
+fn describe(cfg: &ModelConfig, w: &Workload) -> String {
+    let use_ = if w.training {
+        format!("training batches of {}", w.sequences)
+    } else {
+        "sampling".into()
+    };
+    format!(
+        "the model (n_embd {}, n_head {}, n_layer {}, block_size {}, vocab_size {}) {use_} on the {} engine ({})",
+        cfg.n_embd, cfg.n_head, cfg.n_layer, cfg.block_size, cfg.vocab_size, w.engine, w.dtype
+    )
+}
+
+/// `MemAvailable` of `/proc/meminfo`: what can be allocated without swapping.
+pub fn available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
+/// Bytes in the largest binary unit that keeps the number at least 1 (`1.5 GiB`).
+pub fn format_size(bytes: u128) -> String {
+    let mut x = bytes as f64;
+    let mut unit = 0;
+    while x >= 1024.0 && unit + 1 < UNITS.len() {
+        x /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{x:.1} {}", UNITS[unit])
+    }
+}
+
+/// Parses a size such as `8G`, `512MiB`, `1.5g` or `1000000` (bytes). The units are
+/// binary: K, M, G and T are 1024, 1024², ...; `B`, `iB` and `ib` may follow them.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let x: f64 = number
+        .parse()
+        .ok()
+        .filter(|x: &f64| x.is_finite() && *x > 0.0)
+        .with_context(|| format!("{s:?} is not a positive size (such as 8G or 512M)"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let power = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        _ => bail!("{s:?}: unknown unit {unit:?} (use K, M, G or T)"),
+    };
+    let bytes = x * 1024f64.powi(power);
+    if bytes >= u64::MAX as f64 {
+        bail!("{s:?} is more than 2^64 bytes");
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::Activation;
+
+    const TB: Option<(u64, &str)> = Some((1 << 40, "test"));
+
+    fn cfg(n_embd: usize, n_layer: usize, block_size: usize) -> ModelConfig {
+        ModelConfig {
+            vocab_size: 27,
+            n_embd,
+            n_head: 1,
+            n_layer,
+            block_size,
+            activation: Activation::Relu,
+        }
+    }
+
+    #[test]
+    fn the_parameter_count_is_the_layouts() {
+        let c = ModelConfig {
+            n_head: 4,
+            ..cfg(16, 1, 16)
+        };
+        assert_eq!(c.param_count(), Some(c.layout().total as u128));
+        let c = ModelConfig {
+            n_head: 2,
+            ..cfg(24, 3, 7)
+        };
+        assert_eq!(c.param_count(), Some(c.layout().total as u128));
+    }
+
+    #[test]
+    fn absurd_configs_are_errors_not_overflows() {
+        let w = Workload::train(EngineKind::Tensor, Dtype::F64, 1, 10);
+        for c in [
+            cfg(usize::MAX, 1, 16),
+            cfg(16, usize::MAX, 16),
+            cfg(16, 1, usize::MAX),
+        ] {
+            let err = check_within(&c, &[w], TB).unwrap_err().to_string();
+            assert!(err.contains("more than"), "{err}");
+        }
+        let err = check_within(&cfg(100_000, 1, 16), &[w], TB)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("n_embd 100000") && err.contains("TiB"),
+            "{err}"
+        );
+        let scalar = Workload::train(EngineKind::Scalar, Dtype::F64, 1_000_000, 16);
+        let err = check_within(&cfg(16, 1, 16), &[scalar], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scalar graph nodes"), "{err}");
+    }
+
+    #[test]
+    fn the_originals_model_fits_in_a_few_megabytes() {
+        let c = ModelConfig {
+            n_head: 4,
+            ..cfg(16, 1, 16)
+        };
+        for engine in [EngineKind::Tensor, EngineKind::Scalar] {
+            let w = Workload::train(engine, Dtype::F64, 1, 16);
+            let bytes = check_within(&c, &[w], Some((64 << 20, "test"))).unwrap();
+            assert!(bytes > 100_000, "{engine}: {bytes}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_and_print_in_binary_units() {
+        assert_eq!(parse_size("8G").unwrap(), 8 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5 gb").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        for bad in ["", "-1G", "8X", "1e400", "nan"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(999), "999 B");
+    }
+}

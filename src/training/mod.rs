@@ -1,0 +1,11 @@
+//! Training and using a model: one step and the validation loss (`step`), sampling
+//! (`sample`), what a model makes of a text (`inspect`), the gradient check (`gradcheck`),
+//! the memory a run will need (`memory`) and Ctrl-C as a request (`interrupt`). Uses every
+//! other folder of the library; none of them uses it.
+
+pub mod gradcheck;
+pub mod inspect;
+pub mod interrupt;
+pub mod memory;
+pub mod sample;
+pub mod step;

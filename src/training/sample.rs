@@ -1,0 +1,145 @@
+//! Temperature sampling (docs/SPEC.md §4): `softmax(logits / T)` with the original's
+//! arithmetic, then one weighted draw from CPython's `choices` — names framed by BOS
+//! (lines), or continuations of a text that slide past the block (stream).
+
+use crate::data::Vocab;
+use crate::model::engine::Engine;
+use crate::numerics::pow;
+use crate::numerics::rng::Rng;
+
+/// `softmax([l / T for l in logits])` as the original's Value ops compute it:
+/// `l * T**-1`, `exp(x - max)`, a sum from 0, then `e * total**-1`.
+pub fn probs_at_temperature(logits: &[f64], temperature: f64, probs: &mut [f64]) {
+    let inv_t = pow(temperature, -1.0);
+    let mut max = f64::NEG_INFINITY;
+    for (p, &l) in probs.iter_mut().zip(logits) {
+        *p = l * inv_t;
+        if *p > max {
+            max = *p;
+        }
+    }
+    let mut total = 0.0;
+    for p in probs.iter_mut() {
+        *p = (*p + -max).exp();
+        total += *p;
+    }
+    let inv_total = pow(total, -1.0);
+    probs.iter_mut().for_each(|p| *p *= inv_total);
+}
+
+/// Generates one sequence: BOS, then the `prompt` ids fed as given, then draws until BOS
+/// or `block_size` positions. Returns the ids after BOS (prompt included, final BOS not).
+pub fn generate<E: Engine>(
+    engine: &mut E,
+    rng: &mut Rng,
+    prompt: &[usize],
+    temperature: f64,
+) -> Vec<usize> {
+    let cfg = engine.config();
+    let (vocab_size, block_size) = (cfg.vocab_size, cfg.block_size);
+    let bos = vocab_size - 1;
+    let mut logits = vec![0.0; vocab_size];
+    let mut probs = vec![0.0; vocab_size];
+    let mut out: Vec<usize> = prompt.to_vec();
+    engine.reset_decode();
+    let mut token = bos;
+    for pos in 0..block_size {
+        engine.decode(token, pos, &mut logits);
+        if pos < prompt.len() {
+            token = prompt[pos];
+            continue;
+        }
+        probs_at_temperature(&logits, temperature, &mut probs);
+        token = rng.choice_weighted(&probs);
+        if token == bos {
+            break;
+        }
+        out.push(token);
+    }
+    out
+}
+
+/// Characters a stream continuation has unless asked otherwise (`train`'s sample at the
+/// end of a stream run, `sample --max-new-tokens`).
+pub const STREAM_CHARS: usize = 300;
+
+/// The ids of a stream continuation's `prompt`: its characters must be in the vocabulary,
+/// and an empty prompt starts from a newline (nanoGPT's default start) when the text has
+/// one.
+pub fn stream_prompt(vocab: &Vocab, prompt: &str) -> anyhow::Result<Vec<usize>> {
+    if prompt.is_empty() {
+        return match vocab.id('\n') {
+            Some(id) => Ok(vec![id]),
+            None => {
+                anyhow::bail!("the text has no newline to start a sample from: give --prompt TEXT")
+            }
+        };
+    }
+    vocab.encode_prompt(prompt)
+}
+
+/// A continuation of a stream: feeds `prompt` (at least one token), then draws
+/// `max_new` tokens, never BOS (a stream has none). The context is the last `block_size`
+/// tokens, as nanoGPT crops it: while the sequence fits the block the key/value cache
+/// grows, after that every token re-reads the window. Returns the new tokens and their
+/// negative log-likelihood under the model at temperature 1 (nats, summed).
+pub fn continue_text<E: Engine>(
+    engine: &mut E,
+    rng: &mut Rng,
+    prompt: &[usize],
+    max_new: usize,
+    temperature: f64,
+) -> (Vec<usize>, f64) {
+    assert!(!prompt.is_empty(), "a continuation needs a prompt");
+    let cfg = engine.config();
+    let (vocab_size, block_size) = (cfg.vocab_size, cfg.block_size);
+    let bos = vocab_size - 1;
+    let mut logits = vec![0.0; vocab_size];
+    let mut probs = vec![0.0; vocab_size];
+    let mut seq = prompt.to_vec();
+    let mut nll = 0.0;
+    feed_window(engine, &seq, block_size, &mut logits);
+    for i in 0..max_new {
+        probs_at_temperature(&logits, temperature, &mut probs);
+        probs[bos] = 0.0;
+        let token = rng.choice_weighted(&probs);
+        probs_at_temperature(&logits, 1.0, &mut probs);
+        nll -= probs[token].ln();
+        seq.push(token);
+        if i + 1 == max_new {
+            break;
+        }
+        if seq.len() <= block_size {
+            engine.decode(token, seq.len() - 1, &mut logits);
+        } else {
+            feed_window(engine, &seq, block_size, &mut logits);
+        }
+    }
+    (seq.split_off(prompt.len()), nll)
+}
+
+/// Decodes the last `block_size` tokens of `seq` from an empty cache; `logits` ends as the
+/// prediction after the last one.
+fn feed_window<E: Engine>(engine: &mut E, seq: &[usize], block_size: usize, logits: &mut [f64]) {
+    let window = &seq[seq.len().saturating_sub(block_size)..];
+    engine.reset_decode();
+    for (pos, &token) in window.iter().enumerate() {
+        engine.decode(token, pos, logits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_sum_to_one_and_sharpen_with_low_temperature() {
+        let logits = [1.0, 2.0, 0.5];
+        let mut hot = [0.0; 3];
+        let mut cold = [0.0; 3];
+        probs_at_temperature(&logits, 1.0, &mut hot);
+        probs_at_temperature(&logits, 0.2, &mut cold);
+        assert!((hot.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+        assert!(cold[1] > hot[1]);
+    }
+}
