@@ -7,7 +7,6 @@ pub mod figure;
 pub mod gradcheck;
 pub mod inspect;
 pub mod progress;
-pub mod resume;
 pub mod sample;
 pub mod sweep;
 pub mod train;

@@ -1,0 +1,159 @@
+//! What a run starts from — its data and initial weights, drawn in the original's order
+//! (shuffle, then init) — and, for a resumed run, its directory taken for writing and its
+//! checkpoint, settings and metrics loaded and checked against each other and against the
+//! dataset, so that the run continues exactly where its last checkpoint left it.
+
+use crate::data::{Corpus, Text};
+use crate::model::config::ModelConfig;
+use crate::numerics::rng::Rng;
+use crate::rundir::checkpoint::{
+    self, ModelCheckpoint, OptimizerState, RunConfig, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE,
+};
+use crate::rundir::lock::RunLock;
+use crate::rundir::metrics::{self, Row};
+use crate::settings::validate::resumed;
+use crate::settings::{RunSettings, SettingsMap};
+use crate::training::memory::{self, Workload};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// Parameters a model may have: four copies (weights, gradients, Adam's two moments) of
+/// 2^28 f64s are 8 GiB, beyond which a typo is more likely than intent.
+const MAX_PARAMS: usize = 1 << 28;
+
+/// What a run starts from, in the original's order of draws: shuffle, then init.
+pub struct Start {
+    pub corpus: Corpus,
+    pub cfg: ModelConfig,
+    /// The initial weights in layout order.
+    pub init: Vec<f64>,
+    /// The stream after both, for sampling at the end.
+    pub rng: Rng,
+}
+
+impl Start {
+    pub fn new(settings: &RunSettings) -> Result<Self> {
+        let mut rng = Rng::new(settings.data.seed);
+        let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
+        let cfg = settings.model.config(corpus.vocab.size());
+        cfg.validate()?;
+        memory::check(&cfg, &Workload::for_run(settings, &corpus))?;
+        let total = cfg.layout().total;
+        if total > MAX_PARAMS {
+            bail!("the model would have {total} parameters; microgpt trains at most {MAX_PARAMS}: choose a smaller --n-embd, --n-layer or --block-size");
+        }
+        let init = cfg.layout().init(&mut rng, settings.model.init_std);
+        Ok(Start {
+            corpus,
+            cfg,
+            init,
+            rng,
+        })
+    }
+
+    /// `config.json` of a run of `settings` from this start.
+    pub fn run_config(&self, settings: &RunSettings) -> RunConfig {
+        let c = &self.corpus;
+        // A pipe (`--input <(zcat names.gz)`) is gone once read: recorded as given.
+        let dataset = std::fs::canonicalize(&c.path).unwrap_or_else(|_| c.path.clone());
+        let (num_train_docs, num_val_docs) = match &c.text {
+            Text::Lines { docs, n_train, .. } => (*n_train, docs.len() - n_train),
+            Text::Stream { .. } => (0, 0),
+        };
+        let (num_train_chars, num_val_chars) = c.split_sizes();
+        RunConfig {
+            format_version: checkpoint::FORMAT_VERSION,
+            settings: settings.clone(),
+            model: self.cfg.clone(),
+            dataset,
+            dataset_sha256: c.sha256.clone(),
+            vocab: c.vocab.chars().iter().collect(),
+            num_docs: c.num_docs(),
+            num_train_docs,
+            num_val_docs,
+            num_train_chars,
+            num_val_chars,
+            num_params: self.cfg.layout().total,
+        }
+    }
+}
+
+/// Where a resumed run continues from.
+pub struct Resumed {
+    pub model: ModelCheckpoint,
+    pub optimizer: OptimizerState,
+    /// Every step of the run so far.
+    pub rows: Vec<Row>,
+}
+
+/// Takes the run in `dir` for writing and loads it, with the `given` settings that may
+/// change on resume (see [`crate::settings::Role`]).
+pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, Start, Resumed)> {
+    // A clear error for what is no run directory, before anything is created in it.
+    RunConfig::read(dir)?;
+    let lock = RunLock::acquire(dir)?;
+    checkpoint::clean(dir)?;
+    let (run, model) = checkpoint::load_run(dir)?;
+    let mut settings = resumed(&run.settings, given.clone(), &dir.join(CONFIG_FILE))?;
+    let done = model.step;
+    let steps = settings.schedule.steps;
+    // A run stopped between its last checkpoint and its samples only samples.
+    let unsampled = done == steps && !dir.join(SAMPLES_FILE).exists();
+    if done >= steps && !unsampled {
+        if given.contains_key("steps") {
+            bail!(
+                "--steps {steps} is not beyond the {done} steps the run in {} has done",
+                dir.display()
+            );
+        }
+        bail!(
+            "the run in {} is finished ({done} of {steps} steps): pass --steps M to train it further",
+            dir.display()
+        );
+    }
+    let optimizer = checkpoint::load_optimizer(dir, &model)?;
+    // The same documents as the run started with, wherever it was started from.
+    settings.data.input = Some(run.dataset.clone());
+    let start = Start::new(&settings)
+        .with_context(|| format!("cannot rebuild the data of the run in {}", dir.display()))?;
+    same_data(&start, &run, &model)?;
+    let rows = metrics::read_span(&dir.join(METRICS_FILE), &model.manifest.metrics)?;
+    start.run_config(&settings).write(dir)?;
+    let resumed = Resumed {
+        model,
+        optimizer,
+        rows,
+    };
+    Ok((lock, settings, start, resumed))
+}
+/// Errors unless the dataset is still the one the run was trained on.
+fn same_data(start: &Start, run: &RunConfig, model: &ModelCheckpoint) -> Result<()> {
+    if start.corpus.vocab != model.vocab {
+        bail!(
+            "the vocabulary of {} ({} characters) differs from the checkpoint's ({}): the dataset changed since the run started",
+            run.dataset.display(),
+            start.corpus.vocab.chars().len(),
+            model.vocab.chars().len()
+        );
+    }
+    let sizes = (start.corpus.num_docs(), start.corpus.split_sizes());
+    if sizes != (run.num_docs, (run.num_train_chars, run.num_val_chars)) {
+        bail!(
+            "{} is not the text the run was trained on ({} documents and {} + {} characters now, {} and {} + {} then): the dataset changed since the run started",
+            run.dataset.display(),
+            sizes.0,
+            sizes.1 .0,
+            sizes.1 .1,
+            run.num_docs,
+            run.num_train_chars,
+            run.num_val_chars
+        );
+    }
+    if start.corpus.sha256 != run.dataset_sha256 {
+        bail!(
+            "{} is not the text the run was trained on (its SHA-256 differs): the dataset changed since the run started; put the original back to resume",
+            run.dataset.display()
+        );
+    }
+    Ok(())
+}
