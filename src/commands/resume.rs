@@ -78,19 +78,25 @@ fn same_data(start: &Start, run: &RunConfig, model: &ModelCheckpoint) -> Result<
         );
     }
     let sizes = (start.corpus.num_docs(), start.corpus.split_sizes());
-    if sizes != (run.num_docs, (run.num_train_chars, run.num_val_chars)) {
+    // Formats before 3 recorded no split sizes.
+    let then = (run.num_docs, run.split_sizes().unwrap_or(sizes.1));
+    if sizes != then {
         bail!(
             "{} is not the text the run was trained on ({} documents and {} + {} characters now, {} and {} + {} then): the dataset changed since the run started",
             run.dataset.display(),
             sizes.0,
             sizes.1 .0,
             sizes.1 .1,
-            run.num_docs,
-            run.num_train_chars,
-            run.num_val_chars
+            then.0,
+            then.1 .0,
+            then.1 .1
         );
     }
-    if start.dataset_sha256 != run.dataset_sha256 {
+    if run
+        .dataset_sha256
+        .as_ref()
+        .is_some_and(|then| *then != start.dataset_sha256)
+    {
         bail!(
             "{} is not the text the run was trained on (its SHA-256 differs): the dataset changed since the run started; put the original back to resume",
             run.dataset.display()

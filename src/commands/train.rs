@@ -82,13 +82,13 @@ impl Start {
             settings: settings.clone(),
             model: self.cfg.clone(),
             dataset,
-            dataset_sha256: self.dataset_sha256.clone(),
+            dataset_sha256: Some(self.dataset_sha256.clone()),
             vocab: c.vocab.chars().iter().collect(),
             num_docs: c.num_docs(),
             num_train_docs,
             num_val_docs,
-            num_train_chars,
-            num_val_chars,
+            num_train_chars: Some(num_train_chars),
+            num_val_chars: Some(num_val_chars),
             num_params: self.cfg.layout().total,
         })
     }
