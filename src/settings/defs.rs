@@ -266,7 +266,7 @@ const OPTIMIZER: &[Setting] = &[
             absent_means: "0",
         },
         value_name: None,
-        help: "Decoupled weight decay (AdamW) of the weight matrices (0: the original's Adam)",
+        help: "Decoupled weight decay (AdamW) of the weight matrices: p <- p (1 - lr W) before each Adam update (0: the original's Adam)",
     },
     Setting {
         name: "grad_clip",
@@ -340,7 +340,7 @@ const EVALUATION: &[Setting] = &[
         },
         value_name: Some("N"),
         help:
-            "Stream mode: validate on at most N evenly spaced windows of the held-out text (0: all)",
+            "Stream mode: validate on at most N evenly spaced windows of the held-out text, the same at every evaluation (0: all)",
     },
 ];
 
