@@ -1,6 +1,6 @@
 //! The settings' flags, built from the library's table (`microgpt::settings::GROUPS`): each
-//! flag's name, default, rule, accepted values and help come from its setting's entry there,
-//! so no setting is named here. A command takes a [`Selection`] of the settings.
+//! flag's name, default, rule, accepted values and help come from its setting's entry there.
+//! A command takes a [`Selection`] of the settings.
 
 use super::values::Utf8Path;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -27,33 +27,31 @@ impl Selection for AllSettings {
     }
 }
 
-/// The data, the model, the batch size and the dtype: `gradcheck`.
+/// The data (but its split), the whole model group, the batch size and the dtype:
+/// `gradcheck`, which checks the model a run would train.
 #[derive(Clone, Debug)]
 pub struct GradcheckSettings;
 
 impl Selection for GradcheckSettings {
     fn flags() -> Vec<(&'static Setting, Option<&'static str>)> {
-        let data = ["input", "data", "seed"].map(|name| (name, None));
-        let model = [
-            "n_embd",
-            "n_head",
-            "n_layer",
-            "block_size",
-            "activation",
-            "init_std",
-        ]
-        .map(|name| (name, None));
-        let own = [
-            ("batch_size", Some("Documents per checked batch")),
-            (
-                "dtype",
-                Some("Element type of the tensor engine (the reference is always f64)"),
-            ),
-        ];
-        data.into_iter()
+        let own_help = |s: &Setting| match s.name {
+            "batch_size" => Some("Documents per checked batch"),
+            "dtype" => Some("Element type of the tensor engine (the reference is always f64)"),
+            _ => None,
+        };
+        let named = |names: &[&str]| -> Vec<&'static Setting> {
+            let named = names.iter().map(|name| settings::setting(name));
+            named.map(|s| s.expect("a setting")).collect()
+        };
+        let model = settings::GROUPS
+            .iter()
+            .filter(|(group, _)| *group == "model")
+            .flat_map(|(_, settings)| settings.iter());
+        named(&["input", "data", "seed"])
+            .into_iter()
             .chain(model)
-            .chain(own)
-            .map(|(name, help)| (settings::setting(name).expect("a setting"), help))
+            .chain(named(&["batch_size", "dtype"]))
+            .map(|s| (s, own_help(s)))
             .collect()
     }
 }
