@@ -196,9 +196,9 @@ pub struct SweepArgs {
     /// Train finished runs of an earlier sweep on to this sweep's --steps (else refused).
     #[arg(long)]
     pub extend: bool,
-    /// The sweep's directory: each run's directory is OUT/KEY=V,KEY=V (required).
+    /// The sweep's directory: each run's directory is OUT/KEY=V,KEY=V.
     #[arg(long, value_name = "OUT", value_parser = Utf8Path)]
-    pub out: Option<PathBuf>,
+    pub out: PathBuf,
     /// The settings every run shares; the grid's keys vary.
     #[command(flatten)]
     pub flags: SettingFlags<AllSettings>,
@@ -336,7 +336,7 @@ mod tests {
         ];
         let base: &[(&str, &[&str])] = &[
             ("train", &[]),
-            ("sweep", &[]),
+            ("sweep", &["--out", "o"]),
             ("gradcheck", &[]),
             ("sample", &["--run", "r"]),
             ("inspect", &["--run", "r", "--text", "t"]),

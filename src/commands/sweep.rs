@@ -37,10 +37,7 @@ enum Action {
 }
 
 pub fn run(args: &SweepArgs) -> Result<Outcome> {
-    let out = args
-        .out
-        .as_deref()
-        .context("sweep needs --out DIR for its runs")?;
+    let out = args.out.as_path();
     let grid = parse_grid(&args.grid)?;
     let mut runs = plan(&grid, &args.flags.settings(), args.jobs, out)?;
     for run in &mut runs {

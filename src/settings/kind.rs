@@ -179,7 +179,7 @@ fn number(text: &str) -> Option<Value> {
 }
 
 /// A whole number from 1 to `max`.
-pub fn count(v: &Value, max: u64) -> Result<(), String> {
+fn count(v: &Value, max: u64) -> Result<(), String> {
     match v.as_u64() {
         Some(0) => Err("must be at least 1".into()),
         Some(n) if n > max => Err(format!("must be at most {max}")),
@@ -194,7 +194,7 @@ pub fn at_least_one(v: &Value) -> Result<(), String> {
 }
 
 /// A whole number, 0 or more.
-pub fn whole(v: &Value) -> Result<(), String> {
+fn whole(v: &Value) -> Result<(), String> {
     match v.as_u64() {
         Some(_) => Ok(()),
         None if v.as_f64().is_some_and(|x| x < 0.0) => Err("must be 0 or more".into()),

@@ -12,11 +12,10 @@ mod defs;
 mod kind;
 pub mod validate;
 
-pub use choice::{names, Choice, DataMode};
+pub use choice::{Choice, DataMode};
 pub use defs::*;
 pub use kind::{
-    at_least_one, count, non_negative, parse_number, positive, temperature, unit_interval, whole,
-    DefaultValue, Kind, Role, Rule, Setting, Since,
+    at_least_one, parse_number, positive, DefaultValue, Kind, Role, Rule, Setting, Since,
 };
 
 use crate::model::config::ModelConfig;
