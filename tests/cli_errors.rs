@@ -90,8 +90,14 @@ fn config_problems_are_named() {
         (&["--block-size", "0"], "must be at least 1"),
         (&["--steps", "0"], "must be at least 1"),
         (&["--batch-size", "0"], "must be at least 1"),
-        (&["--temperature", "0"], "must be a positive number"),
-        (&["--temperature", "-0.5"], "must be a positive number"),
+        (
+            &["--temperature", "1e-310"],
+            "must be 0 (greedy) or at least",
+        ),
+        (
+            &["--temperature", "-0.5"],
+            "must be 0 (greedy) or a positive number",
+        ),
         (&["--lr", "nan"], "must be a positive number"),
         (&["--engine", "quantum"], "invalid value 'quantum'"),
         (&["--activation", "tanh"], "invalid value 'tanh'"),

@@ -35,8 +35,8 @@ fn five_names(dir: &Path) -> PathBuf {
 fn configs_beyond_memory_are_refused_before_allocating() {
     let dir = tmp("hostile_memory");
     let data = five_names(&dir);
-    // The absurd values exceed the settings' own bounds: refused by the settings'
-    // validation before anything is built.
+    // The absurd values exceed the settings' own bounds: refused by the flags' own
+    // rules (the settings' table) before anything is built.
     let absurd: &[&[&str]] = &[
         &["--n-embd", "100000", "--n-head", "1"],
         &["--block-size", "100000000"],
@@ -59,7 +59,7 @@ fn configs_beyond_memory_are_refused_before_allocating() {
     for engine in ["tensor", "scalar"] {
         let base = ["train", "--input", s(&data), "--engine", engine];
         for flags in absurd {
-            refused(&[&base[..], flags].concat(), 1, "must be at most");
+            refused(&[&base[..], flags].concat(), 2, "must be at most");
         }
         for (flags, needle) in too_big {
             refused(&[&base[..], flags].concat(), 1, needle);
@@ -183,7 +183,7 @@ fn negative_numbers_reach_their_own_check_in_every_command() {
         (&["gradcheck", "--batches", "-2"], "must be at least 1"),
         (
             &["train", "--temperature", "-1"],
-            "must be a positive number",
+            "must be 0 (greedy) or a positive number",
         ),
         (&["train", "--n-embd", "-16"], "must be at least 1"),
         (&["train", "--seed", "-1"], "must be 0 or more"),
@@ -194,7 +194,7 @@ fn negative_numbers_reach_their_own_check_in_every_command() {
         ),
         (
             &["sample", "--run", "x", "--temperature", "-0.5"],
-            "must be a positive number",
+            "must be 0 (greedy) or a positive number",
         ),
         (
             &["sample", "--run", "x", "--num-samples", "-3"],

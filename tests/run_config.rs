@@ -17,8 +17,8 @@ fn config_json_is_read_strictly() {
         ("lr", "-0.01", "--lr -0.01: must be a positive number"),
         (
             "temperature",
-            "0",
-            "--temperature 0.0: must be a positive number",
+            "1e-310",
+            "--temperature 1e-310: must be 0 (greedy) or at least",
         ),
         ("eps", "-1e308", "--eps -1e+308: must be a positive number"),
         ("val_frac", "-1", "--val-frac -1"),

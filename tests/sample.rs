@@ -91,6 +91,6 @@ fn temperature_study_reports_uniqueness_novelty_length_and_nll() {
     assert!(!run.join("temperatures.json").exists());
     drop(writer);
 
-    fails(&["sample", "--run", s(&run), "--temperatures", "0.5,0"]);
+    fails(&["sample", "--run", s(&run), "--temperatures", "0.5,1e-310"]);
     fails(&["sample", "--run", s(&run), "--temperature", "-1"]);
 }

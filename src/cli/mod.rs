@@ -1,18 +1,18 @@
-//! Command-line arguments (clap derive). The defaults are [`RunSettings::default`]'s, which
-//! are microgpt.py's; `train` flags convert into a [`RunSettings`].
+//! Command-line arguments (clap derive). The settings' flags are built from the library's
+//! table (`flags.rs`), so their defaults are microgpt.py's and their rules the ones
+//! `config.json` is checked with; `train` flags convert into a [`RunSettings`]. A command
+//! lists only the flags it takes.
 
 use clap::error::ErrorKind;
-use clap::parser::ValueSource;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use microgpt::model::config::Activation;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use flags::{setting, AllSettings, GradcheckSettings, SettingFlags};
 use microgpt::model::engine::EngineKind;
-use microgpt::model::optim::LrSchedule;
 use microgpt::numerics::dtype::Dtype;
-use microgpt::settings::*;
-use std::collections::BTreeSet;
+use microgpt::settings::{RunSettings, SettingsMap};
 use std::path::PathBuf;
 use values::*;
 
+mod flags;
 mod values;
 
 #[derive(Parser, Debug)]
@@ -27,13 +27,11 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parses `std::env::args`, recording which `train` flags were given explicitly: a
-    /// resumed run keeps its stored settings and takes only those (see [`TrainArgs::given`]).
+    /// Parses `std::env::args`; errors are one line and exit 2. Which `train` settings were
+    /// given explicitly is recorded by their flags (a resumed run takes only those: see
+    /// [`TrainArgs::given_settings`]).
     pub fn parse_with_sources() -> Cli {
-        let parsed = Cli::command()
-            .try_get_matches()
-            .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (m, cli)));
-        let (matches, mut cli) = parsed.unwrap_or_else(|e| {
+        let cli = Cli::try_parse().unwrap_or_else(|e| {
             if matches!(
                 e.kind(),
                 ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
@@ -47,14 +45,6 @@ impl Cli {
             }
             e.exit() // --help, --version
         });
-        if let (Command::Train(args), Some(("train", m))) = (&mut cli.command, matches.subcommand())
-        {
-            args.given = m
-                .ids()
-                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
-                .map(|id| id.to_string())
-                .collect();
-        }
         cli
     }
 }
@@ -102,7 +92,7 @@ impl Command {
     pub fn max_memory(&self) -> Option<u64> {
         match self {
             Command::Train(a) => a.memory.max_memory,
-            Command::Sweep(a) => a.train.memory.max_memory,
+            Command::Sweep(a) => a.memory.max_memory,
             Command::Sample(a) => a.memory.max_memory,
             Command::Gradcheck(a) => a.memory.max_memory,
             // Readers of a run: the checkpoint's size bounds what they build.
@@ -120,116 +110,10 @@ pub struct MemoryArgs {
     pub max_memory: Option<u64>,
 }
 
-/// The defaults every flag shows.
-fn d() -> RunSettings {
-    RunSettings::default()
-}
-
-/// Where the documents come from and the seed of the one RNG stream.
-#[derive(Args, Clone, Debug)]
-pub struct DataArgs {
-    /// Text file [default: input.txt, downloaded when missing].
-    #[arg(long, value_parser = Utf8Path)]
-    pub input: Option<PathBuf>,
-    /// lines: one document per line (the original's); stream: the whole text as one
-    /// sequence, trained on random windows.
-    #[arg(long, default_value_t = d().data.data, value_parser = choice::<DataMode>())]
-    pub data: DataMode,
-    /// Seed of the RNG that shuffles the documents, initialises weights and samples.
-    #[arg(long, default_value_t = d().data.seed, value_parser = whole::<u64>)]
-    pub seed: u64,
-}
-
-/// The model's shape (the vocabulary size comes from the data) and its initialisation.
-#[derive(Args, Clone, Debug)]
-pub struct ModelFlags {
-    #[arg(long, default_value_t = d().model.n_embd, value_parser = at_least_one)]
-    pub n_embd: usize,
-    #[arg(long, default_value_t = d().model.n_head, value_parser = at_least_one)]
-    pub n_head: usize,
-    #[arg(long, default_value_t = d().model.n_layer, value_parser = at_least_one)]
-    pub n_layer: usize,
-    #[arg(long, default_value_t = d().model.block_size, value_parser = at_least_one)]
-    pub block_size: usize,
-    /// MLP non-linearity.
-    #[arg(long, default_value_t = d().model.activation, value_parser = choice::<Activation>())]
-    pub activation: Activation,
-    /// Standard deviation of the Gaussian weight init.
-    #[arg(long, default_value_t = d().model.init_std, value_parser = positive)]
-    pub init_std: f64,
-}
-
-impl ModelFlags {
-    pub fn args(&self) -> ModelArgs {
-        ModelArgs {
-            n_embd: self.n_embd,
-            n_head: self.n_head,
-            n_layer: self.n_layer,
-            block_size: self.block_size,
-            activation: self.activation,
-            init_std: self.init_std,
-        }
-    }
-}
-
 #[derive(Args, Clone, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    /// Hold out the last fraction F of the shuffled documents for validation.
-    #[arg(long, default_value_t = d().data.val_frac, value_parser = unit_interval, value_name = "F")]
-    pub val_frac: f64,
-    #[command(flatten)]
-    pub model: ModelFlags,
-    #[arg(long, default_value_t = d().optimizer.lr, value_parser = positive)]
-    pub lr: f64,
-    #[arg(long, default_value_t = d().optimizer.beta1, value_parser = unit_interval)]
-    pub beta1: f64,
-    #[arg(long, default_value_t = d().optimizer.beta2, value_parser = unit_interval)]
-    pub beta2: f64,
-    #[arg(long, default_value_t = d().optimizer.eps, value_parser = positive)]
-    pub eps: f64,
-    /// Decoupled weight decay (AdamW) of the weight matrices (0: the original's Adam).
-    #[arg(long, default_value_t = d().optimizer.weight_decay, value_parser = non_negative)]
-    pub weight_decay: f64,
-    /// Clip the global gradient norm to this value [default: no clipping].
-    #[arg(long, value_parser = positive)]
-    pub grad_clip: Option<f64>,
-    #[arg(long, default_value_t = d().schedule.steps, value_parser = at_least_one)]
-    pub steps: usize,
-    /// Documents per step.
-    #[arg(long, default_value_t = d().schedule.batch_size, value_parser = at_least_one)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = d().schedule.lr_schedule, value_parser = choice::<LrSchedule>())]
-    pub lr_schedule: LrSchedule,
-    /// Steps of linear learning-rate warm-up before the schedule.
-    #[arg(long, default_value_t = d().schedule.warmup_steps, value_parser = whole::<usize>)]
-    pub warmup_steps: usize,
-    /// Record the validation loss every N steps (0: only at the last step).
-    #[arg(long, default_value_t = d().evaluation.eval_every, value_parser = whole::<usize>, value_name = "N")]
-    pub eval_every: usize,
-    /// Stream mode: validate on at most N evenly spaced windows of the held-out text
-    /// (0: all).
-    #[arg(long, default_value_t = d().evaluation.eval_windows, value_name = "N")]
-    pub eval_windows: usize,
-    /// Sampling temperature after training.
-    #[arg(long, default_value_t = d().sampling.temperature, value_parser = positive)]
-    pub temperature: f64,
-    /// Names to sample after training (0 skips sampling).
-    #[arg(long, default_value_t = d().sampling.num_samples, value_parser = whole::<usize>)]
-    pub num_samples: usize,
-    #[arg(long, default_value_t = d().system.engine, value_parser = choice::<EngineKind>())]
-    pub engine: EngineKind,
-    /// Element type of the tensor engine (the scalar engine is always f64).
-    #[arg(long, default_value_t = d().system.dtype, value_parser = choice::<Dtype>())]
-    pub dtype: Dtype,
-    /// Threads for the tensor engine. Runs are reproducible for a given count; large
-    /// models' last bits can differ between counts.
-    #[arg(long, default_value_t = d().system.threads, value_parser = at_least_one, value_name = "N")]
-    pub threads: usize,
-    /// Save the checkpoint and metrics every N steps (0: only when stopping).
-    #[arg(long, default_value_t = d().system.save_every, value_parser = whole::<usize>, value_name = "N")]
-    pub save_every: usize,
+    pub flags: SettingFlags<AllSettings>,
     /// Run directory: config.json, metrics.csv, samples.txt and the checkpoint.
     #[arg(long, value_name = "DIR", value_parser = Utf8Path)]
     pub out: Option<PathBuf>,
@@ -244,57 +128,18 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub memory: MemoryArgs,
-    /// Flags given on the command line (clap ids), filled by [`Cli::parse_with_sources`].
-    #[arg(skip)]
-    pub given: BTreeSet<String>,
 }
 
 impl TrainArgs {
     /// The run's settings from the flags.
     pub fn settings(&self) -> RunSettings {
-        RunSettings {
-            data: DataSettings {
-                input: self.data.input.clone(),
-                data: self.data.data,
-                seed: self.data.seed,
-                val_frac: self.val_frac,
-            },
-            model: self.model.args(),
-            optimizer: OptimizerSettings {
-                lr: self.lr,
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-                weight_decay: self.weight_decay,
-                grad_clip: self.grad_clip,
-            },
-            schedule: ScheduleSettings {
-                steps: self.steps,
-                batch_size: self.batch_size,
-                lr_schedule: self.lr_schedule,
-                warmup_steps: self.warmup_steps,
-            },
-            evaluation: EvalSettings {
-                eval_every: self.eval_every,
-                eval_windows: self.eval_windows,
-            },
-            sampling: SamplingSettings {
-                temperature: self.temperature,
-                num_samples: self.num_samples,
-            },
-            system: SystemSettings {
-                engine: self.engine,
-                dtype: self.dtype,
-                threads: self.threads,
-                save_every: self.save_every,
-            },
-        }
+        self.flags.settings()
     }
 
     /// The settings given on the command line, by flat name.
     pub fn given_settings(&self) -> SettingsMap {
         let mut map = self.settings().to_map();
-        map.retain(|k, _| self.given.contains(k));
+        map.retain(|k, _| self.flags.given.contains_key(k));
         map
     }
 }
@@ -304,26 +149,27 @@ pub struct SampleArgs {
     /// Run directory written by `train --out`.
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    /// Sampling temperature [default: the run's].
-    #[arg(long, value_parser = positive)]
+    /// Sampling temperature (0: greedy) [default: the run's].
+    #[arg(long, value_parser = setting::<f64>("temperature"))]
     pub temperature: Option<f64>,
     /// Samples to draw [default: the run's --num-samples; 200 per temperature with --temperatures].
-    #[arg(long, value_parser = whole::<usize>)]
+    #[arg(long, value_parser = setting::<usize>("num_samples"))]
     pub num_samples: Option<usize>,
     /// Seed a fresh RNG [default: continue the run's own stream, as train's samples did].
-    #[arg(long, value_parser = whole::<u64>)]
+    #[arg(long, value_parser = setting::<u64>("seed"))]
     pub seed: Option<u64>,
-    /// Start every sample with this text (stream runs: continue it; default a newline).
+    /// Start every sample with this text; stream runs continue it, an empty one from a
+    /// newline.
     #[arg(long, default_value = "")]
     pub prompt: String,
     /// Stream runs: characters to generate after the prompt [default: 300].
     #[arg(long, value_parser = at_least_one, value_name = "N")]
     pub max_new_tokens: Option<usize>,
     /// Compare these temperatures (mission B): writes DIR/temperatures.md and .json.
-    #[arg(long, value_delimiter = ',', value_parser = positive)]
+    #[arg(long, value_delimiter = ',', value_parser = setting::<f64>("temperature"))]
     pub temperatures: Option<Vec<f64>>,
     /// Run the model on this engine [default: the run's].
-    #[arg(long, value_parser = choice::<EngineKind>())]
+    #[arg(long, value_parser = setting::<EngineKind>("engine"))]
     pub engine: Option<EngineKind>,
     #[command(flatten)]
     pub memory: MemoryArgs,
@@ -344,8 +190,14 @@ pub struct SweepArgs {
     /// Train finished runs of an earlier sweep on to this sweep's --steps (else refused).
     #[arg(long)]
     pub extend: bool,
+    /// The sweep's directory: each run's directory is OUT/KEY=V,KEY=V.
+    #[arg(long, value_name = "OUT", value_parser = Utf8Path)]
+    pub out: PathBuf,
+    /// The settings every run shares; the grid's keys vary.
     #[command(flatten)]
-    pub train: TrainArgs,
+    pub flags: SettingFlags<AllSettings>,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -365,15 +217,7 @@ pub struct CompareArgs {
 #[derive(Args, Clone, Debug)]
 pub struct GradcheckArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelFlags,
-    /// Documents per checked batch.
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-    pub batch_size: usize,
-    /// Element type of the tensor engine (the reference is always f64).
-    #[arg(long, default_value_t = Dtype::F64, value_parser = choice::<Dtype>())]
-    pub dtype: Dtype,
+    pub flags: SettingFlags<GradcheckSettings>,
     /// Largest accepted relative error per tensor [default: 1e-9 for f64, 1e-3 for f32].
     #[arg(long, value_parser = positive)]
     pub tolerance: Option<f64>,
@@ -386,10 +230,11 @@ pub struct GradcheckArgs {
 
 impl GradcheckArgs {
     pub fn tolerance(&self) -> f64 {
-        self.tolerance.unwrap_or(match self.dtype {
-            Dtype::F64 => 1e-9,
-            Dtype::F32 => 1e-3,
-        })
+        self.tolerance
+            .unwrap_or(match self.flags.settings().system.dtype {
+                Dtype::F64 => 1e-9,
+                Dtype::F32 => 1e-3,
+            })
     }
 }
 
@@ -407,7 +252,7 @@ pub struct InspectArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run the model on this engine [default: the run's].
-    #[arg(long, value_parser = choice::<EngineKind>())]
+    #[arg(long, value_parser = setting::<EngineKind>("engine"))]
     pub engine: Option<EngineKind>,
 }
 
@@ -420,4 +265,90 @@ pub fn one_line(e: &clap::Error) -> String {
         .map(str::trim)
         .collect();
     message.join(" ").trim_start_matches("error: ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microgpt::settings;
+
+    /// The long flags of `command`, as setting names (`n_embd` for `--n-embd`).
+    fn flags(command: &str) -> Vec<(String, clap::Arg)> {
+        let cli = Cli::command();
+        let sub = cli.find_subcommand(command).expect("a command");
+        sub.get_arguments()
+            .filter_map(|a| Some((a.get_long()?.replace('-', "_"), a.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Resume, sweeps and `given` read a flag's id as its setting's name.
+    #[test]
+    fn every_setting_is_a_train_and_sweep_flag_of_its_name_and_no_other_flag_is_one() {
+        let own: &[(&str, &[&str])] = &[
+            (
+                "train",
+                &["out", "stop_after", "resume", "quiet", "max_memory"],
+            ),
+            (
+                "sweep",
+                &[
+                    "grid",
+                    "jobs",
+                    "print_commands",
+                    "extend",
+                    "out",
+                    "max_memory",
+                ],
+            ),
+        ];
+        for (command, own) in own {
+            let flags = flags(command);
+            for s in settings::all() {
+                let flag = flags.iter().find(|(name, _)| name == s.name);
+                let flag = flag.unwrap_or_else(|| panic!("{command} has no flag {}", s.flag()));
+                assert_eq!(flag.1.get_id().as_str(), s.name, "{command} {}", s.flag());
+            }
+            for (name, _) in &flags {
+                assert!(
+                    settings::setting(name).is_some() || own.contains(&name.as_str()),
+                    "{command} --{name} is neither a setting nor one of the command's own flags"
+                );
+            }
+        }
+    }
+
+    /// Wherever a flag is named as a setting, it takes what the setting's rule takes.
+    #[test]
+    fn a_flag_named_as_a_setting_follows_the_settings_rule_in_every_command() {
+        let probes = [
+            "0", "1", "2", "-1", "0.5", "1e-310", "100000", "x", "f32", "gelu",
+        ];
+        let base: &[(&str, &[&str])] = &[
+            ("train", &[]),
+            ("sweep", &["--out", "o"]),
+            ("gradcheck", &[]),
+            ("sample", &["--run", "r"]),
+            ("inspect", &["--run", "r", "--text", "t"]),
+            ("compare", &["r", "--out", "o"]),
+        ];
+        for (command, base) in base {
+            for (name, _) in flags(command) {
+                let Some(setting) = settings::setting(&name) else {
+                    continue;
+                };
+                let flag = setting.flag();
+                for probe in probes {
+                    let args = [&["microgpt", command], *base, &[&flag, probe]].concat();
+                    let parsed = Cli::try_parse_from(&args).is_ok();
+                    let rule = setting.parse_text(probe).is_ok();
+                    assert_eq!(parsed, rule, "{args:?}: the flag and the setting disagree");
+                }
+            }
+        }
+    }
 }

@@ -1,9 +1,9 @@
-//! How each flag's value is parsed and checked: every refusal is a message of the flag's
-//! own, negative numbers included.
+//! How the flags that are no setting are parsed and checked (the settings' flags are in
+//! `flags.rs`): every refusal is a message of the flag's own, negative numbers included.
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
-use microgpt::settings::{self, validate};
+use microgpt::settings;
 use std::path::PathBuf;
 
 /// A path that must be UTF-8 because config.json records it as text. Any other path is
@@ -34,71 +34,16 @@ impl TypedValueParser for Utf8Path {
     }
 }
 
-/// Parses one of `T`'s names; `--help` lists them.
-pub fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(T::ALL.iter().map(|c| c.name())).map(|name| {
-        *T::ALL
-            .iter()
-            .find(|c| c.name() == name)
-            .expect("a listed name")
-    })
-}
-
-/// Parses `s` as a `T` after checking it with the library's rule (`microgpt::settings::validate`),
-/// the one a run's `config.json` is checked with too: a negative or out-of-range number
-/// gets the rule's own message, not a parse error.
-fn checked<T>(s: &str, rule: validate::Rule) -> Result<T, String>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    // As config.json would hold it: an integer when it is one, else a float (null when
-    // not finite, which every numeric rule refuses).
-    let number = match (s.parse::<u64>(), s.parse::<i64>(), s.parse::<f64>()) {
-        (Ok(n), _, _) => Some(serde_json::Value::from(n)),
-        (_, Ok(n), _) => Some(serde_json::Value::from(n)),
-        (_, _, Ok(x)) => {
-            Some(serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, Into::into))
-        }
-        _ => None,
-    };
-    if let Some(number) = number {
-        rule(&number)?;
-    }
-    s.parse::<T>().map_err(|e| e.to_string())
-}
-
+/// A whole number of at least 1, for a flag that is no setting (`--jobs`, `--batches`).
 pub fn at_least_one(s: &str) -> Result<usize, String> {
-    checked(s, validate::at_least_one)
+    settings::parse_number(s, settings::at_least_one)
 }
 
-/// A whole number of 0 or more; a negative one is refused as such, not as a bad digit.
-pub fn whole<T: std::str::FromStr<Err = std::num::ParseIntError>>(s: &str) -> Result<T, String> {
-    s.parse::<T>().map_err(|e| {
-        if is_negative(s) {
-            "must be 0 or more".into()
-        } else {
-            e.to_string()
-        }
-    })
-}
-
-fn is_negative(s: &str) -> bool {
-    s.parse::<f64>().is_ok_and(|x| x < 0.0)
+/// A positive number, for a flag that is no setting (`--tolerance`).
+pub fn positive(s: &str) -> Result<f64, String> {
+    settings::parse_number(s, settings::positive)
 }
 
 pub fn size(s: &str) -> Result<u64, String> {
     microgpt::training::memory::parse_size(s).map_err(|e| e.to_string())
-}
-
-pub fn positive(s: &str) -> Result<f64, String> {
-    checked(s, validate::positive)
-}
-
-pub fn non_negative(s: &str) -> Result<f64, String> {
-    checked(s, validate::non_negative)
-}
-
-pub fn unit_interval(s: &str) -> Result<f64, String> {
-    checked(s, validate::unit_interval)
 }

@@ -9,34 +9,30 @@ use microgpt::model::engine::EngineKind;
 use microgpt::model::scalar::ScalarGpt;
 use microgpt::model::{with_engine, EngineTask};
 use microgpt::numerics::rng::Rng;
-use microgpt::settings::DataSettings;
 use microgpt::training::gradcheck::{self, Deviation};
 use microgpt::training::memory::{self, Workload};
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
-    let mut rng = Rng::new(args.data.seed);
-    let data = DataSettings {
-        input: args.data.input.clone(),
-        data: args.data.data,
-        seed: args.data.seed,
-        val_frac: 0.0,
-    };
-    let model = args.model.args();
-    let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
+    let settings = args.flags.settings();
+    settings.validate()?;
+    let (data, model) = (&settings.data, &settings.model);
+    let (batch_size, dtype) = (settings.schedule.batch_size, settings.system.dtype);
+    let mut rng = Rng::new(data.seed);
+    let corpus = Corpus::load(data, model.block_size, &mut rng)?;
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
     memory::check_all(
         &cfg,
-        &Workload::gradcheck(args.dtype, args.batch_size, &corpus, model.block_size),
+        &Workload::gradcheck(dtype, batch_size, &corpus, model.block_size),
     )?;
     let params = cfg.layout().init(&mut rng, model.init_std);
-    let source = corpus.batches(args.batch_size, model.block_size, data.seed);
+    let source = corpus.batches(batch_size, model.block_size, data.seed);
     let batches: Vec<Vec<&[usize]>> = (0..args.batches).map(|step| source.batch(step)).collect();
     let task = CompareTask {
         reference: ScalarGpt::new(&cfg, &params)?,
         batches: &batches,
     };
-    let deviations = with_engine(EngineKind::Tensor, args.dtype, &cfg, &params, task)?;
+    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, &params, task)?;
     let tolerance = args.tolerance();
     print!("{}", gradcheck::table(&deviations, tolerance));
     let worst = gradcheck::worst(&deviations);

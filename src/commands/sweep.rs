@@ -3,12 +3,11 @@
 //! Running the same sweep again skips finished runs and resumes interrupted ones; a run
 //! directory holding a run of other settings is an error, never reused.
 
-use crate::cli::{self, Cli, Command, SweepArgs};
+use crate::cli::SweepArgs;
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 use microgpt::rundir::checkpoint::{self, RunConfig, CONFIG_FILE};
 use microgpt::settings::validate::flag;
-use microgpt::settings::{role, Role, RunSettings, SettingsMap, ROLES};
+use microgpt::settings::{self, checked_value, role, Role, RunSettings, SettingsMap};
 use microgpt::training::interrupt::{self, Outcome};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -38,16 +37,9 @@ enum Action {
 }
 
 pub fn run(args: &SweepArgs) -> Result<Outcome> {
-    let out = args
-        .train
-        .out
-        .as_deref()
-        .context("sweep needs --out DIR for its runs")?;
-    if args.train.resume.is_some() || args.train.stop_after.is_some() {
-        bail!("--resume and --stop-after are for single runs; to resume a sweep, run it again");
-    }
+    let out = args.out.as_path();
     let grid = parse_grid(&args.grid)?;
-    let mut runs = plan(&grid, &args.train.settings(), args.jobs, out)?;
+    let mut runs = plan(&grid, &args.flags.settings(), args.jobs, out)?;
     for run in &mut runs {
         run.action = action(run, args.extend).with_context(|| format!("run {}", run.name))?;
     }
@@ -102,7 +94,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
 
 /// `KEY=V1,V2` arguments in order; keys are train settings (`n_embd` or `n-embd`).
 fn parse_grid(specs: &[String]) -> Result<Vec<(String, Vec<String>)>> {
-    let keys: Vec<&str> = ROLES.iter().map(|(k, _)| *k).collect();
+    let keys: Vec<&str> = settings::all().map(|s| s.name).collect();
     if specs.is_empty() {
         bail!(
             "the grid is empty: give at least one --grid KEY=V1,V2 (keys: {})",
@@ -133,7 +125,8 @@ fn parse_grid(specs: &[String]) -> Result<Vec<(String, Vec<String>)>> {
     Ok(grid)
 }
 
-/// Every combination, the last key varying fastest, each checked by the train parser.
+/// Every combination, the last key varying fastest, each value checked by its setting's
+/// rule and each run's settings validated.
 fn plan(
     grid: &[(String, Vec<String>)],
     base: &RunSettings,
@@ -163,32 +156,25 @@ fn plan(
                 .collect::<Vec<_>>()
                 .join(",");
             let dir = out.join(&name);
-            let mut settings = base.to_map();
+            let mut values = base.to_map();
             // Runs side by side share the cores: unless --threads was set, each gets a share.
-            if jobs > 1 && settings.get("threads") == defaults.get("threads") {
+            if jobs > 1 && values.get("threads") == defaults.get("threads") {
                 let share = (defaults["threads"].as_u64().unwrap_or(1) as usize / jobs).max(1);
-                settings.insert("threads".into(), share.into());
+                values.insert("threads".into(), share.into());
             }
+            // The flags give grid values as they were written (`--lr 1e-3`).
+            let mut given = values.clone();
             for &(k, v) in &combo {
-                settings.insert(k.into(), serde_json::Value::String(v.into()));
+                let text = serde_json::Value::String(v.into());
+                let value = checked_value(k, &text).with_context(|| format!("run {name}"))?;
+                values.insert(k.into(), value);
+                given.insert(k.into(), text);
             }
-            let mut argv = train_flags(&settings, &defaults);
+            let settings = RunSettings::from_map(&values)?;
+            settings.validate().with_context(|| format!("run {name}"))?;
+            let mut argv = train_flags(&given, &defaults);
             argv.push("--out".into());
             argv.push(dir.display().to_string());
-            let parsed = Cli::try_parse_from(
-                ["microgpt", "train"]
-                    .into_iter()
-                    .map(String::from)
-                    .chain(argv.iter().cloned()),
-            );
-            let settings = match parsed {
-                Ok(Cli {
-                    command: Command::Train(a),
-                }) => a.settings(),
-                Ok(_) => unreachable!("parsed the train subcommand"),
-                Err(e) => bail!("run {name}: {}", cli::one_line(&e)),
-            };
-            settings.validate().with_context(|| format!("run {name}"))?;
             Ok(Planned {
                 name,
                 dir,
@@ -294,7 +280,7 @@ fn train_flags(settings: &SettingsMap, defaults: &SettingsMap) -> Vec<String> {
         if defaults.get(key) == Some(value) {
             continue;
         }
-        let flag = format!("--{}", key.replace('_', "-"));
+        let flag = flag(key);
         match value {
             serde_json::Value::Null | serde_json::Value::Bool(false) => {}
             serde_json::Value::Bool(true) => argv.push(flag),

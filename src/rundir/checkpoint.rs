@@ -17,13 +17,15 @@
 //!
 //! A save writes a hidden temporary directory, syncs it, and renames it to its step's name:
 //! that one rename commits the checkpoint. Only then are older checkpoints removed, so the
-//! latest complete checkpoint is always the highest-numbered one.
+//! latest complete checkpoint is always the highest-numbered one. The checkpoint of formats
+//! 1 and 2 (`legacy.rs`) is read until the first save replaces it.
 
 use crate::data::files::{self, sha256_hex, sync_dir, write_synced};
 use crate::data::Vocab;
 use crate::model::config::ModelConfig;
 use crate::model::optim::Adam;
 use crate::numerics::dtype::{Dtype, Float};
+use crate::rundir::legacy;
 pub use crate::rundir::metrics::MetricsSpan;
 pub use crate::rundir::runconfig::{
     check_version, RunConfig, RunIdentity, CONFIG_FILE, FORMAT_VERSION,
@@ -120,9 +122,12 @@ fn checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     Ok(found)
 }
 
-/// The latest checkpoint's step, if the run has one.
+/// The latest checkpoint's step, if the run has one (of any format).
 pub fn latest_step(dir: &Path) -> Result<Option<usize>> {
-    Ok(checkpoints(dir)?.last().map(|(step, _)| *step))
+    match checkpoints(dir)?.last() {
+        Some((step, _)) => Ok(Some(*step)),
+        None => legacy::step(dir),
+    }
 }
 
 /// Removes what a killed save left: temporary files and directories, and checkpoints older
@@ -230,7 +235,7 @@ pub fn save<F: Float>(dir: &Path, snap: &Snapshot<F>) -> Result<()> {
                 .with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
-    Ok(())
+    legacy::remove_checkpoint(dir)
 }
 
 /// A file of the checkpoint in `path`, checked against the manifest's checksum.
@@ -285,6 +290,9 @@ pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
     // the next one is complete.
     for _ in 0..10 {
         let Some((_, path)) = checkpoints(dir)?.pop() else {
+            if legacy::has_checkpoint(dir) {
+                return load_model_with(dir.to_path_buf(), legacy::manifest(dir)?);
+            }
             if !dir.join(CONFIG_FILE).exists() {
                 RunConfig::read(dir)?;
             }
@@ -306,6 +314,11 @@ pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
 
 fn load_model_at(path: PathBuf) -> Result<ModelCheckpoint> {
     let manifest = read_manifest(&path)?;
+    load_model_with(path, manifest)
+}
+
+/// The model of the checkpoint in `path`, checked against `manifest`.
+fn load_model_with(path: PathBuf, manifest: Manifest) -> Result<ModelCheckpoint> {
     let file_path = path.join(MODEL_FILE);
     let bytes = read_checked(&path, MODEL_FILE, &manifest)?;
     let file = parse_ours(&bytes, &file_path)?;

@@ -6,7 +6,9 @@
 //! Readers (`sample`, `compare`) take no lock: a checkpoint is committed by one rename; a
 //! reader that writes into the directory (`sample --temperatures`) takes it.
 
-use crate::rundir::checkpoint::{self, CHECKPOINTS_DIR, METRICS_FILE, SAMPLES_FILE};
+use crate::rundir::checkpoint::{
+    self, CHECKPOINTS_DIR, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, SAMPLES_FILE,
+};
 use crate::rundir::runconfig::{check_version, CONFIG_FILE};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{File, TryLockError};
@@ -19,6 +21,9 @@ pub const LOCK_FILE: &str = ".lock";
 /// `sweep` (`train.log`) and `sample --temperatures` write there.
 const OURS: &[&str] = &[
     METRICS_FILE,
+    // The checkpoint of formats 1 and 2.
+    MODEL_FILE,
+    OPTIMIZER_FILE,
     SAMPLES_FILE,
     CHECKPOINTS_DIR,
     LOCK_FILE,
@@ -156,5 +161,6 @@ fn check_ours(dir: &Path) -> Result<()> {
         );
     };
     check_version(Some(version), &path)
+        .map(|_| ())
         .with_context(|| format!("--out {}: choose another directory", dir.display()))
 }

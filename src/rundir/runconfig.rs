@@ -1,19 +1,27 @@
 //! `config.json`: every setting of a run, its dataset and vocabulary, read strictly: an
 //! unknown, missing or mistyped key is an error naming it, every setting passes the command
 //! line's rules, and the file must agree with itself and with the checkpoint it describes.
+//! A file of an older format is read as this one (`legacy.rs`); a newer one is refused.
 
 use crate::data::files::write_atomic;
 use crate::data::Vocab;
 use crate::model::config::{Activation, ModelConfig};
+use crate::rundir::legacy;
 use crate::settings::validate::flag;
-use crate::settings::{role, Role, RunSettings, SettingsMap};
+use crate::settings::{role, Role, RunSettings, SettingsMap, SETTINGS_FORMAT};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Bumped whenever a file of the run directory changes incompatibly.
-pub const FORMAT_VERSION: u32 = 3;
+/// Bumped whenever a file of the run directory changes: 2 stored the settings by group,
+/// 3 made checkpoints directories with manifests; a setting added later raises it to its
+/// [`crate::settings::Since`]. Every older format is read.
+pub const FORMAT_VERSION: u32 = if SETTINGS_FORMAT > 3 {
+    SETTINGS_FORMAT
+} else {
+    3
+};
 pub const CONFIG_FILE: &str = "config.json";
 
 /// `config.json`.
@@ -27,17 +35,19 @@ pub struct RunConfig {
     pub model: ModelConfig,
     /// Absolute path of the dataset.
     pub dataset: PathBuf,
-    /// SHA-256 of the dataset file's bytes: a resume on other data is refused.
-    pub dataset_sha256: String,
+    /// SHA-256 of the dataset file's bytes: a resume on other data is refused. `None`: not
+    /// recorded (formats before 3), recorded at the run's first resume.
+    pub dataset_sha256: Option<String>,
     /// The characters in id order.
     pub vocab: String,
     /// Documents (lines mode; 0 for a stream): the shuffle drew this many.
     pub num_docs: usize,
     pub num_train_docs: usize,
     pub num_val_docs: usize,
-    /// Characters of the training and validation parts.
-    pub num_train_chars: usize,
-    pub num_val_chars: usize,
+    /// Characters of the training and validation parts; `None`: not recorded (formats
+    /// before 3 but the last format 2).
+    pub num_train_chars: Option<usize>,
+    pub num_val_chars: Option<usize>,
     pub num_params: usize,
 }
 
@@ -52,19 +62,15 @@ pub struct RunIdentity {
     pub dataset_sha256: String,
 }
 
-/// Errors if `found` is not this version.
-pub fn check_version(found: Option<u64>, path: &Path) -> Result<()> {
+/// The format `found`, if this microgpt reads it (this one or an older one).
+pub fn check_version(found: Option<u64>, path: &Path) -> Result<u32> {
     match found {
-        Some(v) if v == u64::from(FORMAT_VERSION) => Ok(()),
-        Some(v) if v < u64::from(FORMAT_VERSION) => bail!(
-            "{} was made by an older version of microgpt (format {v}; this one reads format {FORMAT_VERSION}): train the run again with this version",
+        Some(v) if (1..=u64::from(FORMAT_VERSION)).contains(&v) => Ok(v as u32),
+        Some(v) if v > u64::from(FORMAT_VERSION) => bail!(
+            "{} was made by a newer version of microgpt (format {v}; this one reads formats 1 to {FORMAT_VERSION}): upgrade microgpt to use it",
             path.display()
         ),
-        Some(v) => bail!(
-            "{} was made by a newer version of microgpt (format {v}; this one reads format {FORMAT_VERSION})",
-            path.display()
-        ),
-        None => bail!(
+        _ => bail!(
             "{} has no format version: not written by this microgpt",
             path.display()
         ),
@@ -83,9 +89,11 @@ impl RunConfig {
             }
             r => r.with_context(|| format!("cannot read {}", path.display()))?,
         };
-        let value: Value = serde_json::from_str(&text)
+        let mut value: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        check_version(value.get("format_version").and_then(Value::as_u64), &path)?;
+        let version = check_version(value.get("format_version").and_then(Value::as_u64), &path)?;
+        legacy::upgrade_config(&mut value, version)
+            .with_context(|| format!("{}", path.display()))?;
         let config = parse_strict(value).with_context(|| format!("{}", path.display()))?;
         config
             .check()
@@ -107,6 +115,16 @@ impl RunConfig {
     /// The settings' rules, and the file's agreement with itself.
     fn check(&self) -> Result<()> {
         self.settings.validate()?;
+        if self.format_version >= 3 {
+            let recorded = [
+                ("dataset_sha256", self.dataset_sha256.is_some()),
+                ("num_train_chars", self.num_train_chars.is_some()),
+                ("num_val_chars", self.num_val_chars.is_some()),
+            ];
+            if let Some((key, _)) = recorded.iter().find(|(_, some)| !some) {
+                bail!("{key} is null");
+            }
+        }
         let chars: Vec<char> = self.vocab.chars().collect();
         if chars.is_empty() || chars.windows(2).any(|w| w[0] >= w[1]) {
             bail!("vocab is not a sorted list of distinct characters");
@@ -135,8 +153,13 @@ impl RunConfig {
             settings,
             model: self.model.clone(),
             vocab: self.vocab.clone(),
-            dataset_sha256: self.dataset_sha256.clone(),
+            dataset_sha256: self.dataset_sha256.clone().unwrap_or_default(),
         }
+    }
+
+    /// The characters of the training and validation parts, if recorded.
+    pub fn split_sizes(&self) -> Option<(usize, usize)> {
+        self.num_train_chars.zip(self.num_val_chars)
     }
 
     /// Errors, naming the setting, unless this config is what `trained` was trained as.
@@ -203,13 +226,13 @@ fn template() -> Value {
         settings: RunSettings::default(),
         model: RunSettings::default().model.config(2),
         dataset: PathBuf::new(),
-        dataset_sha256: String::new(),
+        dataset_sha256: Some(String::new()),
         vocab: String::new(),
         num_docs: 0,
         num_train_docs: 0,
         num_val_docs: 0,
-        num_train_chars: 0,
-        num_val_chars: 0,
+        num_train_chars: Some(0),
+        num_val_chars: Some(0),
         num_params: 0,
     };
     debug_assert_eq!(config.model.activation, Activation::Relu);

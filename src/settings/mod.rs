@@ -1,148 +1,69 @@
-//! A run's settings as plain data, nanoGPT style: every knob visible in one place, grouped
-//! by what it decides, with the model's own arguments kept apart. `config.json` stores them,
-//! sweeps vary them, `compare` labels runs by them. The command line (the binary's `cli`)
-//! converts its flags into a [`RunSettings`]; this module knows nothing of it.
+//! A run's settings as plain data, and the one table that says everything else about them
+//! (`defs.rs`): names, flags, defaults, rules, roles and help. `config.json` stores them,
+//! sweeps vary them, resume keeps or changes them by role, `compare` labels runs by them;
+//! the command line (the binary's `cli`) builds its flags from the table, and this module
+//! knows nothing of it. [`RunSettings::from_pairs`] builds settings from (name, value)
+//! pairs, as the command line and a Python binding give them.
 //!
-//! Which settings are a run's identity is decided once, in [`ROLES`].
-//!
-//! Uses `numerics` and `model`; the rules each value must follow are in `validate`.
+//! Uses `numerics` and `model`.
 
+mod choice;
+mod defs;
+mod kind;
 pub mod validate;
 
-use crate::model::config::{Activation, ModelConfig};
-use crate::model::engine::EngineKind;
-use crate::model::optim::{AdamConfig, LrSchedule};
-use crate::numerics::dtype::Dtype;
-use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+pub use choice::{Choice, DataMode};
+pub use defs::*;
+pub use kind::{
+    at_least_one, parse_number, positive, DefaultValue, Kind, Role, Rule, Setting, Since,
+};
+
+use crate::model::config::ModelConfig;
+use crate::model::optim::AdamConfig;
+use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-/// Settings chosen by name on the command line (`--activation gelu`): the names an enum
-/// offers, which also name it in `config.json` and messages.
-pub trait Choice: Copy + PartialEq + 'static {
-    const ALL: &'static [Self];
-    fn name(self) -> &'static str;
+/// The machine's cores: the default `threads`.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl Choice for Dtype {
-    const ALL: &'static [Self] = &[Dtype::F32, Dtype::F64];
-    fn name(self) -> &'static str {
-        match self {
-            Dtype::F32 => "f32",
-            Dtype::F64 => "f64",
+/// Every setting, in the table's order.
+pub fn all() -> impl Iterator<Item = &'static Setting> {
+    GROUPS.iter().flat_map(|(_, settings)| settings.iter())
+}
+
+/// The setting named `name`, if there is one.
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    all().find(|s| s.name == name)
+}
+
+/// The role of the setting `name`, if it is one.
+pub fn role(name: &str) -> Option<Role> {
+    setting(name).map(|s| s.role)
+}
+
+/// The newest `config.json` format a setting of the table needs (see [`Since`]): a run
+/// directory's format is at least this.
+pub const SETTINGS_FORMAT: u32 = newest_format();
+
+const fn newest_format() -> u32 {
+    let mut newest = 1;
+    let mut g = 0;
+    while g < GROUPS.len() {
+        let settings = GROUPS[g].1;
+        let mut i = 0;
+        while i < settings.len() {
+            if let Since::Format { version, .. } = &settings[i].since {
+                if *version > newest {
+                    newest = *version;
+                }
+            }
+            i += 1;
         }
+        g += 1;
     }
-}
-
-impl std::fmt::Display for Dtype {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Choice for Activation {
-    const ALL: &'static [Self] = &[Activation::Relu, Activation::Gelu, Activation::Relu2];
-    fn name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Gelu => "gelu",
-            Activation::Relu2 => "relu2",
-        }
-    }
-}
-
-impl std::fmt::Display for Activation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Choice for LrSchedule {
-    const ALL: &'static [Self] = &[LrSchedule::Linear, LrSchedule::Cosine, LrSchedule::Constant];
-    fn name(self) -> &'static str {
-        match self {
-            LrSchedule::Linear => "linear",
-            LrSchedule::Cosine => "cosine",
-            LrSchedule::Constant => "constant",
-        }
-    }
-}
-
-impl std::fmt::Display for LrSchedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::fmt::Display for EngineKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Choice for EngineKind {
-    const ALL: &'static [Self] = &[EngineKind::Tensor, EngineKind::Scalar];
-    fn name(self) -> &'static str {
-        match self {
-            EngineKind::Tensor => "tensor",
-            EngineKind::Scalar => "scalar",
-        }
-    }
-}
-
-/// How a text file becomes training sequences.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataMode {
-    /// One document per line, framed by BOS (the original's).
-    #[default]
-    Lines,
-    /// The whole file as one sequence of characters, newlines included; each step trains
-    /// on windows at random positions.
-    Stream,
-}
-
-impl Choice for DataMode {
-    const ALL: &'static [Self] = &[DataMode::Lines, DataMode::Stream];
-    fn name(self) -> &'static str {
-        match self {
-            DataMode::Lines => "lines",
-            DataMode::Stream => "stream",
-        }
-    }
-}
-
-impl std::fmt::Display for DataMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The documents and the seed of the one RNG stream (shuffle, init, samples).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSettings {
-    /// The dataset; `None`: `input.txt`, downloaded when missing (as the original).
-    pub input: Option<PathBuf>,
-    pub data: DataMode,
-    pub seed: u64,
-    /// The fraction held out for validation: the last of the shuffled documents (lines),
-    /// the last of the text (stream).
-    pub val_frac: f64,
-}
-
-/// The model's shape (the vocabulary size comes from the data) and its initialisation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelArgs {
-    pub n_embd: usize,
-    pub n_head: usize,
-    pub n_layer: usize,
-    pub block_size: usize,
-    pub activation: Activation,
-    /// Standard deviation of the Gaussian weight init.
-    pub init_std: f64,
+    newest
 }
 
 impl ModelArgs {
@@ -158,19 +79,6 @@ impl ModelArgs {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimizerSettings {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    /// Decoupled weight decay (AdamW) of the 2-D weight matrices; 0 is the original's Adam.
-    pub weight_decay: f64,
-    /// Clip the global gradient norm to this (none: the original's behaviour).
-    pub grad_clip: Option<f64>,
-}
-
 impl OptimizerSettings {
     pub fn adam(&self) -> AdamConfig {
         AdamConfig {
@@ -182,165 +90,17 @@ impl OptimizerSettings {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSettings {
-    /// The run's total steps (`--resume --steps M` extends it).
-    pub steps: usize,
-    /// Sequences per step.
-    pub batch_size: usize,
-    pub lr_schedule: LrSchedule,
-    /// Steps of linear learning-rate warm-up before the schedule.
-    pub warmup_steps: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalSettings {
-    /// The validation loss every N steps (0: only at the last step).
-    pub eval_every: usize,
-    /// Stream mode: validate on at most this many evenly spaced windows of the held-out
-    /// text (0: all of them).
-    pub eval_windows: usize,
-}
-
-/// The samples drawn after training.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SamplingSettings {
-    pub temperature: f64,
-    pub num_samples: usize,
-}
-
-/// How the run is computed and saved, not what it computes (but for `dtype`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SystemSettings {
-    pub engine: EngineKind,
-    pub dtype: Dtype,
-    pub threads: usize,
-    /// Save the checkpoint every N steps (0: only when stopping).
-    pub save_every: usize,
-}
-
-/// Every stored setting of a run. The defaults are microgpt.py's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSettings {
-    pub data: DataSettings,
-    pub model: ModelArgs,
-    pub optimizer: OptimizerSettings,
-    pub schedule: ScheduleSettings,
-    pub evaluation: EvalSettings,
-    pub sampling: SamplingSettings,
-    pub system: SystemSettings,
-}
+/// Settings as flat name → JSON value, and back.
+pub type SettingsMap = BTreeMap<String, serde_json::Value>;
 
 impl Default for RunSettings {
     fn default() -> Self {
-        RunSettings {
-            data: DataSettings {
-                input: None,
-                data: DataMode::Lines,
-                seed: 42,
-                val_frac: 0.0,
-            },
-            model: ModelArgs {
-                n_embd: 16,
-                n_head: 4,
-                n_layer: 1,
-                block_size: 16,
-                activation: Activation::Relu,
-                init_std: 0.08,
-            },
-            optimizer: OptimizerSettings {
-                lr: 0.01,
-                beta1: 0.85,
-                beta2: 0.99,
-                eps: 1e-8,
-                weight_decay: 0.0,
-                grad_clip: None,
-            },
-            schedule: ScheduleSettings {
-                steps: 1000,
-                batch_size: 1,
-                lr_schedule: LrSchedule::Linear,
-                warmup_steps: 0,
-            },
-            evaluation: EvalSettings {
-                eval_every: 0,
-                eval_windows: 512,
-            },
-            sampling: SamplingSettings {
-                temperature: 0.5,
-                num_samples: 20,
-            },
-            system: SystemSettings {
-                engine: EngineKind::Tensor,
-                dtype: Dtype::F64,
-                threads: available_cores(),
-                save_every: 250,
-            },
-        }
+        let defaults = all()
+            .map(|s| (s.name.to_string(), s.default_value()))
+            .collect();
+        RunSettings::from_map(&defaults).expect("the table's defaults are settings")
     }
 }
-
-/// The machine's cores: the default `threads`.
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// What a setting is to a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Decides what the run computes: fixed once it starts; labels it in `compare`.
-    Identity,
-    /// The run's length: `--resume --steps M` extends it; labels it in `compare`.
-    Length,
-    /// How the run is computed, saved or sampled: may change on resume; not a label.
-    Runtime,
-}
-
-/// Every setting by its flat name (the command-line flag without `--`, `_` for `-`), and
-/// its role. Every setting can be swept.
-pub const ROLES: &[(&str, Role)] = &[
-    ("input", Role::Identity),
-    ("data", Role::Identity),
-    ("seed", Role::Identity),
-    ("val_frac", Role::Identity),
-    ("n_embd", Role::Identity),
-    ("n_head", Role::Identity),
-    ("n_layer", Role::Identity),
-    ("block_size", Role::Identity),
-    ("activation", Role::Identity),
-    ("init_std", Role::Identity),
-    ("lr", Role::Identity),
-    ("beta1", Role::Identity),
-    ("beta2", Role::Identity),
-    ("eps", Role::Identity),
-    ("weight_decay", Role::Identity),
-    ("grad_clip", Role::Identity),
-    ("steps", Role::Length),
-    ("batch_size", Role::Identity),
-    ("lr_schedule", Role::Identity),
-    ("warmup_steps", Role::Identity),
-    ("dtype", Role::Identity),
-    ("eval_every", Role::Runtime),
-    ("eval_windows", Role::Runtime),
-    ("temperature", Role::Runtime),
-    ("num_samples", Role::Runtime),
-    ("engine", Role::Runtime),
-    ("threads", Role::Runtime),
-    ("save_every", Role::Runtime),
-];
-
-/// The role of the setting `key`, if it is one.
-pub fn role(key: &str) -> Option<Role> {
-    ROLES.iter().find(|(k, _)| *k == key).map(|&(_, r)| r)
-}
-
-/// Settings as flat name → JSON value, and back.
-pub type SettingsMap = BTreeMap<String, serde_json::Value>;
 
 impl RunSettings {
     /// The settings by flat name (the groups dissolved).
@@ -358,28 +118,41 @@ impl RunSettings {
         out
     }
 
-    /// The settings from flat names; every setting must be present, and no other.
+    /// The settings from flat names; every setting must be present, and no other. The
+    /// values are typed, not checked by their rules ([`RunSettings::validate`] does).
     pub fn from_map(map: &SettingsMap) -> Result<Self> {
-        if let Some(unknown) = map.keys().find(|k| role(k).is_none()) {
-            bail!("unknown setting {unknown:?}");
+        if let Some(unknown) = map.keys().find(|k| setting(k).is_none()) {
+            return Err(unknown_setting(unknown));
         }
         let mut groups = serde_json::Map::new();
-        let template = RunSettings::default().to_value();
-        for (group, fields) in template.as_object().expect("settings are an object") {
+        for (group, settings) in GROUPS {
             let mut values = serde_json::Map::new();
-            for key in fields.as_object().expect("groups are objects").keys() {
+            for s in *settings {
                 let value = map
-                    .get(key)
-                    .with_context(|| format!("setting {key} is missing"))?;
-                values.insert(key.clone(), value.clone());
+                    .get(s.name)
+                    .with_context(|| format!("setting {} is missing", s.name))?;
+                values.insert(s.name.into(), value.clone());
             }
-            groups.insert(group.clone(), values.into());
+            groups.insert(group.to_string(), values.into());
         }
         serde_json::from_value(groups.into()).context("settings do not parse")
     }
 
-    fn to_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("settings serialize")
+    /// The defaults with each of `pairs` (a setting's name and its value, as text or JSON)
+    /// applied, each checked by its rule, then the whole validated: what a caller outside
+    /// the command line (a Python binding: `train(n_embd=64, ...)`) builds a run from. The
+    /// error is one line in the command line's words (`invalid value '-1' for '--lr': ...`).
+    pub fn from_pairs<'a, I>(pairs: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (&'a str, serde_json::Value)>,
+    {
+        let mut map = RunSettings::default().to_map();
+        for (name, value) in pairs {
+            map.insert(name.to_string(), checked_value(name, &value)?);
+        }
+        let settings = RunSettings::from_map(&map)?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// The settings that label a run among others: its identity and length.
@@ -390,17 +163,69 @@ impl RunSettings {
     }
 }
 
+/// The value of setting `name` given as `value` (text as the command line reads it, or
+/// JSON), checked by its rule, as `config.json` stores it.
+pub fn checked_value(name: &str, value: &serde_json::Value) -> Result<serde_json::Value> {
+    let s = setting(name).ok_or_else(|| unknown_setting(name))?;
+    s.value(value).map_err(|why| {
+        let shown = match value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        anyhow!("invalid value '{shown}' for '{}': {why}", s.flag())
+    })
+}
+
+fn unknown_setting(name: &str) -> anyhow::Error {
+    let names: Vec<&str> = all().map(|s| s.name).collect();
+    anyhow!(
+        "unknown setting {name:?}: it must be one of {}",
+        names.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_setting_has_one_role() {
-        let map = RunSettings::default().to_map();
-        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-        let mut roles: Vec<&str> = ROLES.iter().map(|(k, _)| *k).collect();
-        roles.sort_unstable();
-        assert_eq!(keys, roles);
+    fn every_field_is_a_setting_of_the_table_in_its_group() {
+        let value = serde_json::to_value(RunSettings::default()).unwrap();
+        let groups = value.as_object().unwrap();
+        let fields: Vec<(&str, Vec<&str>)> = groups
+            .iter()
+            .map(|(g, f)| {
+                (
+                    g.as_str(),
+                    f.as_object().unwrap().keys().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        let mut table: Vec<(&str, Vec<&str>)> = GROUPS
+            .iter()
+            .map(|(g, s)| (*g, s.iter().map(|s| s.name).collect::<Vec<_>>()))
+            .collect();
+        for (_, names) in &mut table {
+            names.sort_unstable();
+        }
+        table.sort_unstable();
+        assert_eq!(fields, table);
+    }
+
+    #[test]
+    fn defaults_are_the_originals_and_follow_their_rules() {
+        let s = RunSettings::default();
+        assert_eq!(
+            (s.model.n_embd, s.model.n_head, s.model.block_size),
+            (16, 4, 16)
+        );
+        assert_eq!(
+            (s.optimizer.lr, s.optimizer.eps, s.optimizer.grad_clip),
+            (0.01, 1e-8, None)
+        );
+        assert_eq!(s.data.input, None);
+        assert_eq!(s.system.threads, available_cores());
+        s.validate().unwrap();
     }
 
     #[test]
@@ -413,5 +238,74 @@ mod tests {
         map.remove("lr");
         let err = RunSettings::from_map(&map).unwrap_err().to_string();
         assert_eq!(err, "setting lr is missing");
+    }
+
+    #[test]
+    fn pairs_of_text_or_json_build_validated_settings() {
+        let s = RunSettings::from_pairs([
+            ("n_embd", serde_json::json!(64)),
+            ("lr", serde_json::json!("3e-3")),
+            ("activation", serde_json::json!("gelu")),
+            ("grad_clip", serde_json::json!(1.0)),
+            ("input", serde_json::json!("names.txt")),
+        ])
+        .unwrap();
+        assert_eq!((s.model.n_embd, s.optimizer.lr), (64, 3e-3));
+        assert_eq!(s.optimizer.grad_clip, Some(1.0));
+        assert_eq!(s.model.activation.name(), "gelu");
+        let err = |pairs: Vec<(&str, serde_json::Value)>| {
+            RunSettings::from_pairs(pairs).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(vec![("lr", serde_json::json!(-1))]),
+            "invalid value '-1' for '--lr': must be a positive number"
+        );
+        assert_eq!(
+            err(vec![("n_embd", serde_json::json!("sixteen"))]),
+            "invalid value 'sixteen' for '--n-embd': invalid digit found in string"
+        );
+        assert_eq!(
+            err(vec![("activation", serde_json::json!("tanh"))]),
+            "invalid value 'tanh' for '--activation': must be one of relu, gelu, relu2"
+        );
+        assert!(
+            err(vec![("n_embed", serde_json::json!(8))]).starts_with("unknown setting \"n_embed\"")
+        );
+        assert_eq!(
+            err(vec![("n_embd", serde_json::json!(10))]),
+            "n_embd (10) must be divisible by n_head (4)"
+        );
+    }
+
+    #[test]
+    fn temperature_zero_is_greedy_and_below_the_normal_range_refused() {
+        let t = setting("temperature").unwrap();
+        assert!(t.parse_text("0").is_ok());
+        assert!(t.parse_text("2.2250738585072014e-308").is_ok());
+        let err = t.parse_text("1e-310").unwrap_err();
+        assert!(
+            err.starts_with("must be 0 (greedy) or at least 2.2250738585072014e-308"),
+            "{err}"
+        );
+        assert_eq!(
+            t.parse_text("-1").unwrap_err(),
+            "must be 0 (greedy) or a positive number"
+        );
+    }
+
+    #[test]
+    fn settings_added_later_say_what_their_absence_meant() {
+        let mut newest = 1;
+        for s in all() {
+            if let Since::Format {
+                version,
+                absent_means,
+            } = s.since
+            {
+                s.parse_text(absent_means).unwrap();
+                newest = newest.max(version);
+            }
+        }
+        assert_eq!(SETTINGS_FORMAT, newest);
     }
 }

@@ -1,102 +1,32 @@
-//! The rules every setting's value must follow, in one place: the command line, a run's
-//! `config.json`, resumes and sweeps all check through [`check`] and
-//! [`RunSettings::validate`], so a value one refuses, none accepts.
+//! Every setting against its rule (the table's), in one place: the command line, a run's
+//! `config.json`, resumes and sweeps all check through [`RunSettings::validate`] and the
+//! table's [`Setting::check`], so a value one refuses, none accepts.
 
-use crate::settings::{role, Role, RunSettings, SettingsMap};
+use crate::settings::{role, setting, Role, RunSettings, SettingsMap};
 use anyhow::{bail, Result};
 use std::path::Path;
 
-/// The largest `batch_size`, `block_size`, `n_embd` and `n_head`, and `n_layer`: far beyond
-/// what trains on a CPU, small enough that a typo is an error rather than an allocator abort.
-pub const MAX_WIDTH: u64 = 1 << 16;
-pub const MAX_LAYERS: u64 = 1 << 10;
-
-/// A rule a setting's value must follow: `Err` says why not, in the command line's words.
-pub type Rule = fn(&serde_json::Value) -> std::result::Result<(), String>;
-
-/// The rules of the settings that have one.
-const RULES: &[(&str, Rule)] = &[
-    ("val_frac", unit_interval),
-    ("n_embd", |v| count(v, MAX_WIDTH)),
-    ("n_head", |v| count(v, MAX_WIDTH)),
-    ("n_layer", |v| count(v, MAX_LAYERS)),
-    ("block_size", |v| count(v, MAX_WIDTH)),
-    ("init_std", positive),
-    ("lr", positive),
-    ("beta1", unit_interval),
-    ("beta2", unit_interval),
-    ("eps", positive),
-    ("weight_decay", non_negative),
-    (
-        "grad_clip",
-        |v| if v.is_null() { Ok(()) } else { positive(v) },
-    ),
-    ("steps", at_least_one),
-    ("batch_size", |v| count(v, MAX_WIDTH)),
-    ("temperature", positive),
-    ("threads", |v| count(v, MAX_WIDTH)),
-];
-
-fn count(v: &serde_json::Value, max: u64) -> std::result::Result<(), String> {
-    match v.as_u64() {
-        Some(0) => Err("must be at least 1".into()),
-        Some(n) if n > max => Err(format!("must be at most {max}")),
-        Some(_) => Ok(()),
-        None if v.as_f64().is_some_and(|x| x < 1.0) => Err("must be at least 1".into()),
-        None => Err("must be a whole number".into()),
-    }
-}
-
-pub fn at_least_one(v: &serde_json::Value) -> std::result::Result<(), String> {
-    count(v, u64::MAX)
-}
-
-/// Whether `v` is a finite number for which `ok` holds.
-fn finite(
-    v: &serde_json::Value,
-    ok: impl Fn(f64) -> bool,
-    why: &str,
-) -> std::result::Result<(), String> {
-    match v.as_f64() {
-        Some(x) if x.is_finite() && ok(x) => Ok(()),
-        _ => Err(why.into()),
-    }
-}
-
-pub fn positive(v: &serde_json::Value) -> std::result::Result<(), String> {
-    finite(v, |x| x > 0.0, "must be a positive number")
-}
-
-pub fn non_negative(v: &serde_json::Value) -> std::result::Result<(), String> {
-    finite(v, |x| x >= 0.0, "must be a non-negative number")
-}
-
-pub fn unit_interval(v: &serde_json::Value) -> std::result::Result<(), String> {
-    finite(v, |x| (0.0..1.0).contains(&x), "must be in [0, 1)")
-}
-
-/// Whether `value` is allowed for the setting `key` (flat name); settings without a rule
-/// take any value of their type.
-pub fn check(key: &str, value: &serde_json::Value) -> std::result::Result<(), String> {
-    RULES
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map_or(Ok(()), |(_, rule)| rule(value))
-}
-
-/// The command-line flag of the setting `key`.
+/// The command-line flag of the setting `key`: `--val-frac` for `val_frac`.
 pub fn flag(key: &str) -> String {
     format!("--{}", key.replace('_', "-"))
 }
 
+/// Whether `value` is allowed for the setting `key` (flat name).
+pub fn check(key: &str, value: &serde_json::Value) -> std::result::Result<(), String> {
+    setting(key).map_or_else(|| Err(format!("{key} is no setting")), |s| s.check(value))
+}
+
 impl RunSettings {
-    /// Every setting against its rule; the error names the first broken one by its flag.
+    /// Every setting against its rule (the error names the first broken one by its flag),
+    /// then the model's shape (`n_embd` a multiple of `n_head`).
     pub fn validate(&self) -> Result<()> {
         for (key, value) in self.to_map() {
             if let Err(why) = check(&key, &value) {
                 bail!("{} {value}: {why}", flag(&key));
             }
         }
+        // The vocabulary comes from the data; any size checks the rest of the shape.
+        self.model.config(1).validate()?;
         Ok(())
     }
 }

@@ -66,13 +66,13 @@ impl Start {
             settings: settings.clone(),
             model: self.cfg.clone(),
             dataset,
-            dataset_sha256: c.sha256.clone(),
+            dataset_sha256: Some(c.sha256.clone()),
             vocab: c.vocab.chars().iter().collect(),
             num_docs: c.num_docs(),
             num_train_docs,
             num_val_docs,
-            num_train_chars,
-            num_val_chars,
+            num_train_chars: Some(num_train_chars),
+            num_val_chars: Some(num_val_chars),
             num_params: self.cfg.layout().total,
         }
     }
@@ -137,19 +137,25 @@ fn same_data(start: &Start, run: &RunConfig, model: &ModelCheckpoint) -> Result<
         );
     }
     let sizes = (start.corpus.num_docs(), start.corpus.split_sizes());
-    if sizes != (run.num_docs, (run.num_train_chars, run.num_val_chars)) {
+    // Formats before 3 recorded no split sizes.
+    let then = (run.num_docs, run.split_sizes().unwrap_or(sizes.1));
+    if sizes != then {
         bail!(
             "{} is not the text the run was trained on ({} documents and {} + {} characters now, {} and {} + {} then): the dataset changed since the run started",
             run.dataset.display(),
             sizes.0,
             sizes.1 .0,
             sizes.1 .1,
-            run.num_docs,
-            run.num_train_chars,
-            run.num_val_chars
+            then.0,
+            then.1 .0,
+            then.1 .1
         );
     }
-    if start.corpus.sha256 != run.dataset_sha256 {
+    if run
+        .dataset_sha256
+        .as_ref()
+        .is_some_and(|then| *then != start.corpus.sha256)
+    {
         bail!(
             "{} is not the text the run was trained on (its SHA-256 differs): the dataset changed since the run started; put the original back to resume",
             run.dataset.display()

@@ -1,5 +1,5 @@
-//! Shared test helpers: locating `../shared` data (a loud failure in CI, a printed skip
-//! elsewhere) and reading the golden files.
+//! Shared test helpers: locating `../shared` data (a missing file fails its test unless a
+//! skip is asked for) and reading the golden files.
 #![allow(dead_code)]
 
 use microgpt::data::Corpus;
@@ -10,9 +10,23 @@ use microgpt::settings::{DataMode, DataSettings, ModelArgs, RunSettings};
 use microgpt::training::step::{StepStats, Trainer};
 use std::path::{Path, PathBuf};
 
-/// `../shared/<rel>` beside the project root, if it exists. In CI (`CI` set) a missing file
-/// fails the test; elsewhere the test is skipped with a reason written straight to the
-/// terminal (past the test harness's capture, so the skip shows in `cargo test`'s output).
+/// Set to 1 to skip, visibly, the tests whose data or tools are missing; without it they
+/// fail, so a test never passes for want of what it checks against.
+pub const SKIP_VAR: &str = "MICROGPT_SKIP_MISSING_DATA";
+
+/// Fails the test, saying `what` is missing and how to skip; when [`SKIP_VAR`] asks for
+/// skips, prints a SKIPPED line instead and returns (the caller then skips).
+pub fn missing(what: &str) {
+    if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
+        // Straight to the terminal, past the test harness's capture, so the skip shows.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED (not a pass): {what}");
+        return;
+    }
+    panic!("{what} (set {SKIP_VAR}=1 to skip the tests that need it)");
+}
+
+/// `../shared/<rel>` beside the project root; missing, see [`missing`].
 pub fn shared(rel: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared")
@@ -20,15 +34,7 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing (required in CI)", path.display());
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED (not a pass): {} not found",
-        path.display()
-    );
+    missing(&format!("{} not found", path.display()));
     None
 }
 
