@@ -23,6 +23,9 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     };
     let model = args.model.args();
     let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
+    if let Some(warning) = corpus.crop_warning(model.block_size) {
+        eprintln!("warning: {warning}");
+    }
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
     memory::check_all(
