@@ -7,7 +7,7 @@ use common::cli::*;
 use microgpt::model::engine::Engine;
 use microgpt::model::scalar::ScalarGpt;
 use microgpt::numerics::rng::Rng;
-use microgpt::training::sample::{continue_text, generate};
+use microgpt::training::sample::{continuation_steps, continue_text, continue_text_with, generate};
 
 #[test]
 fn sample_reproduces_the_runs_samples_and_takes_a_prompt() {
@@ -170,6 +170,20 @@ fn temperature_zero_is_greedy_decoding() {
                 seq.push(id);
             }
             assert_eq!(text.len(), n);
+            // The steps reported as progress are the steps taken, and add up to the cost
+            // the progress is measured against, with a prompt shorter or longer than the
+            // block.
+            for prompt in [vec![0], vec![0; cfg.block_size + 3]] {
+                for max_new in [1, 2, cfg.block_size - 1, n] {
+                    let mut steps = 0;
+                    let mut rng = Rng::new(3);
+                    continue_text_with(&mut engine, &mut rng, &prompt, max_new, 0.5, |s| {
+                        steps += s
+                    });
+                    let cost = continuation_steps(prompt.len(), max_new, cfg.block_size);
+                    assert_eq!(steps, cost, "prompt {} max_new {max_new}", prompt.len());
+                }
+            }
             (text, continue_text(&mut engine, &mut b, &[0], n, 0.0).0)
         };
         assert_eq!(first, second, "{mode}: greedy decoding depends on the RNG");

@@ -171,35 +171,34 @@ impl Work {
         }
     }
 
-    /// The line due off a terminal after `elapsed` seconds, if any.
+    /// The line due off a terminal after `elapsed` seconds, if any: the estimate once a
+    /// second of work shows the whole will take more than [`LONG_S`], then a line every
+    /// tenth.
     fn line(&mut self, elapsed: f64) -> Option<String> {
         let (done, total) = (self.done, self.total);
         if done == 0 || done == total && self.next_line.is_none() {
             return None;
         }
-        let eta = duration(elapsed / done as f64 * (total - done) as f64);
+        let estimate = elapsed / done as f64 * total as f64;
+        let percent = 100 * done / total;
         match self.next_line {
-            None => {
-                let estimate = elapsed / done as f64 * total as f64;
-                if estimate <= LONG_S {
-                    return None;
-                }
+            None if elapsed >= 1.0 && estimate > LONG_S => {
                 self.next_line = Some(self.next_tenth());
+                let all = duration(estimate);
                 Some(format!(
-                    "{}: about {} in all ({done} of {total} done)",
-                    self.what,
-                    duration(estimate)
+                    "{}: about {all} in all ({percent}% done)",
+                    self.what
                 ))
             }
             Some(due) if done >= due => {
                 self.next_line = Some(self.next_tenth());
+                let (so_far, eta) = (duration(elapsed), duration(estimate - elapsed));
                 Some(format!(
-                    "{}: {done} of {total} done, {} | eta {eta}",
-                    self.what,
-                    duration(elapsed)
+                    "{}: {percent}% done, {so_far} | eta {eta}",
+                    self.what
                 ))
             }
-            Some(_) => None,
+            _ => None,
         }
     }
 
@@ -241,21 +240,21 @@ mod tests {
     #[test]
     fn long_work_says_how_long_then_reports_every_tenth() {
         let out = lines(600, 0.5);
-        assert_eq!(out[0], "sampling: about 5m00s in all (1 of 600 done)");
-        assert_eq!(out[1], "sampling: 60 of 600 done, 30s | eta 4m30s");
-        assert_eq!(
-            out.last().unwrap(),
-            "sampling: 600 of 600 done, 5m00s | eta 0s"
-        );
+        assert_eq!(out[0], "sampling: about 5m00s in all (0% done)");
+        assert_eq!(out[1], "sampling: 10% done, 30s | eta 4m30s");
+        assert_eq!(out.last().unwrap(), "sampling: 100% done, 5m00s | eta 0s");
         assert_eq!(out.len(), 11, "{out:#?}");
     }
 
     #[test]
     fn short_work_prints_nothing() {
         assert!(lines(200, 0.01).is_empty());
-        assert!(
-            lines(1, 10.0).is_empty(),
-            "one item: no estimate before it is done"
+        let one = lines(1, 10.0);
+        assert!(one.is_empty(), "one item: no estimate before it is done");
+        // The estimate waits for a second of work, so it is not one item's guess.
+        assert_eq!(
+            lines(1000, 0.01)[0],
+            "sampling: about 10s in all (10% done)"
         );
     }
 }

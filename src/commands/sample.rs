@@ -13,7 +13,9 @@ use microgpt::numerics::rng::Rng;
 use microgpt::rundir::checkpoint::{self, RunConfig};
 use microgpt::settings::DataMode;
 use microgpt::training::memory::{self, Workload};
-use microgpt::training::sample::{continue_text_with, generate, stream_prompt, STREAM_CHARS};
+use microgpt::training::sample::{
+    continuation_steps, continue_text_with, generate, stream_prompt, STREAM_CHARS,
+};
 
 mod plot;
 mod study;
@@ -116,7 +118,8 @@ struct Drawn {
 
 impl SampleTask<'_> {
     /// The progress of `batches` batches of `n` samples: counted in samples for names, in
-    /// characters for continuations (one can take seconds).
+    /// decoder steps for continuations (one can take seconds, and its characters past the
+    /// window cost block_size times those before).
     fn progress(&self, batches: usize, n: usize) -> Work {
         let times = |what: String| match batches {
             1 => what,
@@ -127,13 +130,12 @@ impl SampleTask<'_> {
                 format!("sampling {}", times(format!("{n} names"))),
                 batches * n,
             ),
-            Kind::Continuations { max_new } => Work::new(
-                format!(
-                    "sampling {}",
-                    times(format!("{n} continuations of {max_new} characters"))
-                ),
-                batches * n * max_new,
-            ),
+            Kind::Continuations { max_new } => {
+                let block_size = self.run.model.block_size;
+                let steps = continuation_steps(self.prompt.len(), max_new, block_size);
+                let what = times(format!("{n} continuations of {max_new} characters"));
+                Work::new(format!("sampling {what}"), batches * n * steps)
+            }
         }
     }
 
@@ -157,8 +159,8 @@ impl SampleTask<'_> {
                 }
                 Kind::Continuations { max_new } => {
                     let (ids, nll) =
-                        continue_text_with(engine, rng, &self.prompt, max_new, t, || {
-                            progress.add(1)
+                        continue_text_with(engine, rng, &self.prompt, max_new, t, |steps| {
+                            progress.add(steps)
                         });
                     drawn.ids.push(ids);
                     drawn.nll += nll;

@@ -123,18 +123,19 @@ pub fn continue_text<E: Engine>(
     max_new: usize,
     temperature: f64,
 ) -> (Vec<usize>, f64) {
-    continue_text_with(engine, rng, prompt, max_new, temperature, || {})
+    continue_text_with(engine, rng, prompt, max_new, temperature, |_| {})
 }
 
-/// [`continue_text`], calling `on_token` after each new token (a continuation past the
-/// block can take seconds: its progress).
+/// [`continue_text`], calling `on_steps` with the decoder steps each feed took: a
+/// continuation past the block can take seconds, and these are its progress (they add up
+/// to [`continuation_steps`]).
 pub fn continue_text_with<E: Engine>(
     engine: &mut E,
     rng: &mut Rng,
     prompt: &[usize],
     max_new: usize,
     temperature: f64,
-    mut on_token: impl FnMut(),
+    mut on_steps: impl FnMut(usize),
 ) -> (Vec<usize>, f64) {
     assert!(!prompt.is_empty(), "a continuation needs a prompt");
     let cfg = engine.config();
@@ -144,38 +145,49 @@ pub fn continue_text_with<E: Engine>(
     let mut probs = vec![0.0; vocab_size];
     let mut seq = prompt.to_vec();
     let mut nll = 0.0;
-    feed_window(engine, &seq, block_size, &mut logits);
+    on_steps(feed_window(engine, &seq, block_size, &mut logits));
     for i in 0..max_new {
         let token = next_token(&logits, temperature, Some(bos), &mut probs, rng);
         probs_at_temperature(&logits, 1.0, &mut probs);
         nll -= probs[token].ln();
         seq.push(token);
-        on_token();
         if i + 1 == max_new {
             break;
         }
         if seq.len() <= block_size {
             engine.decode(token, seq.len() - 1, &mut logits);
+            on_steps(1);
         } else {
-            feed_window(engine, &seq, block_size, &mut logits);
+            on_steps(feed_window(engine, &seq, block_size, &mut logits));
         }
     }
     (seq.split_off(prompt.len()), nll)
 }
 
+/// The decoder steps of a continuation of `max_new` tokens after a prompt of `prompt_len`
+/// (see [`continue_text`]): the prompt's window, then one step a token while the sequence
+/// fits the block, a whole window a token after that (the last token is not fed).
+pub fn continuation_steps(prompt_len: usize, max_new: usize, block_size: usize) -> usize {
+    let fed = max_new.saturating_sub(1);
+    // Sequence lengths prompt_len + 1 ..= prompt_len + fed: those up to block_size cost one.
+    let cheap = block_size.saturating_sub(prompt_len).min(fed);
+    prompt_len.min(block_size) + cheap + (fed - cheap) * block_size
+}
+
 /// Decodes the last `block_size` tokens of `seq` from an empty cache; `logits` ends as the
-/// prediction after the last one.
+/// prediction after the last one. Returns the decoder steps taken.
 pub fn feed_window<E: Engine>(
     engine: &mut E,
     seq: &[usize],
     block_size: usize,
     logits: &mut [f64],
-) {
+) -> usize {
     let window = &seq[seq.len().saturating_sub(block_size)..];
     engine.reset_decode();
     for (pos, &token) in window.iter().enumerate() {
         engine.decode(token, pos, logits);
     }
+    window.len()
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ fn draw<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperMiddle)
         .label_font((FONT, 18))
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(200, 200, 200))

@@ -92,7 +92,7 @@ impl Study {
         )?;
         let md = report.markdown(task.run, &self.training);
         write_atomic(&dir.join("temperatures.md"), md.as_bytes())?;
-        println!("{}", report.table());
+        println!("{}\n\n{}", report.what(), report.table());
         println!(
             "wrote {}, {} and {}",
             dir.join("temperatures.md").display(),
@@ -278,7 +278,8 @@ impl StudyReport {
         t
     }
 
-    fn markdown(&self, run: &RunConfig, training: &TrainingText) -> String {
+    /// What was sampled, in a sentence.
+    fn what(&self) -> String {
         let stream = match self.seed {
             Some(s) => format!("a fresh RNG seeded with {s}"),
             None => "the run's own RNG stream (as after training)".into(),
@@ -288,10 +289,17 @@ impl StudyReport {
         } else {
             format!(", each starting with the prompt `{}`", self.prompt)
         };
+        format!(
+            "{} samples per temperature from {stream}{prompt}; every temperature starts from the same RNG state.",
+            self.num_samples
+        )
+    }
+
+    fn markdown(&self, run: &RunConfig, training: &TrainingText) -> String {
         let mut md = format!(
-            "# Temperature study: {}\n\n{} samples per temperature from {stream}{prompt}; every temperature starts from the same RNG state.\n\n{}\n![the first character's distribution at each temperature](temperatures.png)\n\n",
+            "# Temperature study: {}\n\n{}\n\n{}\n![the first character's distribution at each temperature](temperatures.png)\n\n",
             self.run,
-            self.num_samples,
+            self.what(),
             self.table()
         );
         let block_size = run.model.block_size;
