@@ -124,7 +124,7 @@ fn draw<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, (FONT, 26))
         .margin(20)
-        .x_label_area_size(45)
+        .x_label_area_size(60)
         .y_label_area_size(70)
         .build_cartesian_2d(x, y.clone())
         .map_err(fail)?;
@@ -133,6 +133,10 @@ fn draw<DB: DrawingBackend>(
         .disable_x_mesh()
         .x_label_formatter(&|x| labels[x.round() as usize].clone())
         .y_label_formatter(&|v| y.label(*v))
+        .x_desc(format!(
+            "the {} likeliest characters at T = 1, then the others together",
+            n.saturating_sub(1).min(SHOWN)
+        ))
         .y_desc("probability")
         .label_style((FONT, 16))
         .axis_desc_style((FONT, 18))
