@@ -1,11 +1,13 @@
-//! `compare`'s plots show what they are for: one diverging run does not flatten the others,
-//! curves that leave the range are marked, `--log-y` shows everything, long labels wrap,
-//! and NaN or infinite losses in metrics.csv are gaps (they once hung it).
+//! `compare`'s plots show what they are for: every axis numbered (linear and log), the whole
+//! run with its first steps above a marked zoom, one diverging run neither flattening the
+//! others nor confused with a healthy run's spikes, curves that coincide said to, long
+//! labels wrapped, and NaN or infinite losses in metrics.csv as gaps (they once hung it).
 
 mod common;
 
 use common::cli::*;
 use common::deadline::run_str_within;
+use microgpt::model::config::Activation;
 use std::time::Duration;
 
 /// A real run directory (from a tiny training) as the template of synthetic ones.
@@ -68,44 +70,137 @@ fn compare(runs: &[&Path], out: &Path, extra: &[&str]) -> String {
     std::fs::read_to_string(out.join("loss_curves.svg")).unwrap()
 }
 
-/// The y-axis tick labels (formatted with two decimals) of an SVG plot.
-fn y_ticks(svg: &str) -> Vec<f64> {
-    svg.split('>')
-        .filter_map(|t| t.split('<').next())
-        .filter(|t| t.contains('.') && t.len() < 12)
-        .filter_map(|t| t.trim().parse().ok())
+/// The y-axis tick labels of an SVG plot, top panel first: (height in the picture,
+/// value) of every right-aligned number left of the plot.
+fn y_labels(svg: &str) -> Vec<(f64, f64)> {
+    svg.split("<text ")
+        .skip(1)
+        .filter_map(|t| {
+            let (attrs, rest) = t.split_once('>')?;
+            let attrs = format!(" {attrs}");
+            let attr = |name: &str| {
+                let v = attrs.split(&format!(" {name}=\"")).nth(1)?;
+                v.split('"').next()
+            };
+            let x: f64 = attr("x")?.parse().ok()?;
+            let value: f64 = rest.split('<').next()?.trim().parse().ok()?;
+            (attr("text-anchor")? == "end" && x < 150.0)
+                .then(|| Some((attr("y")?.parse().ok()?, value)))
+                .flatten()
+        })
         .collect()
 }
 
+/// Every text of an SVG plot, joined by spaces: a note wrapped over lines reads whole.
+fn texts(svg: &str) -> String {
+    let pieces = svg.split("<text ").skip(1);
+    let contents = pieces.filter_map(|t| t.split_once('>')?.1.split('<').next());
+    contents.map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
+/// The labels of the panel above `split` (in picture pixels) and of the one below it.
+fn panels(labels: &[(f64, f64)], split: f64) -> (Vec<f64>, Vec<f64>) {
+    let side = |above: bool| {
+        labels
+            .iter()
+            .filter(|l| (l.0 < split) == above)
+            .map(|l| l.1)
+            .collect()
+    };
+    (side(true), side(false))
+}
+
+/// A loss falling from 3.3 to `end` over 300 steps, with the noise and spikes of a real
+/// run: a noisy start above 3.3, and jumps of a whole nat.
+fn noisy(end: f64) -> Vec<f64> {
+    let mut losses = falling(end);
+    losses[1] = 3.6;
+    for s in [40, 120, 200] {
+        losses[s] += 1.0;
+    }
+    losses
+}
+
 #[test]
-fn a_diverging_run_leaves_the_range_and_is_marked() {
+fn a_diverging_run_is_marked_and_the_whole_run_is_shown() {
     let dir = tmp("compare_diverging");
     let template = template(&dir);
     let mut runs: Vec<PathBuf> = [2.0, 2.1, 2.2, 2.3, 2.4]
         .iter()
-        .map(|&end| synthetic(&template, &format!("ok{end}"), &falling(end), |_| {}))
+        .map(|&end| synthetic(&template, &format!("ok{end}"), &noisy(end), |_| {}))
         .collect();
     let diverged: Vec<f64> = (0..300).map(|s| if s < 10 { 3.3 } else { 800.0 }).collect();
     runs.push(synthetic(&template, "diverged", &diverged, |_| {}));
     let paths: Vec<&Path> = runs.iter().map(PathBuf::as_path).collect();
 
     let svg = compare(&paths, &dir.join("linear"), &[]);
-    let ticks = y_ticks(&svg);
-    // The main axis ticks every 0.1 between 2 and 3 (the overview's are decades).
-    assert!(ticks.iter().filter(|&&y| y < 3.5).count() >= 8, "{ticks:?}");
-    assert_eq!(
-        svg.matches("above the plot").count(),
-        1,
-        "only the diverged run"
+    // Healthy runs, spikes and a noisy start included, are not marked.
+    assert_eq!(svg.matches("▲").count(), 1, "only the diverged run");
+    let said = texts(&svg);
+    assert!(
+        said.contains("▲ diverged at step 16: loss"),
+        "marked: {said}"
     );
     assert!(
-        svg.contains("above the plot from step 16 (up to 800.05)"),
-        "marked"
+        said.contains("above where it started (3.30)"),
+        "and why: {said}"
+    );
+    // The whole run, on a log axis (the diverging run would flatten the rest), labelled
+    // from the healthy runs' losses to the diverged one's; the zoom below it in tenths.
+    let (whole, zoom) = panels(&y_labels(&svg), 330.0);
+    assert!(svg.contains("The whole run, log scale"));
+    assert!(whole.iter().any(|&y| y < 3.0), "{whole:?}");
+    assert!(whole.iter().any(|&y| y >= 500.0), "{whole:?}");
+    assert!(
+        zoom.iter().filter(|&&y| (2.0..3.1).contains(&y)).count() >= 8,
+        "{zoom:?}"
     );
 
     let svg = compare(&paths, &dir.join("log"), &["--log-y"]);
-    assert!(!svg.contains("above the plot"));
-    assert!(svg.contains("log scale"));
+    assert!(svg.contains("log scale") && svg.contains("▲ diverged at step 16"));
+    let (all, none) = panels(&y_labels(&svg), 900.0);
+    assert!(none.is_empty() && all.iter().any(|&y| y < 3.0), "{all:?}");
+
+    // Without the diverged run, the whole run fits one linear panel (a zoom would add
+    // nothing), numbered from below 2 to the start at 3.3 and above.
+    let svg = compare(&paths[..5], &dir.join("healthy"), &[]);
+    assert!(!svg.contains("▲") && !svg.contains("grey band"));
+    let (whole, _) = panels(&y_labels(&svg), 900.0);
+    assert!(
+        whole.iter().any(|&y| y <= 2.0) && whole.iter().any(|&y| y >= 3.4),
+        "{whole:?}"
+    );
+    // --log-y on losses within a factor of two: still numbered (plotters' log axis
+    // labelled only powers of ten, and so none of them).
+    let svg = compare(&paths[..5], &dir.join("healthy_log"), &["--log-y"]);
+    assert!(y_labels(&svg).len() >= 5, "{:?}", y_labels(&svg));
+}
+
+#[test]
+fn curves_that_coincide_are_said_to() {
+    let dir = tmp("compare_coincide");
+    let template = template(&dir);
+    let edit = |activation: Activation| {
+        move |c: &mut RunConfig| {
+            c.settings.model.activation = activation;
+            c.model.activation = activation;
+        }
+    };
+    let a = synthetic(&template, "a", &noisy(2.0), edit(Activation::Relu));
+    let close: Vec<f64> = noisy(2.0).iter().map(|l| l + 0.001).collect();
+    let b = synthetic(&template, "b", &close, edit(Activation::Gelu));
+    let c = synthetic(&template, "c", &noisy(2.3), edit(Activation::Relu2));
+    let svg = compare(&[&a, &b, &c], &dir.join("out"), &[]);
+    let said = texts(&svg);
+    assert!(
+        said.contains(
+            "activation=relu and activation=gelu coincide: their curves are at most 0.001 apart"
+        ),
+        "{said}"
+    );
+    assert_eq!(svg.matches("coincide").count(), 1, "relu2 is apart");
+    let svg = compare(&[&a, &c], &dir.join("apart"), &[]);
+    assert!(!svg.contains("coincide"));
 }
 
 #[test]
@@ -164,7 +259,7 @@ fn nan_and_infinite_losses_are_gaps_not_a_hang() {
         vec![gappy.as_path(), all_bad.as_path()],
     ] {
         let svg = compare(&runs, &dir.join(format!("out{}", runs.len())), &[]);
-        assert!(y_ticks(&svg).iter().all(|y| y.is_finite()));
+        assert!(y_labels(&svg).iter().all(|y| y.1.is_finite()));
         compare(&runs, &dir.join(format!("log{}", runs.len())), &["--log-y"]);
     }
 }

@@ -1,5 +1,7 @@
-//! Loss curves as a plot shows them: non-finite values are gaps, and the y range is chosen
-//! from the curves' robust extent, so one diverging run does not flatten the others.
+//! Loss curves as a plot shows them: non-finite values are gaps; the y ranges are the whole
+//! run's (linear, or log when a run diverges) and a zoom chosen from the curves' robust
+//! extent, so one diverging run does not flatten the others; which runs diverge, and how
+//! far apart two curves are.
 
 use microgpt::rundir::metrics::{Ema, Row, SMOOTHING};
 
@@ -131,23 +133,101 @@ impl YRange {
         }
     }
 
-    /// Where a curve leaves the range, and its highest value: the first point above it
-    /// after the curve was inside it (a curve falling into the range from above has not
-    /// left it), or the first point after the first [`START`] of the steps if it is never
-    /// inside.
-    pub fn leaves(&self, points: &[Point], max_step: f64) -> Option<(Point, f64)> {
-        let after: Vec<Point> = points
+    /// Every finite value of the curves, the first steps included, padded 5%: on a linear
+    /// axis while the highest is at most [`LINEAR_SPAN`] times the lowest (positive) value,
+    /// else on a log axis (see [`YRange::log`]). Returns the range and whether it is log.
+    pub fn whole(runs: &[Vec<Point>]) -> (YRange, bool) {
+        let (lo, hi) = runs
             .iter()
-            .filter(|p| p.0 > max_step * START && p.1.is_finite())
-            .copied()
-            .collect();
-        let first = match after.iter().position(|p| p.1 <= self.hi) {
-            None => *after.first()?,
-            Some(inside) => *after[inside..].iter().find(|p| p.1 > self.hi)?,
-        };
-        let top = after.iter().map(|p| p.1).fold(first.1, f64::max);
-        Some((first, top))
+            .flatten()
+            .map(|p| p.1)
+            .filter(|y| y.abs() < LINEAR_LIMIT)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+                (lo.min(y), hi.max(y))
+            });
+        if lo > hi {
+            return (YRange { lo: 0.0, hi: 1.0 }, false);
+        }
+        if lo > 0.0 && hi > LINEAR_SPAN * lo {
+            return (YRange::log(runs), true);
+        }
+        let pad = ((hi - lo) * 0.05).max(0.01).max(hi.abs() * 1e-6);
+        (
+            YRange {
+                lo: lo - pad,
+                hi: hi + pad,
+            },
+            false,
+        )
     }
+}
+
+/// A whole-run axis whose highest value is more than this many times its lowest is
+/// logarithmic: a diverging run would flatten the others on a linear one.
+pub const LINEAR_SPAN: f64 = 4.0;
+
+/// A run diverges when its smoothed loss or a validation loss, after the first [`START`]
+/// of the steps, exceeds this many times where its loss started; or when a loss is not
+/// finite. Spikes and a noisy start stay below it.
+pub const DIVERGED: f64 = 1.1;
+
+/// Where a run diverged (see [`DIVERGED`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divergence {
+    pub step: f64,
+    /// The loss there: infinite or NaN for a loss that is not finite.
+    pub loss: f64,
+    /// Where the loss started: the first finite smoothed value.
+    pub start: f64,
+}
+
+/// Whether a run diverged, from its per-step `rows`, its smoothed `train` curve and its
+/// `val` points: the first step at which it did.
+pub fn divergence(rows: &[Row], train: &[Point], val: &[Point]) -> Option<Divergence> {
+    let start = train.iter().map(|p| p.1).find(|y| y.is_finite())?;
+    let max_step = rows.last()?.step as f64;
+    let not_finite = rows
+        .iter()
+        .find(|r| !r.loss.is_finite() || r.val_loss.is_some_and(|v| !v.is_finite()))
+        .map(|r| (r.step as f64, f64::INFINITY));
+    let above = |points: &[Point]| {
+        points
+            .iter()
+            .find(|p| p.0 > max_step * START && p.1 > start * DIVERGED)
+            .copied()
+    };
+    let first = [not_finite, above(train), above(val)]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(Divergence {
+        step: first.0,
+        loss: first.1,
+        start,
+    })
+}
+
+/// The largest gap between two curves at the steps both have, after the first [`START`]
+/// of `max_step`; `None` when they share no such step.
+pub fn max_gap(a: &[Point], b: &[Point], max_step: f64) -> Option<f64> {
+    let (mut i, mut j) = (0, 0);
+    let mut gap: Option<f64> = None;
+    while i < a.len() && j < b.len() {
+        let (pa, pb) = (a[i], b[j]);
+        if pa.0 < pb.0 {
+            i += 1;
+        } else if pb.0 < pa.0 {
+            j += 1;
+        } else {
+            let d = (pa.1 - pb.1).abs();
+            if pa.0 > max_step * START && d.is_finite() {
+                gap = Some(gap.map_or(d, |g| g.max(d)));
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    gap
 }
 
 /// The `q` quantile of `values` (nearest rank); `values` must not be empty.
@@ -179,11 +259,58 @@ mod tests {
         let r = YRange::robust(&runs, 200.0);
         assert!(r.lo < 2.0 && r.lo > 1.9, "{r:?}");
         assert!(r.hi > 2.4 && r.hi < 2.7, "{r:?}");
-        assert!(r
-            .leaves(&runs[5], 200.0)
-            .is_some_and(|(_, top)| top == 800.0));
-        // The spike at step 150 leaves too; the falling start does not count.
-        assert_eq!(r.leaves(&runs[0], 200.0).unwrap().0 .0, 150.0);
+        // The whole run goes on a log axis: the diverging run would flatten the others.
+        let (whole, log) = YRange::whole(&runs);
+        assert!(log && whole.hi > 800.0 && whole.lo < 2.0, "{whole:?}");
+        let (whole, log) = YRange::whole(&runs[..5]);
+        assert!(!log && whole.lo < 2.0 && whole.hi > 3.0, "{whole:?}");
+    }
+
+    fn rows(losses: &[f64]) -> Vec<Row> {
+        losses
+            .iter()
+            .enumerate()
+            .map(|(i, &loss)| Row {
+                step: i + 1,
+                loss,
+                lr: 0.01,
+                tokens: 1,
+                elapsed_s: 1.0,
+                val_loss: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_a_loss_above_its_start_or_not_finite_is_a_divergence() {
+        let diverges = |losses: &[f64]| {
+            let r = rows(losses);
+            divergence(&r, &smoothed(&r), &[])
+        };
+        // Healthy: a noisy start, then spikes well below the start.
+        let mut healthy: Vec<f64> = curve(2.0).iter().map(|p| p.1).collect();
+        healthy[1] = 3.5;
+        healthy[120] = 3.2;
+        assert_eq!(diverges(&healthy), None);
+        let mut exploding = healthy.clone();
+        exploding[100..].iter_mut().for_each(|l| *l = 1000.0);
+        let d = diverges(&exploding).unwrap();
+        assert_eq!((d.step, d.start), (101.0, exploding[0]), "{d:?}");
+        let mut nan = healthy;
+        nan[60] = f64::NAN;
+        assert_eq!(diverges(&nan).unwrap().step, 61.0);
+    }
+
+    #[test]
+    fn the_gap_between_curves_is_measured_at_shared_steps_after_the_start() {
+        let a = curve(2.0);
+        let b: Vec<Point> = a.iter().map(|p| (p.0, p.1 + 0.003)).collect();
+        let gap = max_gap(&a, &b, 200.0).unwrap();
+        assert!((gap - 0.003).abs() < 1e-12, "{gap}");
+        let mut c = b.clone();
+        c[0].1 = 100.0; // the first steps do not count
+        assert_eq!(max_gap(&a, &c, 200.0), Some(gap));
+        assert_eq!(max_gap(&a[..5], &b[100..], 200.0), None);
     }
 
     #[test]

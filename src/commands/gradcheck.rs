@@ -19,6 +19,9 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let (batch_size, dtype) = (settings.schedule.batch_size, settings.system.dtype);
     let mut rng = Rng::new(data.seed);
     let corpus = Corpus::load(data, model.block_size, &mut rng)?;
+    if let Some(warning) = corpus.crop_warning(model.block_size) {
+        eprintln!("warning: {warning}");
+    }
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
     memory::check_all(

@@ -1,9 +1,11 @@
 //! Training progress: a bar on a terminal, a plain line every twentieth of the run
-//! otherwise (logs stay short), nothing with `--quiet`.
+//! otherwise (logs stay short), nothing with `--quiet`. [`Work`]: the progress of other
+//! long work (sampling) on stderr.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microgpt::rundir::metrics::{Ema, Row, SMOOTHING};
 use std::io::IsTerminal;
+use std::time::Instant;
 
 enum Display {
     Bar(ProgressBar),
@@ -107,11 +109,152 @@ impl Progress {
 }
 
 /// `42s`, `3m05s` or `1h02m`.
-fn duration(seconds: f64) -> String {
+pub fn duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Work that takes longer than this (estimated) gets progress lines off a terminal.
+const LONG_S: f64 = 3.0;
+
+/// The progress of work counted in items (samples), on stderr so stdout keeps the results:
+/// a bar with an ETA on a terminal; otherwise, once the work is estimated at more than
+/// [`LONG_S`], a line with the estimate, then one every tenth of the work.
+pub struct Work {
+    what: String,
+    total: usize,
+    done: usize,
+    start: Instant,
+    bar: Option<ProgressBar>,
+    /// The next count at which a line is due (off a terminal); `None` before the estimate
+    /// line.
+    next_line: Option<usize>,
+}
+
+impl Work {
+    /// `what` names the whole work, e.g. `sampling 3 temperatures × 200 names`.
+    pub fn new(what: String, total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+                .with_style(
+                    ProgressStyle::with_template(
+                        "{msg} {bar:30.cyan/blue} {pos}/{len} | eta {eta}",
+                    )
+                    .expect("valid template"),
+                )
+                .with_message(what.clone())
+        });
+        Work {
+            what,
+            total,
+            done: 0,
+            start: Instant::now(),
+            bar,
+            next_line: None,
+        }
+    }
+
+    /// Counts `n` more items done.
+    pub fn add(&mut self, n: usize) {
+        self.done = (self.done + n).min(self.total);
+        match &self.bar {
+            Some(bar) => bar.set_position(self.done as u64),
+            None => {
+                if let Some(line) = self.line(self.start.elapsed().as_secs_f64()) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+
+    /// The line due off a terminal after `elapsed` seconds, if any: the estimate once a
+    /// second of work shows the whole will take more than [`LONG_S`], then a line every
+    /// tenth.
+    fn line(&mut self, elapsed: f64) -> Option<String> {
+        let (done, total) = (self.done, self.total);
+        if done == 0 || done == total && self.next_line.is_none() {
+            return None;
+        }
+        let estimate = elapsed / done as f64 * total as f64;
+        let percent = 100 * done / total;
+        match self.next_line {
+            None if elapsed >= 1.0 && estimate > LONG_S => {
+                self.next_line = Some(self.next_tenth());
+                let all = duration(estimate);
+                Some(format!(
+                    "{}: about {all} in all ({percent}% done)",
+                    self.what
+                ))
+            }
+            Some(due) if done >= due => {
+                self.next_line = Some(self.next_tenth());
+                let (so_far, eta) = (duration(elapsed), duration(estimate - elapsed));
+                Some(format!(
+                    "{}: {percent}% done, {so_far} | eta {eta}",
+                    self.what
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The first count past a multiple of a tenth of the work after `done`.
+    fn next_tenth(&self) -> usize {
+        let tenth = self.total.div_ceil(10).max(1);
+        (self.done / tenth + 1) * tenth
+    }
+
+    /// Clears the bar; the results follow on stdout.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(total: usize, seconds_each: f64) -> Vec<String> {
+        let mut work = Work {
+            what: "sampling".into(),
+            total,
+            done: 0,
+            start: Instant::now(),
+            bar: None,
+            next_line: None,
+        };
+        (1..=total)
+            .filter_map(|i| {
+                work.done = i;
+                work.line(i as f64 * seconds_each)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_work_says_how_long_then_reports_every_tenth() {
+        let out = lines(600, 0.5);
+        assert_eq!(out[0], "sampling: about 5m00s in all (0% done)");
+        assert_eq!(out[1], "sampling: 10% done, 30s | eta 4m30s");
+        assert_eq!(out.last().unwrap(), "sampling: 100% done, 5m00s | eta 0s");
+        assert_eq!(out.len(), 11, "{out:#?}");
+    }
+
+    #[test]
+    fn short_work_prints_nothing() {
+        assert!(lines(200, 0.01).is_empty());
+        let one = lines(1, 10.0);
+        assert!(one.is_empty(), "one item: no estimate before it is done");
+        // The estimate waits for a second of work, so it is not one item's guess.
+        assert_eq!(
+            lines(1000, 0.01)[0],
+            "sampling: about 10s in all (10% done)"
+        );
     }
 }

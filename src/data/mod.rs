@@ -90,6 +90,39 @@ impl Corpus {
         }
     }
 
+    /// Documents (lines) the model cannot see whole at `block_size`: one of `n` characters
+    /// has `n + 1` targets (its characters, then the closing BOS), and one with
+    /// `n >= block_size` loses those past the block, as the original crops them (see
+    /// [`crate::model::config::predictions`]). 0 for a stream, which is cut into windows.
+    pub fn cropped_docs(&self, block_size: usize) -> usize {
+        match &self.text {
+            Text::Lines { tokens, .. } => {
+                tokens.iter().filter(|t| t.len() - 2 >= block_size).count()
+            }
+            Text::Stream { .. } => 0,
+        }
+    }
+
+    /// What to say when documents are cropped (see [`Corpus::cropped_docs`]): how many,
+    /// and the two ways out; `None` when every document fits. Every command that trains
+    /// or checks on the data prints it, prefixed `warning: `.
+    pub fn crop_warning(&self, block_size: usize) -> Option<String> {
+        let cropped = self.cropped_docs(block_size);
+        let Text::Lines { tokens, .. } = &self.text else {
+            return None;
+        };
+        let longest = tokens.iter().map(|t| t.len() - 2).max().unwrap_or(0);
+        (cropped > 0).then(|| {
+            format!(
+                "{} of {} lines of {} are cropped to block_size {block_size}: a line of {block_size} characters or more loses its end (the longest has {longest}). Continuous text (a play, a book) trains whole with --data stream; every line fits with --block-size {}",
+                thousands(cropped),
+                thousands(tokens.len()),
+                self.path.display(),
+                longest + 1
+            )
+        })
+    }
+
     /// Tokens in the training and validation parts (a document's: its characters).
     pub fn split_sizes(&self) -> (usize, usize) {
         match &self.text {
@@ -270,6 +303,19 @@ pub fn parse_docs(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `25327` as `25,327`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Python's `str.isspace()`: Unicode White_Space plus the separators U+001C..U+001F.
 fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
@@ -330,5 +376,11 @@ mod tests {
     fn lines_split_on_every_line_ending_and_are_stripped() {
         let docs = parse_docs("  ann\r\nbob\rcé  \n\n \t \r\n\u{1f}zoë\u{3000}\n");
         assert_eq!(docs, ["ann", "bob", "cé", "zoë"]);
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        let grouped = [0, 7, 999, 1000, 25327, 1234567].map(thousands);
+        assert_eq!(grouped, ["0", "7", "999", "1,000", "25,327", "1,234,567"]);
     }
 }

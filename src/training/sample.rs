@@ -1,6 +1,7 @@
 //! Temperature sampling (docs/SPEC.md §4): `softmax(logits / T)` with the original's
-//! arithmetic, then one weighted draw from CPython's `choices` — names framed by BOS
-//! (lines), or continuations of a text that slide past the block (stream).
+//! arithmetic, then one weighted draw from CPython's `choices`; at temperature 0, greedy
+//! decoding (the likeliest token) — names framed by BOS (lines), or continuations of a text
+//! that slide past the block (stream).
 
 use crate::data::Vocab;
 use crate::model::engine::Engine;
@@ -27,8 +28,41 @@ pub fn probs_at_temperature(logits: &[f64], temperature: f64, probs: &mut [f64])
     probs.iter_mut().for_each(|p| *p *= inv_total);
 }
 
-/// Generates one sequence: BOS, then the `prompt` ids fed as given, then draws until BOS
-/// or `block_size` positions. Returns the ids after BOS (prompt included, final BOS not).
+/// The next token after `logits`, never `excluded`. At `temperature` 0 it is greedy: the
+/// likeliest token (the lowest id of equals, as `argmax` picks), with no draw from `rng`,
+/// the limit of `softmax(logits / T)` as T falls to 0. Above 0 it is the original's: the
+/// probabilities of [`probs_at_temperature`] (left in `probs`), one weighted draw.
+pub fn next_token(
+    logits: &[f64],
+    temperature: f64,
+    excluded: Option<usize>,
+    probs: &mut [f64],
+    rng: &mut Rng,
+) -> usize {
+    if temperature == 0.0 {
+        return greedy(logits, excluded);
+    }
+    probs_at_temperature(logits, temperature, probs);
+    if let Some(id) = excluded {
+        probs[id] = 0.0;
+    }
+    rng.choice_weighted(probs)
+}
+
+/// The id of the largest logit other than `excluded`; the first of equals.
+pub fn greedy(logits: &[f64], excluded: Option<usize>) -> usize {
+    let mut best: Option<usize> = None;
+    for (id, &l) in logits.iter().enumerate() {
+        if Some(id) != excluded && best.is_none_or(|b| l > logits[b]) {
+            best = Some(id);
+        }
+    }
+    best.expect("a vocabulary of at least one token besides the excluded one")
+}
+
+/// Generates one sequence: BOS, then the `prompt` ids fed as given, then draws (see
+/// [`next_token`]) until BOS or `block_size` positions. Returns the ids after BOS (prompt
+/// included, final BOS not).
 pub fn generate<E: Engine>(
     engine: &mut E,
     rng: &mut Rng,
@@ -49,8 +83,7 @@ pub fn generate<E: Engine>(
             token = prompt[pos];
             continue;
         }
-        probs_at_temperature(&logits, temperature, &mut probs);
-        token = rng.choice_weighted(&probs);
+        token = next_token(&logits, temperature, None, &mut probs, rng);
         if token == bos {
             break;
         }
@@ -79,7 +112,7 @@ pub fn stream_prompt(vocab: &Vocab, prompt: &str) -> anyhow::Result<Vec<usize>> 
 }
 
 /// A continuation of a stream: feeds `prompt` (at least one token), then draws
-/// `max_new` tokens, never BOS (a stream has none). The context is the last `block_size`
+/// `max_new` tokens (see [`next_token`]), never BOS (a stream has none). The context is the last `block_size`
 /// tokens, as nanoGPT crops it: while the sequence fits the block the key/value cache
 /// grows, after that every token re-reads the window. Returns the new tokens and their
 /// negative log-likelihood under the model at temperature 1 (nats, summed).
@@ -90,6 +123,20 @@ pub fn continue_text<E: Engine>(
     max_new: usize,
     temperature: f64,
 ) -> (Vec<usize>, f64) {
+    continue_text_with(engine, rng, prompt, max_new, temperature, |_| {})
+}
+
+/// [`continue_text`], calling `on_steps` with the decoder steps each feed took: a
+/// continuation past the block can take seconds, and these are its progress (they add up
+/// to [`continuation_steps`]).
+pub fn continue_text_with<E: Engine>(
+    engine: &mut E,
+    rng: &mut Rng,
+    prompt: &[usize],
+    max_new: usize,
+    temperature: f64,
+    mut on_steps: impl FnMut(usize),
+) -> (Vec<usize>, f64) {
     assert!(!prompt.is_empty(), "a continuation needs a prompt");
     let cfg = engine.config();
     let (vocab_size, block_size) = (cfg.vocab_size, cfg.block_size);
@@ -98,11 +145,9 @@ pub fn continue_text<E: Engine>(
     let mut probs = vec![0.0; vocab_size];
     let mut seq = prompt.to_vec();
     let mut nll = 0.0;
-    feed_window(engine, &seq, block_size, &mut logits);
+    on_steps(feed_window(engine, &seq, block_size, &mut logits));
     for i in 0..max_new {
-        probs_at_temperature(&logits, temperature, &mut probs);
-        probs[bos] = 0.0;
-        let token = rng.choice_weighted(&probs);
+        let token = next_token(&logits, temperature, Some(bos), &mut probs, rng);
         probs_at_temperature(&logits, 1.0, &mut probs);
         nll -= probs[token].ln();
         seq.push(token);
@@ -111,21 +156,38 @@ pub fn continue_text<E: Engine>(
         }
         if seq.len() <= block_size {
             engine.decode(token, seq.len() - 1, &mut logits);
+            on_steps(1);
         } else {
-            feed_window(engine, &seq, block_size, &mut logits);
+            on_steps(feed_window(engine, &seq, block_size, &mut logits));
         }
     }
     (seq.split_off(prompt.len()), nll)
 }
 
+/// The decoder steps of a continuation of `max_new` tokens after a prompt of `prompt_len`
+/// (see [`continue_text`]): the prompt's window, then one step a token while the sequence
+/// fits the block, a whole window a token after that (the last token is not fed).
+pub fn continuation_steps(prompt_len: usize, max_new: usize, block_size: usize) -> usize {
+    let fed = max_new.saturating_sub(1);
+    // Sequence lengths prompt_len + 1 ..= prompt_len + fed: those up to block_size cost one.
+    let cheap = block_size.saturating_sub(prompt_len).min(fed);
+    prompt_len.min(block_size) + cheap + (fed - cheap) * block_size
+}
+
 /// Decodes the last `block_size` tokens of `seq` from an empty cache; `logits` ends as the
-/// prediction after the last one.
-fn feed_window<E: Engine>(engine: &mut E, seq: &[usize], block_size: usize, logits: &mut [f64]) {
+/// prediction after the last one. Returns the decoder steps taken.
+pub fn feed_window<E: Engine>(
+    engine: &mut E,
+    seq: &[usize],
+    block_size: usize,
+    logits: &mut [f64],
+) -> usize {
     let window = &seq[seq.len().saturating_sub(block_size)..];
     engine.reset_decode();
     for (pos, &token) in window.iter().enumerate() {
         engine.decode(token, pos, logits);
     }
+    window.len()
 }
 
 #[cfg(test)]
@@ -141,5 +203,34 @@ mod tests {
         probs_at_temperature(&logits, 0.2, &mut cold);
         assert!((hot.iter().sum::<f64>() - 1.0).abs() < 1e-15);
         assert!(cold[1] > hot[1]);
+    }
+
+    #[test]
+    fn temperature_zero_is_the_argmax_and_draws_nothing() {
+        let logits = [0.5, 2.0, -1.0, 2.0, 1.9];
+        let mut probs = [0.0; 5];
+        let mut rng = Rng::new(3);
+        let before = rng.clone().random();
+        // The first of two equal maxima, as argmax picks; BOS excluded, the next best.
+        assert_eq!(next_token(&logits, 0.0, None, &mut probs, &mut rng), 1);
+        assert_eq!(next_token(&logits, 0.0, Some(1), &mut probs, &mut rng), 3);
+        assert_eq!(greedy(&logits, Some(3)), 1);
+        assert_eq!(rng.random(), before, "greedy decoding drew from the RNG");
+    }
+
+    #[test]
+    fn positive_temperatures_draw_as_the_original() {
+        let logits = [0.3, -0.2, 1.1, 0.7];
+        for t in [0.2, 0.5, 1.0, 2.0] {
+            let (mut a, mut b) = (Rng::new(11), Rng::new(11));
+            let mut probs = [0.0; 4];
+            for _ in 0..50 {
+                let mut expected = [0.0; 4];
+                probs_at_temperature(&logits, t, &mut expected);
+                let drawn = a.choice_weighted(&expected);
+                assert_eq!(next_token(&logits, t, None, &mut probs, &mut b), drawn);
+                assert_eq!(probs, expected);
+            }
+        }
     }
 }

@@ -1,23 +1,29 @@
-//! `compare`'s plot: the loss curves on a y range chosen from the runs' robust extent
-//! (see [`crate::commands::curves`]), a key beside it, and an overview of every curve whole.
+//! `compare`'s plot: the whole run on top (the first steps included; linear, or log when a
+//! run diverges) and, below it, a zoom on the runs' robust extent (see
+//! [`crate::commands::curves`]) marked as a band on the whole run; the key beside them says
+//! which run diverged and which curves coincide. With `--log-y`, one log plot of everything.
 
 use super::{Curve, Run};
-use crate::commands::curves::{self, Point, YRange};
-use crate::commands::figure::{encode_png, register_font, FONT};
+use crate::commands::curves::{self, Divergence, YRange};
+use crate::commands::figure::{encode_png, register_font, Axis, FONT};
 use anyhow::{anyhow, Result};
-use microgpt::rundir::metrics::SMOOTHING;
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+mod key;
+
 const SIZE: (u32, u32) = (1400, 900);
 /// The key goes beside the plot, so it never hides a curve.
 const LEGEND_WIDTH: u32 = 400;
-/// The overview of every curve whole, under the key (without `--log-y`).
-const OVERVIEW_HEIGHT: u32 = 290;
-/// Characters per line of a run's label in the key.
-const LEGEND_CHARS: usize = 38;
+/// The whole run's panel, above the zoom.
+const WHOLE_HEIGHT: u32 = 330;
+/// A zoom is drawn when its span is at most this fraction of the whole run's.
+const ZOOM_WORTH: f64 = 0.6;
+/// Curves closer than this fraction of the plot's height look like one line.
+const COINCIDE: f64 = 0.01;
+/// The band of the whole run that the zoom shows.
+const BAND: RGBColor = RGBColor(225, 225, 225);
 
 /// Tableau 10: distinct hues that survive grey-scale printing reasonably.
 const PALETTE: [RGBColor; 10] = [
@@ -38,8 +44,17 @@ struct Plotted {
     colour: RGBColor,
     train: Curve,
     val: Curve,
-    /// Where the curves leave the y range after the first steps, and their highest value.
-    leaves: Option<(Point, f64)>,
+    diverged: Option<Divergence>,
+    /// The last smoothed loss, when it lies above the zoom.
+    above_zoom: Option<f64>,
+}
+
+/// What the key says beside the curves.
+struct Notes {
+    /// Groups of runs (indices) whose curves coincide, and their largest gap.
+    coincide: Vec<(Vec<usize>, f64)>,
+    /// Whether a zoom is drawn.
+    zoomed: bool,
 }
 
 fn fail<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
@@ -73,242 +88,170 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run], log_y: b
     root.fill(&WHITE).map_err(fail)?;
     let (plot_area, side) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let max_step = runs.iter().map(|r| r.last().step).max().unwrap_or(1) as f64;
-    let series: Vec<(Curve, Curve)> = runs
+    let mut plotted: Vec<Plotted> = runs
         .iter()
-        .map(|r| (curves::smoothed(&r.rows), curves::validation(&r.rows)))
-        .collect();
-    let pooled: Vec<Curve> = series.iter().map(|(t, v)| [&t[..], v].concat()).collect();
-    let range = if log_y {
-        YRange::log(&pooled)
-    } else {
-        YRange::robust(&pooled, max_step)
-    };
-    let plotted: Vec<Plotted> = series
-        .into_iter()
         .enumerate()
-        .map(|(i, (train, val))| {
-            // Each curve on its own: the earliest that leaves, and the highest point.
-            let leaves = [range.leaves(&train, max_step), range.leaves(&val, max_step)]
-                .into_iter()
-                .flatten()
-                .reduce(|a, b| (if a.0 .0 <= b.0 .0 { a.0 } else { b.0 }, a.1.max(b.1)));
+        .map(|(i, r)| {
+            let (train, val) = (curves::smoothed(&r.rows), curves::validation(&r.rows));
             Plotted {
                 colour: PALETTE[i % PALETTE.len()],
+                diverged: curves::divergence(&r.rows, &train, &val),
                 train,
                 val,
-                leaves,
+                above_zoom: None,
             }
         })
         .collect();
+    let pooled: Vec<Curve> = plotted
+        .iter()
+        .map(|p| [&p.train[..], &p.val].concat())
+        .collect();
     let x = 0f64..max_step.max(1.0);
-    if log_y {
-        let main = Panel::main("loss (nats per token, log scale)");
-        chart(
-            &plot_area,
-            &main,
-            x,
-            (range.lo..range.hi).log_scale(),
-            &plotted,
-            range,
-        )?;
-        legend(&side, runs, &plotted)?;
+    let (whole, log) = if log_y {
+        (YRange::log(&pooled), true)
     } else {
-        let main = Panel::main("loss (nats per token)");
-        chart(
-            &plot_area,
-            &main,
-            x.clone(),
-            range.lo..range.hi,
-            &plotted,
-            range,
-        )?;
-        let (key, overview) = side.split_vertically(SIZE.1 - OVERVIEW_HEIGHT);
-        legend(&key, runs, &plotted)?;
-        // What the range leaves out: every curve whole, on a log scale.
-        let whole = YRange::log(&pooled);
-        let y = (whole.lo..whole.hi).log_scale();
-        chart(&overview, &Panel::OVERVIEW, x, y, &plotted, whole)?;
+        YRange::whole(&pooled)
+    };
+    let zoom = YRange::robust(&pooled, max_step);
+    let zoomed = !log_y && zoom.hi - zoom.lo <= ZOOM_WORTH * (whole.hi - whole.lo);
+    let shown = if zoomed { zoom } else { whole };
+    for p in &mut plotted {
+        let last = p.train.iter().rev().map(|q| q.1).find(|y| y.is_finite());
+        p.above_zoom = last.filter(|&y| zoomed && y > zoom.hi && p.diverged.is_none());
     }
+    let notes = Notes {
+        coincide: coinciding(&plotted, max_step, COINCIDE * (shown.hi - shown.lo)),
+        zoomed,
+    };
+    let whole_axis = Axis::new(whole.lo, whole.hi, log, if zoomed && !log { 6 } else { 12 });
+    let scale = if log { ", log scale" } else { "" };
+    if zoomed {
+        let (top, bottom) = plot_area.split_vertically(WHOLE_HEIGHT);
+        let title = format!("The whole run{scale}: the grey band is zoomed below");
+        panel(&top, &title, x.clone(), whole_axis, &plotted, Some(zoom))?;
+        let title = format!(
+            "Zoom: loss {:.2} to {:.2}, the grey band above",
+            zoom.lo, zoom.hi
+        );
+        let zoom_axis = Axis::new(zoom.lo, zoom.hi, false, 12);
+        panel(&bottom, &title, x, zoom_axis, &plotted, None)?;
+    } else {
+        let title = format!("Loss curves{scale}");
+        panel(&plot_area, &title, x, whole_axis, &plotted, None)?;
+    }
+    key::draw(&side, runs, &plotted, &notes)?;
     root.present().map_err(fail)?;
     Ok(())
 }
 
-/// How a chart is drawn: the main plot, or the small overview.
-struct Panel<'a> {
-    caption: &'a str,
-    y_desc: &'a str,
-    font: u32,
-    line: u32,
-    /// Validation points and marks where curves leave the range.
-    details: bool,
-}
-
-impl<'a> Panel<'a> {
-    fn main(y_desc: &'a str) -> Self {
-        Panel {
-            caption: "Loss curves",
-            y_desc,
-            font: 17,
-            line: 2,
-            details: true,
+/// Groups of runs whose train and validation curves never lie more than `tolerance`
+/// apart (after the first steps), with the largest gap in each group.
+fn coinciding(plotted: &[Plotted], max_step: f64, tolerance: f64) -> Vec<(Vec<usize>, f64)> {
+    let gap = |a: &Plotted, b: &Plotted| {
+        let train = curves::max_gap(&a.train, &b.train, max_step)?;
+        let val = curves::max_gap(&a.val, &b.val, max_step).unwrap_or(0.0);
+        Some(train.max(val))
+    };
+    let mut groups: Vec<(Vec<usize>, f64)> = Vec::new();
+    let mut grouped = vec![false; plotted.len()];
+    for i in 0..plotted.len() {
+        if grouped[i] {
+            continue;
+        }
+        let mut group = (vec![i], 0.0f64);
+        for j in i + 1..plotted.len() {
+            // Close to every member, so a chain of small gaps does not join far curves.
+            let gaps: Option<Vec<f64>> = group
+                .0
+                .iter()
+                .map(|&k| gap(&plotted[k], &plotted[j]).filter(|g| *g <= tolerance))
+                .collect();
+            if let (false, Some(gaps)) = (grouped[j], gaps) {
+                group.0.push(j);
+                group.1 = gaps.into_iter().fold(group.1, f64::max);
+                grouped[j] = true;
+            }
+        }
+        if group.0.len() > 1 {
+            groups.push(group);
         }
     }
-
-    const OVERVIEW: Panel<'static> = Panel {
-        caption: "Every train curve whole (log scale)",
-        y_desc: "",
-        font: 12,
-        line: 1,
-        details: false,
-    };
+    groups
 }
 
-fn chart<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+/// One chart: the mesh, every run's curves, the zoomed `band` (on the whole run), and a
+/// ▲ where a run diverged.
+fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    panel: &Panel,
+    title: &str,
     x: std::ops::Range<f64>,
-    y: impl plotters::coord::ranged1d::AsRangedCoord<CoordDescType = Y, Value = f64>,
+    y: Axis,
     plotted: &[Plotted],
-    range: YRange,
+    band: Option<YRange>,
 ) -> Result<()> {
+    let (lo, hi) = (y.lo, y.hi);
     let mut chart = ChartBuilder::on(area)
-        .caption(panel.caption, (FONT, panel.font * 3 / 2 + 4))
-        .margin(if panel.details { 20 } else { 12 })
-        .x_label_area_size(panel.font * 3)
-        .y_label_area_size(panel.font * 4 + 7)
-        .build_cartesian_2d(x, y)
+        .caption(title, (FONT, 22))
+        .margin(16)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(x.clone(), y.clone())
         .map_err(fail)?;
-    plot(&mut chart, plotted, range, panel)
-}
-
-/// The mesh and every run's curves; a curve that leaves the range gets a triangle at the
-/// edge where it leaves.
-fn plot<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
-    plotted: &[Plotted],
-    range: YRange,
-    panel: &Panel,
-) -> Result<()> {
-    chart
-        .configure_mesh()
-        .x_desc(if panel.details { "step" } else { "" })
-        .y_desc(panel.y_desc)
-        .label_style((FONT, panel.font))
-        .axis_desc_style((FONT, panel.font + 3))
-        .light_line_style(RGBColor(235, 235, 235))
-        .bold_line_style(RGBColor(210, 210, 210))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.2}"))
-        .draw()
-        .map_err(fail)?;
+    mesh(&mut chart, &y)?;
+    if let Some(b) = band {
+        let rect = Rectangle::new([(x.start, b.lo), (x.end, b.hi)], BAND.mix(0.6).filled());
+        chart.draw_series([rect]).map_err(fail)?;
+    }
+    let zoom = band.is_none();
     for p in plotted {
-        let style = p.colour.stroke_width(panel.line);
+        let style = p.colour.stroke_width(if zoom { 2 } else { 1 });
         // Plotters pins points outside the range to its edge: draw the pieces inside it.
-        for piece in curves::pieces(&p.train, range.lo, range.hi) {
+        for piece in curves::pieces(&p.train, lo, hi) {
             let line = LineSeries::new(piece.iter().copied(), style);
             chart.draw_series(line).map_err(fail)?;
         }
-        if !panel.details {
-            continue;
-        }
-        for piece in curves::pieces(&p.val, range.lo, range.hi) {
+        for piece in curves::pieces(&p.val, lo, hi) {
             let dashes = DashedLineSeries::new(piece.iter().copied(), 8, 5, style);
             chart.draw_series(dashes).map_err(fail)?;
-            let dots = piece.iter().map(|&q| Circle::new(q, 5, p.colour.filled()));
+            let size = if zoom { 5 } else { 3 };
+            let dots = piece
+                .iter()
+                .map(|&q| Circle::new(q, size, p.colour.filled()));
             chart.draw_series(dots).map_err(fail)?;
         }
-        if let Some(((step, _), _)) = p.leaves {
-            let mark = TriangleMarker::new((step, range.hi), 9, p.colour.filled());
+        if let Some(d) = p.diverged {
+            // At the point, or at the top edge when it lies above (or is not finite).
+            let y = if d.loss.is_finite() {
+                d.loss.min(hi)
+            } else {
+                hi
+            };
+            let mark = TriangleMarker::new((d.step, y), 10, p.colour.filled());
             chart.draw_series([mark]).map_err(fail)?;
         }
     }
     Ok(())
 }
 
-/// Wraps a label of comma-separated settings into lines of at most `width` characters.
-fn wrap(label: &str, width: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for part in label.split(", ") {
-        match lines.last_mut() {
-            Some(line) if line.chars().count() + 2 + part.chars().count() <= width => {
-                line.push_str(", ");
-                line.push_str(part);
-            }
-            Some(line) => {
-                line.push(',');
-                lines.push(part.to_string());
-            }
-            None => lines.push(part.to_string()),
-        }
-    }
-    lines
-}
-
-/// The key beside the plot: each run's colour and label (wrapped), whether it leaves the
-/// plot, then the line styles.
-fn legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    runs: &[Run],
-    plotted: &[Plotted],
+/// The grid and the labelled axes.
+fn mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Axis>>,
+    y: &Axis,
 ) -> Result<()> {
-    let text = (FONT, 16).into_font();
-    let small = (FONT, 14).into_font().color(&RGBColor(90, 90, 90));
-    let line_height = 20;
-    let mut y = 70;
-    for (run, p) in runs.iter().zip(plotted) {
-        let sample = vec![(0, y + 9), (26, y + 9)];
-        area.draw(&PathElement::new(sample, p.colour.stroke_width(3)))
-            .map_err(fail)?;
-        for line in wrap(&run.label, LEGEND_CHARS) {
-            area.draw(&Text::new(line, (34, y), text.clone()))
-                .map_err(fail)?;
-            y += line_height;
-        }
-        if let Some(((step, _), top)) = p.leaves {
-            let note = format!("▲ above the plot from step {step:.0} (up to {top:.2})");
-            area.draw(&Text::new(note, (34, y), small.clone()))
-                .map_err(fail)?;
-            y += line_height;
-        }
-        y += 8;
-    }
-    y += 12;
-    let key = vec![(0, y + 9), (26, y + 9)];
-    area.draw(&PathElement::new(key, BLACK.stroke_width(2)))
-        .map_err(fail)?;
-    let ema = format!("train loss (EMA, β = {SMOOTHING})");
-    area.draw(&Text::new(ema, (34, y), text.clone()))
-        .map_err(fail)?;
-    if plotted.iter().any(|p| !p.val.is_empty()) {
-        y += line_height + 6;
-        for dash in [(0, 8), (18, 26)] {
-            let path = vec![(dash.0, y + 9), (dash.1, y + 9)];
-            area.draw(&PathElement::new(path, BLACK.stroke_width(2)))
-                .map_err(fail)?;
-        }
-        area.draw(&Circle::new((13, y + 9), 4, BLACK.filled()))
-            .map_err(fail)?;
-        area.draw(&Text::new("validation loss", (34, y), text))
-            .map_err(fail)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn long_labels_wrap_at_setting_boundaries() {
-        let label = "grad_clip=1.0, init_std=0.02, lr=0.001, lr_schedule=cosine, n_embd=512";
-        let lines = wrap(label, 38);
-        assert_eq!(
-            lines,
-            [
-                "grad_clip=1.0, init_std=0.02, lr=0.001,",
-                "lr_schedule=cosine, n_embd=512"
-            ]
-        );
-        assert_eq!(wrap("run_a", 38), ["run_a"]);
-    }
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(if y.log {
+            "loss (nats per token, log scale)"
+        } else {
+            "loss (nats per token)"
+        })
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(212, 212, 212))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|v| y.label(*v))
+        .draw()
+        .map_err(fail)
 }
