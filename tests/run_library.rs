@@ -116,3 +116,34 @@ fn quiet_without_a_run_directory_still_prints_the_samples() {
     );
     assert!(!printed.contains("num params"), "{printed}");
 }
+
+#[test]
+fn train_warns_when_lines_are_cropped_to_the_block() {
+    let dir = tmp("crop_warning");
+    let data = dir.join("long.txt");
+    std::fs::write(
+        &data,
+        "a short one\nand a line far longer than the block\nok\n",
+    )
+    .unwrap();
+    let out = microgpt(&[
+        "train",
+        "--input",
+        s(&data),
+        "--block-size",
+        "8",
+        "--n-embd",
+        "8",
+        "--n-head",
+        "2",
+        "--steps",
+        "1",
+        "--num-samples",
+        "0",
+        "--quiet",
+    ]);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("warning: 2 of 3 lines"), "{err}");
+    assert!(err.contains("--data stream"), "{err}");
+}

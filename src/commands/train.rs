@@ -81,6 +81,10 @@ struct Shown {
 
 impl Observer for Shown {
     fn started(&mut self, info: &RunInfo) {
+        // Said even with --quiet: the run trains on less than the file holds.
+        if let Some(warning) = info.corpus.crop_warning(info.settings.model.block_size) {
+            eprintln!("warning: {warning}");
+        }
         if !self.quiet {
             match &info.corpus.text {
                 Text::Lines { docs, .. } => println!("num docs: {}", docs.len()),
