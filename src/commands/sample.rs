@@ -5,7 +5,7 @@
 use crate::cli::SampleArgs;
 use anyhow::{bail, Context, Result};
 use microgpt::data::files::write_atomic;
-use microgpt::data::{self, Corpus, Vocab};
+use microgpt::data::{Corpus, Vocab};
 use microgpt::model::config::predictions;
 use microgpt::model::engine::Engine;
 use microgpt::model::{with_engine, EngineTask};
@@ -14,7 +14,7 @@ use microgpt::rundir::checkpoint::{self, RunConfig};
 use microgpt::rundir::lock::RunLock;
 use microgpt::settings::{DataMode, DataSettings};
 use microgpt::training::memory::{self, Workload};
-use microgpt::training::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
+use microgpt::training::sample::{Drawn, Kind, Request};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -23,63 +23,22 @@ use std::fmt::Write as _;
 const STUDY_SAMPLES: usize = 200;
 /// Samples listed per temperature in temperatures.md (the JSON has all of them).
 const MD_SAMPLES: usize = 30;
-/// The longest continuation `--max-new-tokens` asks for.
-const MAX_NEW_TOKENS: usize = 1_000_000;
 /// Substrings of this many characters are looked up in the training text (stream study).
 const GRAM: usize = 8;
 
 const LINES_NLL_NOTE: &str = "mean negative log-likelihood (nats) per predicted character under the model at temperature 1, pooled over all samples: Engine::loss on [BOS] + sample + [BOS], so the final BOS (the end of the name) is predicted and counted too; a sample that fills the block has that last prediction cropped";
 const STREAM_NLL_NOTE: &str = "mean negative log-likelihood (nats) per generated character under the model at temperature 1, with the context the sampler saw (the last block_size characters), pooled over all samples";
 
-/// What the samples are: names framed by BOS, or continuations of a prompt.
-#[derive(Clone, Copy)]
-enum Kind {
-    Names,
-    Continuations { max_new: usize },
-}
-
 pub fn run(args: &SampleArgs) -> Result<()> {
     let (run, model) = checkpoint::load_run(&args.run)?;
-    let block_size = model.config.block_size;
-    let (kind, prompt) = match run.settings.data.data {
-        DataMode::Lines => {
-            if args.max_new_tokens.is_some() {
-                bail!("--max-new-tokens is for stream runs: a lines run samples names up to BOS");
-            }
-            let prompt = model.vocab.encode_prompt(&args.prompt)?;
-            if prompt.len() >= block_size {
-                bail!(
-                    "the prompt has {} characters, but the model sees only {block_size} positions",
-                    prompt.len()
-                );
-            }
-            (Kind::Names, prompt)
-        }
-        DataMode::Stream => {
-            let max_new = args.max_new_tokens.unwrap_or(STREAM_CHARS);
-            if max_new > MAX_NEW_TOKENS {
-                bail!("--max-new-tokens {max_new} is more than {MAX_NEW_TOKENS}");
-            }
-            let prompt = stream_prompt(&model.vocab, &args.prompt)?;
-            (Kind::Continuations { max_new }, prompt)
-        }
-    };
-    let rng = match args.seed {
-        Some(seed) => Rng::new(seed),
-        // Replaying the shuffle takes a step per document: more than a dataset within the
-        // input limit can hold (a line is at least two bytes) means a corrupt config.json.
-        None if run.num_docs as u64 > data::MAX_INPUT_BYTES / 2 => bail!(
-            "{}: num_docs {} is more than any dataset holds",
-            args.run.join(checkpoint::CONFIG_FILE).display(),
-            run.num_docs
-        ),
-        None => data::rng_after_init(
-            run.settings.data.seed,
-            run.num_docs,
-            &model.config.layout(),
-            run.settings.model.init_std,
-        ),
-    };
+    let request = Request::new(
+        &args.run,
+        &run,
+        &model,
+        &args.prompt,
+        args.max_new_tokens,
+        args.seed,
+    )?;
     let study = match &args.temperatures {
         Some(temperatures) => Some(Study {
             temperatures: temperatures.clone(),
@@ -96,9 +55,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         args,
         run: &run,
         vocab: &model.vocab,
-        kind,
-        prompt,
-        rng,
+        request,
         study,
     };
     with_engine(engine, model.dtype, &model.config, &model.params, task)?
@@ -149,75 +106,29 @@ struct SampleTask<'a> {
     args: &'a SampleArgs,
     run: &'a RunConfig,
     vocab: &'a Vocab,
-    kind: Kind,
-    prompt: Vec<usize>,
-    rng: Rng,
+    request: Request,
     study: Option<Study>,
-}
-
-/// A batch of samples at one temperature: ids after the prompt, and for continuations the
-/// NLL the sampler measured.
-struct Drawn {
-    ids: Vec<Vec<usize>>,
-    nll: f64,
-}
-
-impl SampleTask<'_> {
-    fn draw<E: Engine>(&self, engine: &mut E, rng: &mut Rng, n: usize, t: f64) -> Drawn {
-        let mut drawn = Drawn {
-            ids: Vec::with_capacity(n),
-            nll: 0.0,
-        };
-        for _ in 0..n {
-            match self.kind {
-                Kind::Names => drawn.ids.push(generate(engine, rng, &self.prompt, t)),
-                Kind::Continuations { max_new } => {
-                    let (ids, nll) = continue_text(engine, rng, &self.prompt, max_new, t);
-                    drawn.ids.push(ids);
-                    drawn.nll += nll;
-                }
-            }
-        }
-        drawn
-    }
 }
 
 impl EngineTask for SampleTask<'_> {
     type Output = Result<()>;
     fn run<E: Engine>(mut self, mut engine: E) -> Result<()> {
         let Some(study) = self.study.take() else {
-            let run_samples = self.run.settings.sampling.num_samples;
+            let req = &self.request;
+            let n = self.args.num_samples.unwrap_or(req.default_count(self.run));
             let t = self
                 .args
                 .temperature
                 .unwrap_or(self.run.settings.sampling.temperature);
-            let mut rng = self.rng.clone();
-            match self.kind {
-                Kind::Names => {
-                    let n = self.args.num_samples.unwrap_or(run_samples);
-                    for (i, ids) in self
-                        .draw(&mut engine, &mut rng, n, t)
-                        .ids
-                        .iter()
-                        .enumerate()
-                    {
-                        println!("sample {:2}: {}", i + 1, self.vocab.decode(ids));
+            let drawn = req.draw(&mut engine, &mut req.rng.clone(), n, t);
+            for (i, ids) in drawn.ids.iter().enumerate() {
+                let text = req.text(self.vocab, ids);
+                match req.kind {
+                    Kind::Names => println!("sample {:2}: {text}", i + 1),
+                    Kind::Continuations { .. } if n > 1 => {
+                        println!("--- sample {} ---\n{text}", i + 1)
                     }
-                }
-                Kind::Continuations { .. } => {
-                    let n = self.args.num_samples.unwrap_or(1);
-                    let prompt = self.vocab.decode(&self.prompt);
-                    for (i, ids) in self
-                        .draw(&mut engine, &mut rng, n, t)
-                        .ids
-                        .iter()
-                        .enumerate()
-                    {
-                        if n > 1 {
-                            println!("--- sample {} ---", i + 1);
-                        }
-                        println!("{prompt}{}", self.vocab.decode(ids));
-                    }
+                    Kind::Continuations { .. } => println!("{text}"),
                 }
             }
             return Ok(());
@@ -231,7 +142,8 @@ impl EngineTask for SampleTask<'_> {
             .iter()
             .map(|&t| {
                 // Every temperature starts from the same state: the rows differ by T alone.
-                let drawn = self.draw(&mut engine, &mut self.rng.clone(), n, t);
+                let req = &self.request;
+                let drawn = req.draw(&mut engine, &mut req.rng.clone(), n, t);
                 TemperatureRow::new(&mut engine, t, drawn, self.vocab, &study.training)
             })
             .collect();
@@ -240,7 +152,7 @@ impl EngineTask for SampleTask<'_> {
             num_samples: n,
             seed: self.args.seed,
             prompt: self.args.prompt.clone(),
-            nll_note: match self.kind {
+            nll_note: match self.request.kind {
                 Kind::Names => LINES_NLL_NOTE,
                 Kind::Continuations { .. } => STREAM_NLL_NOTE,
             },
