@@ -16,7 +16,11 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// A whole number: at least 1 when `at_least_one`, else 0 or more; `None` stays `None`.
-pub fn whole(name: &str, obj: Option<&Bound<'_, PyAny>>, at_least_one: bool) -> PyResult<Option<u64>> {
+pub fn whole(
+    name: &str,
+    obj: Option<&Bound<'_, PyAny>>,
+    at_least_one: bool,
+) -> PyResult<Option<u64>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(None);
     };
@@ -35,7 +39,9 @@ pub fn whole(name: &str, obj: Option<&Bound<'_, PyAny>>, at_least_one: bool) -> 
     if at_least_one {
         validate::at_least_one(&as_json).map_err(|why| refuse(&why))?;
     }
-    u64::try_from(n).map(Some).map_err(|_| refuse("is too large"))
+    u64::try_from(n)
+        .map(Some)
+        .map_err(|_| refuse("is too large"))
 }
 
 /// A positive number; `None` stays `None`.

@@ -47,17 +47,20 @@ pub fn metrics(py: Python<'_>, dir: PathBuf) -> PyResult<Bound<'_, PyDict>> {
     let tokens: Vec<i64> = rows.iter().map(|r| r.tokens as i64).collect();
     out.set_item("tokens", tokens.into_pyarray(py))?;
     out.set_item("elapsed_s", column(|r| r.elapsed_s).into_pyarray(py))?;
-    out.set_item("val_loss", column(|r| r.val_loss.unwrap_or(f64::NAN)).into_pyarray(py))?;
+    out.set_item(
+        "val_loss",
+        column(|r| r.val_loss.unwrap_or(f64::NAN)).into_pyarray(py),
+    )?;
     Ok(out)
 }
 
+/// Where a tensor lies in the flat weights: `(name, offset, rows, cols)`.
+type Place = (String, usize, usize, usize);
+
 /// The latest checkpoint's weights as one flat array in its dtype, and where each tensor
-/// lies in it: `(name, offset, rows, cols)` in layout order.
+/// lies in it, in layout order.
 #[pyfunction]
-pub fn weights(
-    py: Python<'_>,
-    dir: PathBuf,
-) -> PyResult<(Bound<'_, PyAny>, Vec<(String, usize, usize, usize)>)> {
+pub fn weights(py: Python<'_>, dir: PathBuf) -> PyResult<(Bound<'_, PyAny>, Vec<Place>)> {
     let model = py.detach(|| checkpoint::load_model(&dir)).map_err(error)?;
     let specs = model.config.layout().specs;
     let places = specs
@@ -126,7 +129,11 @@ impl EngineTask for Draw<'_> {
     fn run<E: Engine>(self, mut engine: E) -> Vec<String> {
         let req = self.request;
         let drawn = req.draw(&mut engine, &mut req.rng.clone(), self.n, self.temperature);
-        drawn.ids.iter().map(|ids| req.text(self.vocab, ids)).collect()
+        drawn
+            .ids
+            .iter()
+            .map(|ids| req.text(self.vocab, ids))
+            .collect()
     }
 }
 
@@ -150,8 +157,7 @@ pub fn inspect<'py>(
     let run = py
         .detach(|| Inspected::load(&dir, name, text, engine))
         .map_err(error)?;
-    let mut report = serde_json::to_value(run_report(&run, text))
-        .map_err(|e| error(e.into()))?;
+    let mut report = serde_json::to_value(run_report(&run, text)).map_err(|e| error(e.into()))?;
     if let Some(fields) = report.as_object_mut() {
         fields.remove("attention");
     }
@@ -168,8 +174,8 @@ pub fn inspect<'py>(
             }
         }
     }
-    let probs = Array2::from_shape_vec((t, vocab), v.probs.concat())
-        .map_err(|e| error(e.into()))?;
+    let probs =
+        Array2::from_shape_vec((t, vocab), v.probs.concat()).map_err(|e| error(e.into()))?;
     Ok((
         pythonize::pythonize(py, &report)?,
         attention.into_pyarray(py).into_any(),

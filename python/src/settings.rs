@@ -42,13 +42,21 @@ pub fn run_settings(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<RunSettings>
     map.extend(given(kwargs, None)?);
     let settings = RunSettings::from_map(&map).map_err(value_error)?;
     settings.validate().map_err(value_error)?;
+    // The model's shape, which the library checks once the data gives the vocabulary's
+    // size: refused here as a setting, before anything is read or created.
+    let any_vocab = 2;
+    let shape = settings.model.config(any_vocab).validate();
+    shape.map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(settings)
 }
 
 /// The settings given in `kwargs` (only those in `allowed`, when given), each checked alone:
 /// its name, its Python type, the command line's rule and the setting's type (an enum's
 /// names, a whole number's sign).
-pub fn given(kwargs: Option<&Bound<'_, PyDict>>, allowed: Option<&[&str]>) -> PyResult<SettingsMap> {
+pub fn given(
+    kwargs: Option<&Bound<'_, PyDict>>,
+    allowed: Option<&[&str]>,
+) -> PyResult<SettingsMap> {
     let defaults = RunSettings::default().to_map();
     let mut map = SettingsMap::new();
     let Some(kwargs) = kwargs else {
@@ -62,7 +70,7 @@ pub fn given(kwargs: Option<&Bound<'_, PyDict>>, allowed: Option<&[&str]>) -> Py
         ) else {
             let names: Vec<&str> = match allowed {
                 Some(a) => a.to_vec(),
-                None => defaults.keys().map(String::as_str).collect(),
+                None => ROLES.iter().map(|(k, _)| *k).collect(),
             };
             return Err(PyValueError::new_err(format!(
                 "unknown setting {key:?}: the settings are {}",
@@ -71,20 +79,22 @@ pub fn given(kwargs: Option<&Bound<'_, PyDict>>, allowed: Option<&[&str]>) -> Py
         };
         let value = json(&key, &obj, default)?;
         let refuse = |why: &str| PyValueError::new_err(format!("{} {value}: {why}", flag(&key)));
+        // Parsed alone among the defaults: a type the setting cannot hold (a path for
+        // grad_clip) is a TypeError; an enum's unknown name is refused after the rules.
+        let mut alone = defaults.clone();
+        alone.insert(key.clone(), value.clone());
+        let parsed = RunSettings::from_map(&alone).map_err(|e| e.root_cause().to_string());
+        if let Err(why) = &parsed {
+            // Null is a float that is not finite: the rules refuse it as a value.
+            if why.starts_with("invalid type") && !value.is_null() {
+                return Err(PyTypeError::new_err(format!("{key}: {why}")));
+            }
+        }
         check(&key, &value).map_err(|why| refuse(&why))?;
         if default.is_u64() && value.as_i64().is_some_and(|n| n < 0) {
             return Err(refuse("must be 0 or more"));
         }
-        let mut alone = defaults.clone();
-        alone.insert(key.clone(), value.clone());
-        if let Err(e) = RunSettings::from_map(&alone) {
-            let why = e.root_cause().to_string();
-            return Err(if why.starts_with("invalid type") {
-                PyTypeError::new_err(format!("{key}: {why}"))
-            } else {
-                refuse(&why)
-            });
-        }
+        parsed.map_err(|why| refuse(&why))?;
         map.insert(key, value);
     }
     Ok(map)
@@ -95,10 +105,7 @@ pub fn given(kwargs: Option<&Bound<'_, PyDict>>, allowed: Option<&[&str]>) -> Py
 /// which every numeric rule refuses), a str for a choice, a str or path for a file.
 fn json(key: &str, obj: &Bound<'_, PyAny>, default: &Value) -> PyResult<Value> {
     let wrong = |wanted: &str| {
-        PyTypeError::new_err(format!(
-            "{key} must be {wanted}, not {}",
-            type_name(obj)
-        ))
+        PyTypeError::new_err(format!("{key} must be {wanted}, not {}", type_name(obj)))
     };
     let is_int = obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>();
     let is_float = obj.is_instance_of::<PyFloat>();

@@ -68,12 +68,11 @@ fn ended<'py>(
     let trained = result.map_err(error)?;
     if let Some(e) = follow.error {
         if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+            let shown = dir.display().to_string();
+            let quoted = shown.clone().into_pyobject(py)?.repr()?;
             return Err(PyKeyboardInterrupt::new_err(format!(
-                "interrupted at step {} of {}; saved in {}: microgpt.Run({:?}).resume() continues it",
-                trained.step,
-                trained.steps,
-                dir.display(),
-                dir.display().to_string()
+                "interrupted at step {} of {}; saved in {shown}: microgpt.Run({quoted}).resume() continues it",
+                trained.step, trained.steps,
             )));
         }
         return Err(e);
@@ -161,7 +160,8 @@ impl Observer for Follow {
         }
         self.last_val = info.history.iter().rev().find_map(|r| r.val_loss);
         let last = info.history.last();
-        let (done, tokens, elapsed_s) = last.map_or((0, 0, 0.0), |r| (r.step, r.tokens, r.elapsed_s));
+        let (done, tokens, elapsed_s) =
+            last.map_or((0, 0, 0.0), |r| (r.step, r.tokens, r.elapsed_s));
         let result = Python::attach(|py| {
             self.call(py, "start", |d| {
                 d.set_item("steps", self.total)?;
@@ -211,16 +211,19 @@ impl Observer for Follow {
     }
 }
 
-/// The run directories of a grid of `(setting, values as text)` in `out`: `(name, dir,
-/// [(setting, value)])` for each combination, the last setting varying fastest.
+/// One run of a sweep: its name, its directory and its `(setting, value)` of the grid.
+type Point = (String, PathBuf, Vec<(String, String)>);
+
+/// The run directories of a grid of `(setting, values as text)` in `out`, one per
+/// combination, the last setting varying fastest.
 #[pyfunction]
-pub fn sweep_points(
-    grid: Vec<(String, Vec<String>)>,
-    out: PathBuf,
-) -> PyResult<Vec<(String, PathBuf, Vec<(String, String)>)>> {
+pub fn sweep_points(grid: Vec<(String, Vec<String>)>, out: PathBuf) -> PyResult<Vec<Point>> {
     let grid = sweep::checked(grid).map_err(value_error)?;
     let points = sweep::points(&grid, &out).map_err(value_error)?;
-    Ok(points.into_iter().map(|p| (p.name, p.dir, p.values)).collect())
+    Ok(points
+        .into_iter()
+        .map(|p| (p.name, p.dir, p.values))
+        .collect())
 }
 
 /// What the run of these settings in `dir` needs: `("train", None)`, `("resume", steps)` or
@@ -233,11 +236,13 @@ pub fn sweep_action(
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<(&'static str, Option<usize>)> {
     let settings = run_settings(settings)?;
-    Ok(match sweep::action(&dir, &settings, extend).map_err(error)? {
-        Action::Train => ("train", None),
-        Action::Resume(steps) => ("resume", Some(steps)),
-        Action::Done => ("done", None),
-    })
+    Ok(
+        match sweep::action(&dir, &settings, extend).map_err(error)? {
+            Action::Train => ("train", None),
+            Action::Resume(steps) => ("resume", Some(steps)),
+            Action::Done => ("done", None),
+        },
+    )
 }
 
 /// The settings a gradient check takes: the data's and the model's, the batch and dtype.
@@ -268,8 +273,8 @@ pub fn gradcheck<'py>(
     given(settings, Some(GRADCHECK_SETTINGS))?;
     let s = run_settings(settings)?;
     let dtype = s.system.dtype;
-    let tolerance = positive("tolerance", tolerance)?
-        .unwrap_or_else(|| check::default_tolerance(dtype));
+    let tolerance =
+        positive("tolerance", tolerance)?.unwrap_or_else(|| check::default_tolerance(dtype));
     let batches = size(whole("batches", batches, true)?).unwrap_or(check::BATCHES);
     let batch_size = s.schedule.batch_size;
     let deviations = py
