@@ -5,6 +5,7 @@ twentieth of the run, as the command line prints when its output is not a termin
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Dict, Optional
 
 
@@ -42,7 +43,10 @@ class Progress:
             data = f"num chars: {info['num_chars']}"
         print(f"{data} | vocab size: {info['vocab_size']} | num params: {info['num_params']}")
         try:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():
+                # In a notebook without ipywidgets tqdm.auto warns, then draws a text bar.
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
         except ImportError:
             return
         self._bar = tqdm(total=self._total, initial=info["done"], unit="step", dynamic_ncols=True)
