@@ -3,39 +3,21 @@
 
 use crate::cli::GradcheckArgs;
 use anyhow::{bail, Result};
-use microgpt::data::Corpus;
-use microgpt::model::engine::Engine;
-use microgpt::model::engine::EngineKind;
-use microgpt::model::scalar::ScalarGpt;
-use microgpt::model::{with_engine, EngineTask};
-use microgpt::numerics::rng::Rng;
-use microgpt::training::gradcheck::{self, Deviation};
-use microgpt::training::memory::{self, Workload};
+use microgpt::training::gradcheck;
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     let settings = args.flags.settings();
     settings.validate()?;
-    let (data, model) = (&settings.data, &settings.model);
-    let (batch_size, dtype) = (settings.schedule.batch_size, settings.system.dtype);
-    let mut rng = Rng::new(data.seed);
-    let corpus = Corpus::load(data, model.block_size, &mut rng)?;
-    if let Some(warning) = corpus.crop_warning(model.block_size) {
+    let (deviations, crop_warning) = gradcheck::check(
+        &settings.data,
+        &settings.model,
+        settings.system.dtype,
+        settings.schedule.batch_size,
+        args.batches,
+    )?;
+    if let Some(warning) = crop_warning {
         eprintln!("warning: {warning}");
     }
-    let cfg = model.config(corpus.vocab.size());
-    cfg.validate()?;
-    memory::check_all(
-        &cfg,
-        &Workload::gradcheck(dtype, batch_size, &corpus, model.block_size),
-    )?;
-    let params = cfg.layout().init(&mut rng, model.init_std);
-    let source = corpus.batches(batch_size, model.block_size, data.seed);
-    let batches: Vec<Vec<&[usize]>> = (0..args.batches).map(|step| source.batch(step)).collect();
-    let task = CompareTask {
-        reference: ScalarGpt::new(&cfg, &params)?,
-        batches: &batches,
-    };
-    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, &params, task)?;
     let tolerance = args.tolerance();
     print!("{}", gradcheck::table(&deviations, tolerance));
     let worst = gradcheck::worst(&deviations);
@@ -44,16 +26,4 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
         bail!("gradient check failed: max relative error {worst:e} exceeds the tolerance {tolerance:e}");
     }
     Ok(())
-}
-
-struct CompareTask<'a> {
-    reference: ScalarGpt,
-    batches: &'a [Vec<&'a [usize]>],
-}
-
-impl EngineTask for CompareTask<'_> {
-    type Output = Vec<Deviation>;
-    fn run<E: Engine>(mut self, mut engine: E) -> Vec<Deviation> {
-        gradcheck::deviations(&mut engine, &mut self.reference, self.batches)
-    }
 }

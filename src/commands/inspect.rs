@@ -7,106 +7,36 @@ mod heatmap;
 use crate::cli::InspectArgs;
 use anyhow::{bail, Context, Result};
 use microgpt::data::files::write_atomic;
-use microgpt::data::Vocab;
-use microgpt::model::engine::Engine;
-use microgpt::model::{with_engine, EngineTask};
-use microgpt::rundir::checkpoint::{self, RunConfig};
 use microgpt::settings::Choice;
-use microgpt::settings::SettingsMap;
-use microgpt::training::inspect::{inspect, text_tokens, Inspection};
+use microgpt::training::inspect::{names, run_report, Inspected, RunReport, TOP};
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Predictions listed per position.
-const TOP: usize = 5;
-/// How a BOS token reads in the tables and pictures.
-const BOS: &str = "⟨BOS⟩";
-
-/// One run and what it made of the text.
-struct Inspected {
-    dir: PathBuf,
-    /// Tells the run apart in tables and file names: its directory's name.
-    name: String,
-    config: RunConfig,
-    vocab: Vocab,
-    /// The engine and dtype that ran it, e.g. `tensor f64`.
-    engine: String,
-    view: Inspection,
-}
-
-impl Inspected {
-    fn load(dir: &Path, name: String, args: &InspectArgs) -> Result<Self> {
-        let (config, model) = checkpoint::load_run(dir)?;
-        let tokens = text_tokens(
-            &model.vocab,
-            config.settings.data.data,
-            &args.text,
-            model.config.block_size,
-        )
-        .with_context(|| format!("run {}", dir.display()))?;
-        let kind = args.engine.unwrap_or(config.settings.system.engine);
-        let task = InspectTask { tokens: &tokens };
-        let view = with_engine(kind, model.dtype, &model.config, &model.params, task)?;
-        Ok(Inspected {
-            dir: dir.to_path_buf(),
-            name,
-            engine: format!("{} {}", kind.name(), model.dtype),
-            vocab: model.vocab,
-            config,
-            view,
-        })
-    }
-
-    /// How token `id` reads where whitespace would vanish: BOS, space, newline and tab as
-    /// visible symbols (all in the pictures' font), other control characters by code.
-    fn shown(&self, id: usize) -> String {
-        match self.vocab.chars().get(id) {
-            None => BOS.into(),
-            Some(' ') => "␣".into(),
-            Some('\n') => "↵".into(),
-            Some('\t') => "⇥".into(),
-            Some(c) if c.is_control() => format!("U+{:04X}", *c as u32),
-            Some(c) => c.to_string(),
-        }
-    }
-
-    /// The settings a reader needs to place the run: shape, length and data.
-    fn settings_line(&self) -> String {
-        let s = &self.config.settings;
-        let m = &s.model;
-        format!(
-            "n_embd {}, n_head {}, n_layer {}, block_size {}, {}, {} steps, batch {}, lr {}, {} data; {}",
-            m.n_embd,
-            m.n_head,
-            m.n_layer,
-            m.block_size,
-            m.activation.name(),
-            s.schedule.steps,
-            s.schedule.batch_size,
-            s.optimizer.lr,
-            s.data.data.name(),
-            self.engine
-        )
-    }
-}
-
-struct InspectTask<'a> {
-    tokens: &'a [usize],
-}
-
-impl EngineTask for InspectTask<'_> {
-    type Output = Inspection;
-    fn run<E: Engine>(self, mut engine: E) -> Inspection {
-        inspect(&mut engine, self.tokens)
-    }
+/// The settings a reader needs to place the run: shape, length and data.
+fn settings_line(run: &Inspected) -> String {
+    let s = &run.config.settings;
+    let m = &s.model;
+    format!(
+        "n_embd {}, n_head {}, n_layer {}, block_size {}, {}, {} steps, batch {}, lr {}, {} data; {}",
+        m.n_embd,
+        m.n_head,
+        m.n_layer,
+        m.block_size,
+        m.activation.name(),
+        s.schedule.steps,
+        s.schedule.batch_size,
+        s.optimizer.lr,
+        s.data.data.name(),
+        run.engine
+    )
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     let runs = names(&args.run)
         .into_iter()
         .zip(&args.run)
-        .map(|(name, dir)| Inspected::load(dir, name, args))
+        .map(|(name, dir)| Inspected::load(dir, name, &args.text, args.engine))
         .collect::<Result<Vec<_>>>()?;
     let mode = runs[0].config.settings.data.data;
     if let Some(other) = runs.iter().find(|r| r.config.settings.data.data != mode) {
@@ -150,33 +80,11 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// Each run's name: its directory's, numbered when two runs share one.
-fn names(dirs: &[PathBuf]) -> Vec<String> {
-    let base: Vec<String> = dirs
-        .iter()
-        .map(|d| {
-            let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
-            let name = name.unwrap_or_else(|| "run".into());
-            name.replace(|c: char| !(c.is_alphanumeric() || "-_=.,".contains(c)), "_")
-        })
-        .collect();
-    base.iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if base.iter().filter(|o| *o == b).count() > 1 {
-                format!("{b}-{}", i + 1)
-            } else {
-                b.clone()
-            }
-        })
-        .collect()
-}
-
 fn heatmap_of<'a>(run: &'a Inspected, text: &str) -> heatmap::Maps<'a> {
     let n = run.view.positions();
     heatmap::Maps {
         title: format!("Attention of {} on “{}”", run.name, text.replace('\n', "↵")),
-        subtitle: run.settings_line(),
+        subtitle: settings_line(run),
         labels: (0..n).map(|i| run.shown(run.view.tokens[i])).collect(),
         attention: &run.view.attention,
     }
@@ -209,7 +117,7 @@ fn markdown(runs: &[Inspected], text: &str, pictures: Option<&Vec<PathBuf>>) -> 
             md,
             "\nRun `{}`: {}. Mean loss {:.4} nats over {} positions.\n",
             run.dir.display(),
-            run.settings_line(),
+            settings_line(run),
             run.view.mean_loss(),
             run.view.positions()
         );
@@ -301,71 +209,6 @@ fn side_by_side(runs: &[Inspected]) -> String {
     ));
     t.push('\n');
     t
-}
-
-#[derive(Serialize)]
-struct Prediction {
-    char: String,
-    id: usize,
-    p: f64,
-}
-
-#[derive(Serialize)]
-struct PositionReport {
-    input: String,
-    target: String,
-    input_id: usize,
-    target_id: usize,
-    p_target: f64,
-    loss: f64,
-    top5: Vec<Prediction>,
-}
-
-#[derive(Serialize)]
-struct RunReport<'a> {
-    run: String,
-    name: &'a str,
-    /// The settings that identify the run (`config.json`'s, without the runtime ones).
-    settings: SettingsMap,
-    engine: &'a str,
-    text: &'a str,
-    positions: Vec<PositionReport>,
-    mean_loss: f64,
-    /// `[layer][head][query][key]`, keys `0..=query`.
-    attention: &'a [Vec<Vec<Vec<f64>>>],
-}
-
-fn run_report<'a>(run: &'a Inspected, text: &'a str) -> RunReport<'a> {
-    let v = &run.view;
-    let positions = (0..v.positions())
-        .map(|pos| PositionReport {
-            input: run.shown(v.tokens[pos]),
-            target: run.shown(v.tokens[pos + 1]),
-            input_id: v.tokens[pos],
-            target_id: v.tokens[pos + 1],
-            p_target: v.p_target(pos),
-            loss: v.loss(pos),
-            top5: v
-                .top(pos, TOP)
-                .into_iter()
-                .map(|(id, p)| Prediction {
-                    char: run.shown(id),
-                    id,
-                    p,
-                })
-                .collect(),
-        })
-        .collect();
-    RunReport {
-        run: run.dir.display().to_string(),
-        name: &run.name,
-        settings: run.config.settings.labels(),
-        engine: &run.engine,
-        text,
-        positions,
-        mean_loss: v.mean_loss(),
-        attention: &v.attention,
-    }
 }
 
 /// Several runs' losses, position by position (`loss[position][run]`).

@@ -5,79 +5,33 @@
 
 use crate::cli::SampleArgs;
 use crate::commands::progress::Work;
-use anyhow::{bail, Result};
-use microgpt::data::{self, Vocab};
+use anyhow::Result;
+use microgpt::data::Vocab;
 use microgpt::model::engine::Engine;
 use microgpt::model::{with_engine, EngineTask};
 use microgpt::numerics::rng::Rng;
 use microgpt::rundir::checkpoint::{self, RunConfig};
 use microgpt::settings::DataMode;
 use microgpt::training::memory::{self, Workload};
-use microgpt::training::sample::{
-    continuation_steps, continue_text_with, generate, stream_prompt, STREAM_CHARS,
-};
+use microgpt::training::sample::{continuation_steps, Drawn, Kind, Request};
 
 mod plot;
 mod study;
 
-/// The longest continuation `--max-new-tokens` asks for.
-const MAX_NEW_TOKENS: usize = 1_000_000;
-
-/// What the samples are: names framed by BOS, or continuations of a prompt.
-#[derive(Clone, Copy)]
-enum Kind {
-    Names,
-    Continuations { max_new: usize },
-}
-
 pub fn run(args: &SampleArgs) -> Result<()> {
     let (run, model) = checkpoint::load_run(&args.run)?;
-    let block_size = model.config.block_size;
-    let (kind, prompt) = match run.settings.data.data {
-        DataMode::Lines => {
-            if args.max_new_tokens.is_some() {
-                bail!("--max-new-tokens is for stream runs: a lines run samples names up to BOS");
-            }
-            let prompt = model.vocab.encode_prompt(&args.prompt)?;
-            if prompt.len() >= block_size {
-                bail!(
-                    "the prompt has {} characters, but the model sees only {block_size} positions",
-                    prompt.len()
-                );
-            }
-            (Kind::Names, prompt)
-        }
-        DataMode::Stream => {
-            // A study's many continuations fit the model's window unless asked otherwise:
-            // past it every character re-reads the whole window, block_size times slower.
-            let default = match args.temperatures {
-                Some(_) => block_size,
-                None => STREAM_CHARS,
-            };
-            let max_new = args.max_new_tokens.unwrap_or(default);
-            if max_new > MAX_NEW_TOKENS {
-                bail!("--max-new-tokens {max_new} is more than {MAX_NEW_TOKENS}");
-            }
-            let prompt = stream_prompt(&model.vocab, &args.prompt)?;
-            (Kind::Continuations { max_new }, prompt)
-        }
-    };
-    let rng = match args.seed {
-        Some(seed) => Rng::new(seed),
-        // Replaying the shuffle takes a step per document: more than a dataset within the
-        // input limit can hold (a line is at least two bytes) means a corrupt config.json.
-        None if run.num_docs as u64 > data::MAX_INPUT_BYTES / 2 => bail!(
-            "{}: num_docs {} is more than any dataset holds",
-            args.run.join(checkpoint::CONFIG_FILE).display(),
-            run.num_docs
-        ),
-        None => data::rng_after_init(
-            run.settings.data.seed,
-            run.num_docs,
-            &model.config.layout(),
-            run.settings.model.init_std,
-        ),
-    };
+    // A study's many continuations fit the model's window unless asked otherwise: past it
+    // every character re-reads the whole window, block_size times slower.
+    let study_window = (args.temperatures.is_some() && run.settings.data.data == DataMode::Stream)
+        .then_some(model.config.block_size);
+    let request = Request::new(
+        &args.run,
+        &run,
+        &model,
+        &args.prompt,
+        args.max_new_tokens.or(study_window),
+        args.seed,
+    )?;
     let study = match &args.temperatures {
         Some(temperatures) => Some(study::Study::new(temperatures, &run, &model.vocab)?),
         None => None,
@@ -91,9 +45,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         args,
         run: &run,
         vocab: &model.vocab,
-        kind,
-        prompt,
-        rng,
+        request,
         study,
     };
     with_engine(engine, model.dtype, &model.config, &model.params, task)?
@@ -103,17 +55,8 @@ struct SampleTask<'a> {
     args: &'a SampleArgs,
     run: &'a RunConfig,
     vocab: &'a Vocab,
-    kind: Kind,
-    prompt: Vec<usize>,
-    rng: Rng,
+    request: Request,
     study: Option<study::Study>,
-}
-
-/// A batch of samples at one temperature: ids after the prompt, and for continuations the
-/// NLL the sampler measured.
-struct Drawn {
-    ids: Vec<Vec<usize>>,
-    nll: f64,
 }
 
 impl SampleTask<'_> {
@@ -125,14 +68,14 @@ impl SampleTask<'_> {
             1 => what,
             _ => format!("{batches} temperatures × {what}"),
         };
-        match self.kind {
+        match self.request.kind {
             Kind::Names => Work::new(
                 format!("sampling {}", times(format!("{n} names"))),
                 batches * n,
             ),
             Kind::Continuations { max_new } => {
                 let block_size = self.run.model.block_size;
-                let steps = continuation_steps(self.prompt.len(), max_new, block_size);
+                let steps = continuation_steps(self.request.prompt.len(), max_new, block_size);
                 let what = times(format!("{n} continuations of {max_new} characters"));
                 Work::new(format!("sampling {what}"), batches * n * steps)
             }
@@ -147,27 +90,8 @@ impl SampleTask<'_> {
         t: f64,
         progress: &mut Work,
     ) -> Drawn {
-        let mut drawn = Drawn {
-            ids: Vec::with_capacity(n),
-            nll: 0.0,
-        };
-        for _ in 0..n {
-            match self.kind {
-                Kind::Names => {
-                    drawn.ids.push(generate(engine, rng, &self.prompt, t));
-                    progress.add(1);
-                }
-                Kind::Continuations { max_new } => {
-                    let (ids, nll) =
-                        continue_text_with(engine, rng, &self.prompt, max_new, t, |steps| {
-                            progress.add(steps)
-                        });
-                    drawn.ids.push(ids);
-                    drawn.nll += nll;
-                }
-            }
-        }
-        drawn
+        self.request
+            .draw(engine, rng, n, t, &mut |steps| progress.add(steps))
     }
 
     /// Prints samples at the run's temperature or `--temperature`.
@@ -177,16 +101,16 @@ impl SampleTask<'_> {
             .args
             .temperature
             .unwrap_or(self.run.settings.sampling.temperature);
-        let n = match self.kind {
+        let n = match self.request.kind {
             Kind::Names => self.args.num_samples.unwrap_or(run_samples),
             Kind::Continuations { .. } => self.args.num_samples.unwrap_or(1),
         };
         let mut progress = self.progress(1, n);
-        let drawn = self.draw(engine, &mut self.rng.clone(), n, t, &mut progress);
+        let drawn = self.draw(engine, &mut self.request.rng.clone(), n, t, &mut progress);
         progress.finish();
-        let prompt = self.vocab.decode(&self.prompt);
+        let prompt = self.vocab.decode(&self.request.prompt);
         for (i, ids) in drawn.ids.iter().enumerate() {
-            match self.kind {
+            match self.request.kind {
                 Kind::Names => println!("sample {:2}: {}", i + 1, self.vocab.decode(ids)),
                 Kind::Continuations { .. } => {
                     if n > 1 {

@@ -1,14 +1,14 @@
 //! The `sweep` command (mission A): one `train` run per combination of a grid of settings,
 //! each a child process in its own directory `OUT/key=value,key=value`, then `compare`.
-//! Running the same sweep again skips finished runs and resumes interrupted ones; a run
-//! directory holding a run of other settings is an error, never reused.
+//! Running the same sweep again skips finished runs and resumes interrupted ones; the plan
+//! (grid, directories, what each asks for) is the library's [`microgpt::training::sweep`].
 
 use crate::cli::SweepArgs;
 use anyhow::{bail, Context, Result};
-use microgpt::rundir::checkpoint::{self, RunConfig, CONFIG_FILE};
 use microgpt::settings::validate::flag;
-use microgpt::settings::{self, checked_value, role, Role, RunSettings, SettingsMap};
+use microgpt::settings::{checked_value, RunSettings, SettingsMap};
 use microgpt::training::interrupt::{self, Outcome};
+use microgpt::training::sweep::{self, Action, Grid, Point};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,21 +27,13 @@ struct Planned {
     action: Action,
 }
 
-/// What a planned run needs, given what its directory holds.
-#[derive(Clone, Debug, PartialEq)]
-enum Action {
-    Train,
-    /// Continue the run in the directory to this many steps.
-    Resume(usize),
-    Done,
-}
-
 pub fn run(args: &SweepArgs) -> Result<Outcome> {
     let out = args.out.as_path();
-    let grid = parse_grid(&args.grid)?;
+    let grid = sweep::parse_grid(&args.grid)?;
     let mut runs = plan(&grid, &args.flags.settings(), args.jobs, out)?;
     for run in &mut runs {
-        run.action = action(run, args.extend).with_context(|| format!("run {}", run.name))?;
+        run.action = sweep::action(&run.dir, &run.settings, args.extend)
+            .with_context(|| format!("run {}", run.name))?;
     }
     if args.print_commands {
         for run in &runs {
@@ -92,184 +84,47 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// `KEY=V1,V2` arguments in order; keys are train settings (`n_embd` or `n-embd`).
-fn parse_grid(specs: &[String]) -> Result<Vec<(String, Vec<String>)>> {
-    let keys: Vec<&str> = settings::all().map(|s| s.name).collect();
-    if specs.is_empty() {
-        bail!(
-            "the grid is empty: give at least one --grid KEY=V1,V2 (keys: {})",
-            keys.join(", ")
-        );
-    }
-    let mut grid: Vec<(String, Vec<String>)> = Vec::new();
-    for spec in specs {
-        let (key, values) = spec
-            .split_once('=')
-            .with_context(|| format!("--grid {spec:?} is not KEY=V1,V2,..."))?;
-        let key = key.trim().replace('-', "_");
-        if !keys.contains(&key.as_str()) {
-            bail!(
-                "unknown grid key {key:?}: it must be one of {}",
-                keys.join(", ")
-            );
-        }
-        if grid.iter().any(|(k, _)| *k == key) {
-            bail!("grid key {key} is given twice");
-        }
-        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
-        if values.iter().any(String::is_empty) {
-            bail!("--grid {spec:?} has an empty value");
-        }
-        grid.push((key, values));
-    }
-    Ok(grid)
-}
-
 /// Every combination, the last key varying fastest, each value checked by its setting's
 /// rule and each run's settings validated.
-fn plan(
-    grid: &[(String, Vec<String>)],
-    base: &RunSettings,
-    jobs: usize,
-    out: &Path,
-) -> Result<Vec<Planned>> {
+fn plan(grid: &Grid, base: &RunSettings, jobs: usize, out: &Path) -> Result<Vec<Planned>> {
     let defaults = RunSettings::default().to_map();
-    let mut combos: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
-    for (key, values) in grid {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.push((key.as_str(), v.as_str()));
-                    c
-                })
-            })
-            .collect();
-    }
-    combos
+    sweep::points(grid, out)?
         .into_iter()
-        .map(|combo| {
-            let name = combo
-                .iter()
-                .map(|(k, v)| format!("{k}={}", escape(v)))
-                .collect::<Vec<_>>()
-                .join(",");
-            let dir = out.join(&name);
-            let mut values = base.to_map();
-            // Runs side by side share the cores: unless --threads was set, each gets a share.
-            if jobs > 1 && values.get("threads") == defaults.get("threads") {
-                let share = (defaults["threads"].as_u64().unwrap_or(1) as usize / jobs).max(1);
-                values.insert("threads".into(), share.into());
-            }
-            // The flags give grid values as they were written (`--lr 1e-3`).
-            let mut given = values.clone();
-            for &(k, v) in &combo {
-                let text = serde_json::Value::String(v.into());
-                let value = checked_value(k, &text).with_context(|| format!("run {name}"))?;
-                values.insert(k.into(), value);
-                given.insert(k.into(), text);
-            }
-            let settings = RunSettings::from_map(&values)?;
-            settings.validate().with_context(|| format!("run {name}"))?;
-            let mut argv = train_flags(&given, &defaults);
-            argv.push("--out".into());
-            argv.push(dir.display().to_string());
-            Ok(Planned {
-                name,
-                dir,
-                argv,
-                settings,
-                action: Action::Train,
-            })
-        })
-        .collect::<Result<Vec<_>>>()
-        .and_then(distinct)
-}
-
-/// A grid value as part of a directory name: `/`, `\` and `%` percent-encoded, so values
-/// that differ get names that differ.
-fn escape(value: &str) -> String {
-    value
-        .replace('%', "%25")
-        .replace('/', "%2F")
-        .replace('\\', "%5C")
-}
-
-/// Errors if two runs would share a directory (values the file system does not tell apart).
-fn distinct(runs: Vec<Planned>) -> Result<Vec<Planned>> {
-    for (i, a) in runs.iter().enumerate() {
-        if let Some(b) = runs[..i].iter().find(|b| b.dir == a.dir) {
-            bail!(
-                "runs {} and {} would share the directory {}: give grid values that differ",
-                b.name,
-                a.name,
-                a.dir.display()
-            );
-        }
-    }
-    Ok(runs)
-}
-
-/// What `run` needs given its directory: a run there must have all of its settings, and
-/// its length, or be extended (`--extend`).
-fn action(run: &Planned, extend: bool) -> Result<Action> {
-    if !run.dir.join(CONFIG_FILE).exists() || checkpoint::latest_step(&run.dir)?.is_none() {
-        // Nothing trained there yet: `train --out` refuses anything but an unsaved run.
-        return Ok(Action::Train);
-    }
-    let (stored, model) = checkpoint::load_run(&run.dir)?;
-    let (old, new) = (stored.settings.to_map(), run.settings.to_map());
-    for (key, value) in &new {
-        if role(key) != Some(Role::Identity) || old.get(key) == Some(value) {
-            continue;
-        }
-        let dataset =
-            |v: &serde_json::Value| v.as_str().and_then(|p| std::fs::canonicalize(p).ok());
-        if key == "input" && dataset(value).as_ref() == Some(&stored.dataset) {
-            continue;
-        }
-        bail!(
-            "{} holds a run with {} {}, this sweep asks for {value}: sweep into another --out, or remove that directory",
-            run.dir.display(),
-            flag(key),
-            old.get(key).unwrap_or(&serde_json::Value::Null)
-        );
-    }
-    steps_action(
-        &stored,
-        model.step,
-        run.settings.schedule.steps,
-        extend,
-        &run.dir,
-    )
-}
-
-fn steps_action(
-    stored: &RunConfig,
-    done: usize,
-    wanted: usize,
-    extend: bool,
-    dir: &Path,
-) -> Result<Action> {
-    let total = stored.settings.schedule.steps;
-    if wanted < total {
-        bail!(
-            "{} holds a run of --steps {total} ({done} done), this sweep asks for --steps {wanted}: sweep into another --out, or remove that directory",
-            dir.display()
-        );
-    }
-    if wanted > total && !extend {
-        bail!(
-            "{} holds a run of --steps {total} ({done} done), this sweep asks for {wanted}: pass --extend to train it on (its schedule is then recomputed), or sweep into another --out",
-            dir.display()
-        );
-    }
-    Ok(if done >= wanted {
-        Action::Done
-    } else {
-        Action::Resume(wanted)
-    })
+        .map(
+            |Point {
+                 name,
+                 dir,
+                 values: combo,
+             }| {
+                let mut values = base.to_map();
+                // Runs side by side share the cores: unless --threads was set, each gets a share.
+                if jobs > 1 && values.get("threads") == defaults.get("threads") {
+                    let share = (defaults["threads"].as_u64().unwrap_or(1) as usize / jobs).max(1);
+                    values.insert("threads".into(), share.into());
+                }
+                // The flags give grid values as they were written (`--lr 1e-3`).
+                let mut given = values.clone();
+                for (k, v) in combo {
+                    let text = serde_json::Value::String(v);
+                    let value = checked_value(&k, &text).with_context(|| format!("run {name}"))?;
+                    values.insert(k.clone(), value);
+                    given.insert(k, text);
+                }
+                let settings = RunSettings::from_map(&values)?;
+                settings.validate().with_context(|| format!("run {name}"))?;
+                let mut argv = train_flags(&given, &defaults);
+                argv.push("--out".into());
+                argv.push(dir.display().to_string());
+                Ok(Planned {
+                    name,
+                    dir,
+                    argv,
+                    settings,
+                    action: Action::Train,
+                })
+            },
+        )
+        .collect()
 }
 
 /// The flags that give `settings`: every value that differs from the default, and every

@@ -1,8 +1,73 @@
 //! The gradient check: one engine's loss and gradients against a reference engine's, from
-//! the same parameters on the same batches, one [`Deviation`] per tensor.
+//! the same parameters on the same batches, one [`Deviation`] per tensor; [`check`] runs it
+//! for a user's config and data (`microgpt gradcheck`).
 
-use crate::model::engine::Engine;
-use crate::numerics::dtype::Float;
+use crate::data::Corpus;
+use crate::model::engine::{Engine, EngineKind};
+use crate::model::scalar::ScalarGpt;
+use crate::model::{with_engine, EngineTask};
+use crate::numerics::dtype::{Dtype, Float};
+use crate::numerics::rng::Rng;
+use crate::settings::{DataSettings, ModelArgs};
+use crate::training::memory::{self, Workload};
+use anyhow::Result;
+
+/// Batches checked unless asked otherwise: the first ones of the shuffled documents.
+pub const BATCHES: usize = 3;
+
+/// The largest relative error accepted per tensor unless asked otherwise.
+pub fn default_tolerance(dtype: Dtype) -> f64 {
+    match dtype {
+        Dtype::F64 => 1e-9,
+        Dtype::F32 => 1e-3,
+    }
+}
+
+/// The tensor engine in `dtype` against the scalar reference, from the initial weights of
+/// `model` on `data` (its validation split ignored), on the first `batches` batches of
+/// `batch_size` documents; with the warning when the data's lines are cropped to the block
+/// ([`Corpus::crop_warning`]).
+pub fn check(
+    data: &DataSettings,
+    model: &ModelArgs,
+    dtype: Dtype,
+    batch_size: usize,
+    batches: usize,
+) -> Result<(Vec<Deviation>, Option<String>)> {
+    let data = DataSettings {
+        val_frac: 0.0,
+        ..data.clone()
+    };
+    let mut rng = Rng::new(data.seed);
+    let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
+    let cfg = model.config(corpus.vocab.size());
+    cfg.validate()?;
+    memory::check_all(
+        &cfg,
+        &Workload::gradcheck(dtype, batch_size, &corpus, model.block_size),
+    )?;
+    let params = cfg.layout().init(&mut rng, model.init_std);
+    let source = corpus.batches(batch_size, model.block_size, data.seed);
+    let batches: Vec<Vec<&[usize]>> = (0..batches).map(|step| source.batch(step)).collect();
+    let task = CompareTask {
+        reference: ScalarGpt::new(&cfg, &params)?,
+        batches: &batches,
+    };
+    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, &params, task)?;
+    Ok((deviations, corpus.crop_warning(model.block_size)))
+}
+
+struct CompareTask<'a> {
+    reference: ScalarGpt,
+    batches: &'a [Vec<&'a [usize]>],
+}
+
+impl EngineTask for CompareTask<'_> {
+    type Output = Vec<Deviation>;
+    fn run<E: Engine>(mut self, mut engine: E) -> Vec<Deviation> {
+        deviations(&mut engine, &mut self.reference, self.batches)
+    }
+}
 
 /// How far one quantity (a parameter's gradient, or the loss) is from the reference, over
 /// every batch checked: the largest `max|a - b|` and the largest `max|a - b| / max|b|`.

@@ -1,15 +1,20 @@
 //! What a trained model makes of a text, position by position: its distribution over the
 //! next character (the sampler's softmax at temperature 1) and every head's attention
-//! weights, read from whichever [`Engine`] runs it. `microgpt inspect` tabulates and
-//! draws these.
+//! weights, read from whichever [`Engine`] runs it; and a run's [`RunReport`] of them, the
+//! content of `inspect.json`. `microgpt inspect` tabulates and draws these, Python returns
+//! them.
 
 use crate::data::Vocab;
 use crate::model::config::predictions;
-use crate::model::engine::Engine;
-use crate::settings::DataMode;
+use crate::model::engine::{Engine, EngineKind};
+use crate::model::{with_engine, EngineTask};
+use crate::rundir::checkpoint::{self, RunConfig};
+use crate::settings::{Choice, DataMode, SettingsMap};
 use crate::training::sample::probs_at_temperature;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 /// The tokens a run sees for `text`, as training frames them: `[BOS] + text + [BOS]` for a
 /// name (lines), the characters alone for a passage (stream). Every token but the last is
@@ -135,5 +140,163 @@ impl Inspection {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(k);
         ranked
+    }
+}
+
+/// Predictions listed per position.
+pub const TOP: usize = 5;
+/// How a BOS token reads in the tables and pictures.
+const BOS: &str = "⟨BOS⟩";
+
+/// One run and what it made of the text.
+pub struct Inspected {
+    pub dir: PathBuf,
+    /// Tells the run apart in tables and file names: its directory's name.
+    pub name: String,
+    pub config: RunConfig,
+    pub vocab: Vocab,
+    /// The engine and dtype that ran it, e.g. `tensor f64`.
+    pub engine: String,
+    pub view: Inspection,
+}
+
+impl Inspected {
+    /// Runs the latest checkpoint of the run in `dir` on `text`, on `engine` (default: the
+    /// run's).
+    pub fn load(dir: &Path, name: String, text: &str, engine: Option<EngineKind>) -> Result<Self> {
+        let (config, model) = checkpoint::load_run(dir)?;
+        let tokens = text_tokens(
+            &model.vocab,
+            config.settings.data.data,
+            text,
+            model.config.block_size,
+        )
+        .with_context(|| format!("run {}", dir.display()))?;
+        let kind = engine.unwrap_or(config.settings.system.engine);
+        let task = InspectTask { tokens: &tokens };
+        let view = with_engine(kind, model.dtype, &model.config, &model.params, task)?;
+        Ok(Inspected {
+            dir: dir.to_path_buf(),
+            name,
+            engine: format!("{} {}", kind.name(), model.dtype),
+            vocab: model.vocab,
+            config,
+            view,
+        })
+    }
+
+    /// How token `id` reads where whitespace would vanish: BOS, space, newline and tab as
+    /// visible symbols (all in the pictures' font), other control characters by code.
+    pub fn shown(&self, id: usize) -> String {
+        match self.vocab.chars().get(id) {
+            None => BOS.into(),
+            Some(' ') => "␣".into(),
+            Some('\n') => "↵".into(),
+            Some('\t') => "⇥".into(),
+            Some(c) if c.is_control() => format!("U+{:04X}", *c as u32),
+            Some(c) => c.to_string(),
+        }
+    }
+}
+
+struct InspectTask<'a> {
+    tokens: &'a [usize],
+}
+
+impl EngineTask for InspectTask<'_> {
+    type Output = Inspection;
+    fn run<E: Engine>(self, mut engine: E) -> Inspection {
+        inspect(&mut engine, self.tokens)
+    }
+}
+
+/// Each run's name: its directory's, numbered when two runs share one.
+pub fn names(dirs: &[PathBuf]) -> Vec<String> {
+    let base: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_else(|| "run".into());
+            name.replace(|c: char| !(c.is_alphanumeric() || "-_=.,".contains(c)), "_")
+        })
+        .collect();
+    base.iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if base.iter().filter(|o| *o == b).count() > 1 {
+                format!("{b}-{}", i + 1)
+            } else {
+                b.clone()
+            }
+        })
+        .collect()
+}
+
+/// One of the likeliest next tokens at a position.
+#[derive(Serialize)]
+pub struct Prediction {
+    pub char: String,
+    pub id: usize,
+    pub p: f64,
+}
+
+/// What the model made of one position.
+#[derive(Serialize)]
+pub struct PositionReport {
+    pub input: String,
+    pub target: String,
+    pub input_id: usize,
+    pub target_id: usize,
+    pub p_target: f64,
+    pub loss: f64,
+    pub top5: Vec<Prediction>,
+}
+
+/// One run's report: `inspect.json` for a single run.
+#[derive(Serialize)]
+pub struct RunReport<'a> {
+    pub run: String,
+    pub name: &'a str,
+    /// The settings that identify the run (`config.json`'s, without the runtime ones).
+    pub settings: SettingsMap,
+    pub engine: &'a str,
+    pub text: &'a str,
+    pub positions: Vec<PositionReport>,
+    pub mean_loss: f64,
+    /// `[layer][head][query][key]`, keys `0..=query`.
+    pub attention: &'a [Vec<Vec<Vec<f64>>>],
+}
+
+/// One run's `inspect.json` (or its part in a comparison of several).
+pub fn run_report<'a>(run: &'a Inspected, text: &'a str) -> RunReport<'a> {
+    let v = &run.view;
+    let positions = (0..v.positions())
+        .map(|pos| PositionReport {
+            input: run.shown(v.tokens[pos]),
+            target: run.shown(v.tokens[pos + 1]),
+            input_id: v.tokens[pos],
+            target_id: v.tokens[pos + 1],
+            p_target: v.p_target(pos),
+            loss: v.loss(pos),
+            top5: v
+                .top(pos, TOP)
+                .into_iter()
+                .map(|(id, p)| Prediction {
+                    char: run.shown(id),
+                    id,
+                    p,
+                })
+                .collect(),
+        })
+        .collect();
+    RunReport {
+        run: run.dir.display().to_string(),
+        name: &run.name,
+        settings: run.config.settings.labels(),
+        engine: &run.engine,
+        text,
+        positions,
+        mean_loss: v.mean_loss(),
+        attention: &v.attention,
     }
 }

@@ -1,7 +1,8 @@
 //! Training and using a model: a whole run (`run`: started or resumed by `start`, stepped
 //! and saved by `session`), one step and the validation loss (`step`), sampling
 //! (`sample`), what a model makes of a text (`inspect`), the gradient check (`gradcheck`),
-//! the memory a run will need (`memory`) and Ctrl-C as a request (`interrupt`). Uses every
+//! a sweep's plan (`sweep`), the memory a run will need (`memory`) and Ctrl-C as a request
+//! (`interrupt`). Uses every
 //! other folder of the library; none of them uses it.
 
 pub mod gradcheck;
@@ -13,3 +14,4 @@ pub mod sample;
 mod session;
 pub mod start;
 pub mod step;
+pub mod sweep;

@@ -1,12 +1,17 @@
 //! Temperature sampling (docs/SPEC.md §4): `softmax(logits / T)` with the original's
 //! arithmetic, then one weighted draw from CPython's `choices`; at temperature 0, greedy
 //! decoding (the likeliest token) — names framed by BOS (lines), or continuations of a text
-//! that slide past the block (stream).
+//! that slide past the block (stream); and what sampling a trained run asks for
+//! ([`Request`]).
 
-use crate::data::Vocab;
+use crate::data::{self, Vocab};
 use crate::model::engine::Engine;
 use crate::numerics::pow;
 use crate::numerics::rng::Rng;
+use crate::rundir::checkpoint::{self, ModelCheckpoint, RunConfig};
+use crate::settings::DataMode;
+use anyhow::{bail, Result};
+use std::path::Path;
 
 /// `softmax([l / T for l in logits])` as the original's Value ops compute it:
 /// `l * T**-1`, `exp(x - max)`, a sum from 0, then `e * total**-1`.
@@ -96,6 +101,9 @@ pub fn generate<E: Engine>(
 /// end of a stream run, `sample --max-new-tokens`).
 pub const STREAM_CHARS: usize = 300;
 
+/// The longest continuation `--max-new-tokens` asks for.
+pub const MAX_NEW_TOKENS: usize = 1_000_000;
+
 /// The ids of a stream continuation's `prompt`: its characters must be in the vocabulary,
 /// and an empty prompt starts from a newline (nanoGPT's default start) when the text has
 /// one.
@@ -109,6 +117,139 @@ pub fn stream_prompt(vocab: &Vocab, prompt: &str) -> anyhow::Result<Vec<usize>> 
         };
     }
     vocab.encode_prompt(prompt)
+}
+
+/// What the samples of a run are: names framed by BOS, or continuations of a prompt.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Names,
+    Continuations { max_new: usize },
+}
+
+/// Sampling a trained run (`microgpt sample`): what to draw, from which prompt, and the
+/// RNG stream to draw with.
+#[derive(Clone)]
+pub struct Request {
+    pub kind: Kind,
+    /// The prompt's ids: a name's first characters, or the text a continuation follows.
+    pub prompt: Vec<usize>,
+    /// A fresh stream of `seed`, or the run's own stream continued as after training.
+    pub rng: Rng,
+}
+
+/// A batch of samples at one temperature: ids after the prompt, and for continuations the
+/// NLL the sampler measured.
+pub struct Drawn {
+    pub ids: Vec<Vec<usize>>,
+    pub nll: f64,
+}
+
+impl Request {
+    /// For the run in `dir` (`run` and `model` loaded from it): `prompt` starts every
+    /// sample; `max_new_tokens` (stream runs only) is a continuation's length.
+    pub fn new(
+        dir: &Path,
+        run: &RunConfig,
+        model: &ModelCheckpoint,
+        prompt: &str,
+        max_new_tokens: Option<usize>,
+        seed: Option<u64>,
+    ) -> Result<Self> {
+        let block_size = model.config.block_size;
+        let (kind, prompt) = match run.settings.data.data {
+            DataMode::Lines => {
+                if max_new_tokens.is_some() {
+                    bail!(
+                        "--max-new-tokens is for stream runs: a lines run samples names up to BOS"
+                    );
+                }
+                let prompt = model.vocab.encode_prompt(prompt)?;
+                if prompt.len() >= block_size {
+                    bail!(
+                        "the prompt has {} characters, but the model sees only {block_size} positions",
+                        prompt.len()
+                    );
+                }
+                (Kind::Names, prompt)
+            }
+            DataMode::Stream => {
+                let max_new = max_new_tokens.unwrap_or(STREAM_CHARS);
+                if max_new > MAX_NEW_TOKENS {
+                    bail!("--max-new-tokens {max_new} is more than {MAX_NEW_TOKENS}");
+                }
+                let prompt = stream_prompt(&model.vocab, prompt)?;
+                (Kind::Continuations { max_new }, prompt)
+            }
+        };
+        let rng = match seed {
+            Some(seed) => Rng::new(seed),
+            // Replaying the shuffle takes a step per document: more than a dataset within
+            // the input limit can hold (a line is at least two bytes) means a corrupt
+            // config.json.
+            None if run.num_docs as u64 > data::MAX_INPUT_BYTES / 2 => bail!(
+                "{}: num_docs {} is more than any dataset holds",
+                dir.join(checkpoint::CONFIG_FILE).display(),
+                run.num_docs
+            ),
+            None => data::rng_after_init(
+                run.settings.data.seed,
+                run.num_docs,
+                &model.config.layout(),
+                run.settings.model.init_std,
+            ),
+        };
+        Ok(Request { kind, prompt, rng })
+    }
+
+    /// `n` samples at temperature `t`, drawn with `rng`; `progress` hears of the work as it
+    /// is done: one per name, the decoder steps of a continuation (see
+    /// [`continuation_steps`]).
+    pub fn draw<E: Engine>(
+        &self,
+        engine: &mut E,
+        rng: &mut Rng,
+        n: usize,
+        t: f64,
+        progress: &mut dyn FnMut(usize),
+    ) -> Drawn {
+        let mut drawn = Drawn {
+            ids: Vec::with_capacity(n),
+            nll: 0.0,
+        };
+        for _ in 0..n {
+            match self.kind {
+                Kind::Names => {
+                    drawn.ids.push(generate(engine, rng, &self.prompt, t));
+                    progress(1);
+                }
+                Kind::Continuations { max_new } => {
+                    let (ids, nll) =
+                        continue_text_with(engine, rng, &self.prompt, max_new, t, &mut *progress);
+                    drawn.ids.push(ids);
+                    drawn.nll += nll;
+                }
+            }
+        }
+        drawn
+    }
+
+    /// How many samples to draw unless asked: the run's own count of names, one
+    /// continuation.
+    pub fn default_count(&self, run: &RunConfig) -> usize {
+        match self.kind {
+            Kind::Names => run.settings.sampling.num_samples,
+            Kind::Continuations { .. } => 1,
+        }
+    }
+
+    /// A sample as it reads: a name (its prompt included), or a continuation after its
+    /// prompt.
+    pub fn text(&self, vocab: &Vocab, ids: &[usize]) -> String {
+        match self.kind {
+            Kind::Names => vocab.decode(ids),
+            Kind::Continuations { .. } => vocab.decode(&self.prompt) + &vocab.decode(ids),
+        }
+    }
 }
 
 /// A continuation of a stream: feeds `prompt` (at least one token), then draws

@@ -52,7 +52,7 @@ impl Study {
         let mut rows = Vec::with_capacity(self.temperatures.len());
         for &t in &self.temperatures {
             // Every temperature starts from the same state: the rows differ by T alone.
-            let drawn = task.draw(engine, &mut task.rng.clone(), n, t, &mut progress);
+            let drawn = task.draw(engine, &mut task.request.rng.clone(), n, t, &mut progress);
             rows.push(TemperatureRow::new(
                 engine,
                 t,
@@ -67,7 +67,7 @@ impl Study {
             num_samples: n,
             seed: task.args.seed,
             prompt: task.args.prompt.clone(),
-            nll_note: match task.kind {
+            nll_note: match task.request.kind {
                 Kind::Names => LINES_NLL_NOTE,
                 Kind::Continuations { .. } => STREAM_NLL_NOTE,
             },
@@ -75,9 +75,9 @@ impl Study {
         };
         let dir = &task.args.run;
         let first = first_distribution(task, engine);
-        let context = match task.kind {
+        let context = match task.request.kind {
             Kind::Names => format!("⟨BOS⟩{}", task.args.prompt),
-            Kind::Continuations { .. } => task.vocab.decode(&task.prompt),
+            Kind::Continuations { .. } => task.vocab.decode(&task.request.prompt),
         };
         let picture = plot::Distribution {
             context: &context,
@@ -109,9 +109,9 @@ fn first_distribution<E: Engine>(task: &SampleTask, engine: &mut E) -> Vec<f64> 
     let cfg = engine.config();
     let (vocab_size, block_size) = (cfg.vocab_size, cfg.block_size);
     let mut logits = vec![0.0; vocab_size];
-    let context = match task.kind {
-        Kind::Names => [&[task.vocab.bos()][..], &task.prompt].concat(),
-        Kind::Continuations { .. } => task.prompt.clone(),
+    let context = match task.request.kind {
+        Kind::Names => [&[task.vocab.bos()][..], &task.request.prompt].concat(),
+        Kind::Continuations { .. } => task.request.prompt.clone(),
     };
     feed_window(engine, &context, block_size, &mut logits);
     logits
