@@ -194,8 +194,13 @@ pub fn divergence(rows: &[Row], train: &[Point], val: &[Point]) -> Option<Diverg
     let high = |p: &Point| p.1 > start * DIVERGED;
     // The first point above after the first steps, back to where that rise began.
     let above = |points: &[Point]| {
-        let found = points.iter().position(|p| p.0 > max_step * START && high(p))?;
-        let began = points[..found].iter().rposition(|p| !high(p)).map_or(0, |i| i + 1);
+        let found = points
+            .iter()
+            .position(|p| p.0 > max_step * START && high(p))?;
+        let began = points[..found]
+            .iter()
+            .rposition(|p| !high(p))
+            .map_or(0, |i| i + 1);
         Some(points[began])
     };
     let first = [not_finite, above(train), above(val)]
@@ -329,18 +334,8 @@ mod tests {
 
     #[test]
     fn non_finite_values_are_gaps() {
-        let rows: Vec<Row> = [1.0, f64::INFINITY, 2.0, f64::NAN, 3.0]
-            .iter()
-            .enumerate()
-            .map(|(i, &loss)| Row {
-                step: i + 1,
-                loss,
-                lr: 0.01,
-                tokens: 1,
-                elapsed_s: 1.0,
-                val_loss: Some(loss),
-            })
-            .collect();
+        let mut rows = rows(&[1.0, f64::INFINITY, 2.0, f64::NAN, 3.0]);
+        rows.iter_mut().for_each(|r| r.val_loss = Some(r.loss));
         let train = smoothed(&rows);
         assert!(train[1].1.is_nan() && train[4].1.is_finite());
         let r = YRange::robust(&[train.clone(), validation(&rows)], 5.0);
