@@ -138,7 +138,7 @@ fn a_diverging_run_is_marked_and_the_whole_run_is_shown() {
     assert_eq!(svg.matches("▲").count(), 1, "only the diverged run");
     let said = texts(&svg);
     assert!(
-        said.contains("▲ diverged at step 16: loss"),
+        said.contains("▲ diverged at step 11: loss"),
         "marked: {said}"
     );
     assert!(
@@ -157,7 +157,7 @@ fn a_diverging_run_is_marked_and_the_whole_run_is_shown() {
     );
 
     let svg = compare(&paths, &dir.join("log"), &["--log-y"]);
-    assert!(svg.contains("log scale") && svg.contains("▲ diverged at step 16"));
+    assert!(svg.contains("log scale") && svg.contains("▲ diverged at step 11"));
     let (all, none) = panels(&y_labels(&svg), 900.0);
     assert!(none.is_empty() && all.iter().any(|&y| y < 3.0), "{all:?}");
 

@@ -182,7 +182,8 @@ pub struct Divergence {
 }
 
 /// Whether a run diverged, from its per-step `rows`, its smoothed `train` curve and its
-/// `val` points: the first step at which it did.
+/// `val` points: the step at which it did (where the rise that ends above began, the first
+/// steps included).
 pub fn divergence(rows: &[Row], train: &[Point], val: &[Point]) -> Option<Divergence> {
     let start = train.iter().map(|p| p.1).find(|y| y.is_finite())?;
     let max_step = rows.last()?.step as f64;
@@ -190,11 +191,17 @@ pub fn divergence(rows: &[Row], train: &[Point], val: &[Point]) -> Option<Diverg
         .iter()
         .find(|r| !r.loss.is_finite() || r.val_loss.is_some_and(|v| !v.is_finite()))
         .map(|r| (r.step as f64, f64::INFINITY));
+    let high = |p: &Point| p.1 > start * DIVERGED;
+    // The first point above after the first steps, back to where that rise began.
     let above = |points: &[Point]| {
-        points
+        let found = points
             .iter()
-            .find(|p| p.0 > max_step * START && p.1 > start * DIVERGED)
-            .copied()
+            .position(|p| p.0 > max_step * START && high(p))?;
+        let began = points[..found]
+            .iter()
+            .rposition(|p| !high(p))
+            .map_or(0, |i| i + 1);
+        Some(points[began])
     };
     let first = [not_finite, above(train), above(val)]
         .into_iter()
@@ -296,6 +303,11 @@ mod tests {
         exploding[100..].iter_mut().for_each(|l| *l = 1000.0);
         let d = diverges(&exploding).unwrap();
         assert_eq!((d.step, d.start), (101.0, exploding[0]), "{d:?}");
+        // A rise that begins within the first steps and never comes back is dated from
+        // its beginning.
+        let mut early = healthy.clone();
+        early[3..].iter_mut().for_each(|l| *l = 40.0);
+        assert_eq!(diverges(&early).unwrap().step, 4.0);
         let mut nan = healthy;
         nan[60] = f64::NAN;
         assert_eq!(diverges(&nan).unwrap().step, 61.0);
@@ -322,18 +334,8 @@ mod tests {
 
     #[test]
     fn non_finite_values_are_gaps() {
-        let rows: Vec<Row> = [1.0, f64::INFINITY, 2.0, f64::NAN, 3.0]
-            .iter()
-            .enumerate()
-            .map(|(i, &loss)| Row {
-                step: i + 1,
-                loss,
-                lr: 0.01,
-                tokens: 1,
-                elapsed_s: 1.0,
-                val_loss: Some(loss),
-            })
-            .collect();
+        let mut rows = rows(&[1.0, f64::INFINITY, 2.0, f64::NAN, 3.0]);
+        rows.iter_mut().for_each(|r| r.val_loss = Some(r.loss));
         let train = smoothed(&rows);
         assert!(train[1].1.is_nan() && train[4].1.is_finite());
         let r = YRange::robust(&[train.clone(), validation(&rows)], 5.0);

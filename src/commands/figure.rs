@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
-use plotters::style::FontStyle;
+use plotters::style::{FontStyle, RGBColor};
 use std::sync::OnceLock;
 
 /// The family plotters draws text in: DejaVu Sans, embedded, so no system font is needed.
@@ -20,6 +20,21 @@ pub fn register_font() -> Result<()> {
     }
     Ok(())
 }
+
+/// Tableau 10: distinct hues that survive grey-scale printing reasonably; the colours of
+/// runs (and temperatures) in order.
+pub const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
 
 /// An 8-bit RGB buffer of `w × h` pixels as PNG bytes.
 pub fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>> {

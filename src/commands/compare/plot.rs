@@ -5,7 +5,7 @@
 
 use super::{Curve, Run};
 use crate::commands::curves::{self, Divergence, YRange};
-use crate::commands::figure::{encode_png, register_font, Axis, FONT};
+use crate::commands::figure::{encode_png, register_font, Axis, FONT, PALETTE};
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -24,20 +24,6 @@ const ZOOM_WORTH: f64 = 0.6;
 const COINCIDE: f64 = 0.01;
 /// The band of the whole run that the zoom shows.
 const BAND: RGBColor = RGBColor(225, 225, 225);
-
-/// Tableau 10: distinct hues that survive grey-scale printing reasonably.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 
 /// Everything drawn of one run.
 struct Plotted {

@@ -2,7 +2,7 @@
 //! samples, `softmax(logits / T)`, at each temperature side by side — what temperature does,
 //! before any sample is drawn. Temperature 0 is greedy: all on the likeliest character.
 
-use crate::commands::figure::{encode_png, register_font, Axis, FONT};
+use crate::commands::figure::{encode_png, register_font, Axis, FONT, PALETTE};
 use anyhow::{anyhow, Result};
 use microgpt::data::Vocab;
 use microgpt::training::sample::{greedy, probs_at_temperature};
@@ -11,16 +11,6 @@ use plotters::prelude::*;
 const SIZE: (u32, u32) = (1200, 600);
 /// Characters shown one by one, likeliest first (at temperature 1); the rest are summed.
 const SHOWN: usize = 12;
-/// Colours from cold to hot: blue, teal, orange, red, and on.
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(23, 190, 207),
-    RGBColor(188, 189, 34),
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-];
-
 /// What the picture shows.
 pub struct Distribution<'a> {
     /// The text the first character follows, as it reads (`⟨BOS⟩` for a name).
@@ -145,7 +135,7 @@ fn draw<DB: DrawingBackend>(
         .map_err(fail)?;
     let width = 0.8 / bars.len() as f64;
     for (j, (t, probs)) in d.temperatures.iter().zip(&bars).enumerate() {
-        let colour = COLOURS[j % COLOURS.len()];
+        let colour = PALETTE[j % PALETTE.len()];
         let rects = probs.iter().enumerate().map(move |(i, &p)| {
             let x0 = i as f64 - 0.4 + j as f64 * width;
             Rectangle::new([(x0, 0.0), (x0 + width * 0.9, p)], colour.filled())
