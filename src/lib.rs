@@ -3,6 +3,7 @@
 //! The command line (`src/main.rs`, `src/cli.rs`, `src/commands/`) is built on this library;
 //! the library knows nothing of it.
 
+pub mod bf16;
 pub mod blas;
 pub mod checkpoint;
 pub mod choice;
