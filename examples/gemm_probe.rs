@@ -7,7 +7,7 @@
 //! Each layer's three products as the tensor engine calls them: forward `x Wᵀ`, `dx = dout W`
 //! and `dW = doutᵀ x`, weights as the bf16 copy a bf16 run keeps.
 
-use microgpt::bf16::{self, Operand};
+use microgpt::bf16::{self, Operand, Scratch};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
@@ -40,6 +40,7 @@ fn best(repeats: usize, f: &mut dyn FnMut()) -> f64 {
 fn main() {
     let (n, repeats) = (arg("--rows", 2048), arg("--repeats", 5));
     let kernel = bf16::kernel().expect("a bf16 kernel");
+    let mut scratch = Scratch::new(kernel);
     println!(
         "bf16 kernel: {} ({}); f32 GEMM: {}",
         kernel.name(),
@@ -105,7 +106,7 @@ fn main() {
             for _ in 0..repeats {
                 t32 = t32.min(best(1, &mut || general_mat_mul(1.0, &a, &b, 0.0, &mut c)));
                 t16 = t16.min(best(1, &mut || {
-                    bf16::gemm(kernel, 1.0, a16, b16, 0.0, &mut c.view_mut())
+                    bf16::gemm(kernel, 1.0, a16, b16, 0.0, &mut c.view_mut(), &mut scratch)
                 }));
             }
             f32_total += t32;

@@ -324,6 +324,10 @@ pub struct SampleArgs {
     /// Run the model on this engine [default: the run's].
     #[arg(long, value_parser = choice::<EngineKind>())]
     pub engine: Option<EngineKind>,
+    /// Run the tensor engine in this dtype [default: the run's; a bf16 run's f32 weights
+    /// also run in f32].
+    #[arg(long, value_parser = choice::<Dtype>())]
+    pub dtype: Option<Dtype>,
     #[command(flatten)]
     pub memory: MemoryArgs,
 }
@@ -370,8 +374,8 @@ pub struct GradcheckArgs {
     /// Documents per checked batch.
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub batch_size: usize,
-    /// Element type of the tensor engine (the reference is always f64).
-    #[arg(long, default_value_t = Dtype::F64, value_parser = choice::<Dtype>())]
+    /// Element type of the tensor engine, f64 or f32 (the reference is always f64).
+    #[arg(long, default_value_t = Dtype::F64, value_parser = gradient_dtype())]
     pub dtype: Dtype,
     /// Largest accepted relative error per tensor [default: 1e-9 for f64, 1e-3 for f32].
     #[arg(long, value_parser = positive)]
@@ -387,7 +391,7 @@ impl GradcheckArgs {
     pub fn tolerance(&self) -> f64 {
         self.tolerance.unwrap_or(match self.dtype {
             Dtype::F64 => 1e-9,
-            Dtype::F32 => 1e-3,
+            Dtype::F32 | Dtype::Bf16 => 1e-3,
         })
     }
 }
@@ -408,6 +412,9 @@ pub struct InspectArgs {
     /// Run the model on this engine [default: the run's].
     #[arg(long, value_parser = choice::<EngineKind>())]
     pub engine: Option<EngineKind>,
+    /// Run the tensor engine in this dtype [default: the run's].
+    #[arg(long, value_parser = choice::<Dtype>())]
+    pub dtype: Option<Dtype>,
 }
 
 /// A clap error as one line: its message without the usage and help hints.

@@ -8,10 +8,11 @@
 //! buffers (`tensor/model.rs`, `Activations::reserve`) and the scalar engine's per-step
 //! graph (`scalar.rs`). Fixed costs (the dataset, the program) are left out.
 
+use crate::bf16::Kernel;
 use crate::config::ModelConfig;
 use crate::data::{Corpus, Text};
 use crate::dtype::Dtype;
-use crate::settings::{EngineKind, RunSettings};
+use crate::settings::{available_cores, EngineKind, RunSettings};
 use anyhow::{bail, Context, Result};
 use std::ops::{Add, Mul};
 
@@ -133,9 +134,9 @@ fn layout_bytes(cfg: &ModelConfig) -> Count {
 
 /// Bytes the tensor engine allocates for `w` (`Activations::reserve` and friends).
 fn tensor_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
-    let s = n(match w.dtype {
-        Dtype::F32 => 4,
+    let s = n(match w.dtype.storage() {
         Dtype::F64 => 8,
+        _ => 4,
     });
     let (c, h, t, l, v) = (
         n(cfg.n_embd),
@@ -152,6 +153,10 @@ fn tensor_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
         // Adam's m and v, and a save's serialised bytes (tensor data plus the file) for
         // the optimizer's two groups.
         bytes = bytes + n(6) * p * s;
+    }
+    if w.dtype == Dtype::Bf16 {
+        // The weights' bf16 copy, and each thread's packing scratch (one per core).
+        bytes = bytes + n(2) * p + n(Kernel::best().scratch_bytes()) * n(available_cores());
     }
     // Buffers are reserved for every position of every sequence of a batch, however
     // short the documents (`forward_loss`), and for `block_size` rows at least.

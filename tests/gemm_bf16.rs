@@ -5,7 +5,7 @@
 //! rounding against the hardware's. The AVX512_BF16 kernel runs where the CPU has it (a
 //! printed skip elsewhere); the portable one everywhere.
 
-use microgpt::bf16::{self, Kernel, Operand};
+use microgpt::bf16::{self, Kernel, Operand, Scratch};
 use microgpt::rng::Rng;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
@@ -163,6 +163,7 @@ fn case(
         sb.operand(layouts.1),
         ab.1,
         &mut c,
+        &mut Scratch::new(kernel),
     );
     let worst = worst_ratio(&c.view(), &a, &b, ab, &c0, true);
     assert!(
@@ -243,6 +244,7 @@ fn the_operands_are_rounded_to_bf16() {
             Operand::F32(b.view()),
             0.0,
             &mut c.view_mut(),
+            &mut Scratch::new(kernel),
         );
         let unrounded = worst_ratio(&c.view(), &a, &b, (1.0, 0.0), &c, false);
         assert!(unrounded > 100.0, "{}: {unrounded}", kernel.name());
@@ -262,6 +264,7 @@ fn empty_shapes_leave_or_scale_c() {
             Operand::F32(b.view()),
             0.5,
             &mut c.view_mut(),
+            &mut Scratch::new(kernel),
         );
         assert!(c.iter().all(|&x| x == 1.0), "{}: {c}", kernel.name());
         bf16::gemm(
@@ -271,6 +274,7 @@ fn empty_shapes_leave_or_scale_c() {
             Operand::F32(b.view()),
             0.0,
             &mut c.view_mut(),
+            &mut Scratch::new(kernel),
         );
         assert!(c.iter().all(|&x| x == 0.0), "{}: {c}", kernel.name());
         let mut none = Array2::<f32>::zeros((0, 2));
@@ -283,6 +287,7 @@ fn empty_shapes_leave_or_scale_c() {
             Operand::F32(b.view()),
             0.0,
             &mut none.view_mut(),
+            &mut Scratch::new(kernel),
         );
     }
 }

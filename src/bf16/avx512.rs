@@ -9,7 +9,6 @@ use super::pack::{pack_a, pack_b, Source, MR, NR};
 use super::Operand;
 use ndarray::ArrayViewMut2;
 use std::arch::x86_64::*;
-use std::cell::RefCell;
 
 /// Pairs of `k` per block: a `B` micro-panel, `KP * NR` words (24 KiB), stays in L1 (48 KiB
 /// on Zen 5) beside the `A` micro-panel it meets.
@@ -19,16 +18,26 @@ const MC: usize = 256;
 /// Columns per packed `B` block (768 KiB).
 const NC: usize = 1024;
 
-pub const SCRATCH_BYTES: usize = 4 * KP * (MC + NC) + 2 * 64;
+pub const SCRATCH_BYTES: usize = 4 * KP * (MC + NC);
 
 /// A cache line of packed words: the scratch is aligned for the micro-kernel's loads.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([u32; 16]);
 
-thread_local! {
-    /// The packed `A` and `B` blocks of this thread's GEMMs.
-    static SCRATCH: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+/// Room for a packed block of `A` and one of `B`.
+pub struct Packed {
+    a: Vec<Line>,
+    b: Vec<Line>,
+}
+
+impl Packed {
+    pub fn new() -> Self {
+        Packed {
+            a: vec![Line([0; 16]); MC * KP / 16],
+            b: vec![Line([0; 16]); NC * KP / 16],
+        }
+    }
 }
 
 /// [`super::gemm`] on AVX512_BF16; `k > 0`.
@@ -42,6 +51,7 @@ pub unsafe fn gemm(
     b: Operand<'_>,
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
+    packed: &mut Packed,
 ) {
     let ((m, k), n) = (a.dim(), b.dim().1);
     if m == 0 || n == 0 {
@@ -51,54 +61,37 @@ pub unsafe fn gemm(
     let ldc = c.strides()[0];
     let c = c.as_mut_ptr();
     let pairs = k.div_ceil(2);
-    SCRATCH.with(|scratch| {
-        let (apack, bpack) = &mut *scratch.borrow_mut();
-        if apack.is_empty() {
-            apack.resize(MC * KP / 16, Line([0; 16]));
-            bpack.resize(NC * KP / 16, Line([0; 16]));
-        }
-        let (ap, bp) = (
-            apack.as_mut_ptr().cast::<u32>(),
-            bpack.as_mut_ptr().cast::<u32>(),
-        );
-        for jc in (0..n).step_by(NC) {
-            let nc = (n - jc).min(NC);
-            for pc in (0..pairs).step_by(KP) {
-                let kp = (pairs - pc).min(KP);
-                // SAFETY: the block is within b, the scratch holds NC x KP words.
-                unsafe { pack_b(b, pc, kp, jc, nc, bp) };
-                // Later blocks of k add onto the first one's sum.
-                let beta = if pc == 0 { beta } else { 1.0 };
-                for ic in (0..m).step_by(MC) {
-                    let mc = (m - ic).min(MC);
-                    // SAFETY: as above, MC x KP words.
-                    unsafe { pack_a(a, ic, mc, pc, kp, ap) };
-                    for jr in (0..nc).step_by(NR) {
-                        for ir in (0..mc).step_by(MR) {
-                            let tile = Tile {
-                                rows: (mc - ir).min(MR),
-                                cols: (nc - jr).min(NR),
-                                alpha,
-                                beta,
-                                ldc,
-                            };
-                            let at = (ic + ir) as isize * ldc + (jc + jr) as isize;
-                            // SAFETY: the panels are packed; the tile lies within c.
-                            unsafe {
-                                micro_kernel(
-                                    kp,
-                                    ap.add(ir * kp),
-                                    bp.add(jr * kp),
-                                    c.offset(at),
-                                    &tile,
-                                )
-                            };
-                        }
+    let (ap, bp) = (packed.a.as_mut_ptr().cast(), packed.b.as_mut_ptr().cast());
+    for jc in (0..n).step_by(NC) {
+        let nc = (n - jc).min(NC);
+        for pc in (0..pairs).step_by(KP) {
+            let kp = (pairs - pc).min(KP);
+            // SAFETY: the block is within b, the scratch holds NC x KP words.
+            unsafe { pack_b(b, pc, kp, jc, nc, bp) };
+            // Later blocks of k add onto the first one's sum.
+            let beta = if pc == 0 { beta } else { 1.0 };
+            for ic in (0..m).step_by(MC) {
+                let mc = (m - ic).min(MC);
+                // SAFETY: as above, MC x KP words.
+                unsafe { pack_a(a, ic, mc, pc, kp, ap) };
+                for jr in (0..nc).step_by(NR) {
+                    for ir in (0..mc).step_by(MR) {
+                        let tile = Tile {
+                            rows: (mc - ir).min(MR),
+                            cols: (nc - jr).min(NR),
+                            alpha,
+                            beta,
+                            ldc,
+                        };
+                        let at = (ic + ir) as isize * ldc + (jc + jr) as isize;
+                        let (a, b) = (ap.add(ir * kp), bp.add(jr * kp));
+                        // SAFETY: the panels are packed; the tile lies within c.
+                        unsafe { micro_kernel(kp, a, b, c.offset(at), &tile) };
                     }
                 }
             }
         }
-    });
+    }
 }
 
 /// How a micro-tile is stored: its rows and columns within `C`, `alpha`, `beta`, `C`'s row

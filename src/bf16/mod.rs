@@ -95,7 +95,8 @@ impl<'a> Operand<'a> {
 }
 
 /// Which code runs the bf16 GEMMs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kernel {
     /// Our GEMM on `VDPBF16PS` (x86-64 with AVX512_BF16).
     Avx512Bf16,
@@ -182,10 +183,41 @@ pub fn kernel() -> Result<Kernel, KernelError> {
         .clone()
 }
 
+/// The packing space of one thread's bf16 GEMMs on one kernel: allocated at its full,
+/// fixed size ([`Kernel::scratch_bytes`]) when made, then reused by every GEMM it is lent to,
+/// so that GEMMs allocate nothing.
+pub struct Scratch(Space);
+
+enum Space {
+    #[cfg(target_arch = "x86_64")]
+    Packed(avx512::Packed),
+    Rounded(Vec<f32>),
+}
+
+impl Scratch {
+    pub fn new(kernel: Kernel) -> Self {
+        Scratch(match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Bf16 => Space::Packed(avx512::Packed::new()),
+            _ => Space::Rounded(portable::scratch()),
+        })
+    }
+}
+
+impl Kernel {
+    /// The bytes of one [`Scratch`] for this kernel, for the memory estimate.
+    pub fn scratch_bytes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Bf16 => avx512::SCRATCH_BYTES,
+            _ => portable::SCRATCH_BYTES,
+        }
+    }
+}
+
 /// `c = alpha a b + beta c` on `kernel`, with `a`'s and `b`'s values rounded to bf16 and
 /// the products summed in f32; `beta = 0` overwrites `c` whatever it held. `c`'s rows must
-/// be contiguous. Single-threaded; allocates only the first time a thread needs its
-/// scratch space (of a fixed size).
+/// be contiguous; `scratch` must be made for `kernel`. Single-threaded; allocates nothing.
 pub fn gemm(
     kernel: Kernel,
     alpha: f32,
@@ -193,6 +225,7 @@ pub fn gemm(
     b: Operand<'_>,
     beta: f32,
     c: &mut ArrayViewMut2<'_, f32>,
+    scratch: &mut Scratch,
 ) {
     let ((m, k), (k2, n)) = (a.dim(), b.dim());
     assert!(
@@ -209,26 +242,17 @@ pub fn gemm(
         c.map_inplace(|x| *x = if beta == 0.0 { 0.0 } else { beta * *x });
         return;
     }
-    match kernel {
+    match (kernel, &mut scratch.0) {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512Bf16 => {
+        (Kernel::Avx512Bf16, Space::Packed(packed)) => {
             assert!(kernel.supported(), "AVX512_BF16 is not available");
             // SAFETY: the CPU has the instructions (checked above); the shapes agree.
-            unsafe { avx512::gemm(alpha, a, b, beta, c) }
+            unsafe { avx512::gemm(alpha, a, b, beta, c, packed) }
         }
-        _ => portable::gemm(alpha, a, b, beta, c),
+        (Kernel::Portable, Space::Rounded(floats)) => portable::gemm(alpha, a, b, beta, c, floats),
+        _ => panic!(
+            "bf16 gemm: scratch made for another kernel than {}",
+            kernel.name()
+        ),
     }
 }
-
-/// Bytes of scratch one thread's bf16 GEMMs keep (both kernels: it is allocated on first
-/// use and never grows), for the memory estimate.
-pub const SCRATCH_BYTES: usize = portable::SCRATCH_BYTES + {
-    #[cfg(target_arch = "x86_64")]
-    {
-        avx512::SCRATCH_BYTES
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        0
-    }
-};

@@ -3,6 +3,7 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
+use microgpt::dtype::Dtype;
 use microgpt::{settings, validate};
 use std::path::PathBuf;
 
@@ -41,6 +42,15 @@ pub fn choice<T: settings::Choice + Send + Sync>() -> impl TypedValueParser<Valu
             .iter()
             .find(|c| c.name() == name)
             .expect("a listed name")
+    })
+}
+
+/// gradcheck's `--dtype`: f64 or f32. bf16 rounds every GEMM operand to 8 bits, beyond any
+/// gradient check's tolerance; bf16 training is checked by its loss curve against f32's.
+pub fn gradient_dtype() -> impl TypedValueParser<Value = Dtype> {
+    choice::<Dtype>().try_map(|d| match d {
+        Dtype::Bf16 => Err("gradcheck checks f64 or f32: bf16 rounds every GEMM operand to 8 bits, beyond a gradient check's tolerance (bf16 training is checked by its loss curve against f32's)"),
+        d => Ok(d),
     })
 }
 

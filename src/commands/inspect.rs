@@ -47,11 +47,12 @@ impl Inspected {
         .with_context(|| format!("run {}", dir.display()))?;
         let kind = args.engine.unwrap_or(config.settings.system.engine);
         let task = InspectTask { tokens: &tokens };
-        let view = with_engine(kind, model.dtype, &model.config, &model.params, task)?;
+        let dtype = args.dtype.unwrap_or(model.dtype);
+        let view = with_engine(kind, dtype, &model.config, &model.params, task)?;
         Ok(Inspected {
             dir: dir.to_path_buf(),
             name,
-            engine: format!("{} {}", kind.name(), model.dtype),
+            engine: format!("{} {dtype}", kind.name()),
             vocab: model.vocab,
             config,
             view,

@@ -87,9 +87,10 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         None => None,
     };
     let engine = args.engine.unwrap_or(run.settings.system.engine);
+    let dtype = args.dtype.unwrap_or(model.dtype);
     memory::check(
         &model.config,
-        &Workload::sample(engine, model.dtype, &model.config),
+        &Workload::sample(engine, dtype, &model.config),
     )?;
     let task = SampleTask {
         args,
@@ -100,7 +101,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         rng,
         study,
     };
-    with_engine(engine, model.dtype, &model.config, &model.params, task)?
+    with_engine(engine, dtype, &model.config, &model.params, task)?
 }
 
 /// What samples are checked against: the training documents (is a name novel?), or the

@@ -4,12 +4,14 @@
 use super::resume::{resume, Resumed};
 use crate::cli::TrainArgs;
 use anyhow::{bail, Result};
+use microgpt::bf16;
 use microgpt::checkpoint::{
     self, NotFinite, RunConfig, RunIdentity, Snapshot, METRICS_FILE, SAMPLES_FILE,
 };
 use microgpt::config::ModelConfig;
 use microgpt::data::{Corpus, Text};
 use microgpt::dispatch::{with_engine, EngineTask};
+use microgpt::dtype::Dtype;
 use microgpt::engine::Engine;
 use microgpt::files::write_atomic;
 use microgpt::interrupt::{self, Outcome};
@@ -90,6 +92,10 @@ impl Start {
             num_train_chars,
             num_val_chars,
             num_params: self.cfg.layout().total,
+            bf16_kernel: match settings.system.dtype {
+                Dtype::Bf16 => Some(bf16::kernel()?),
+                _ => None,
+            },
         })
     }
 }
@@ -181,6 +187,10 @@ impl EngineTask for TrainTask<'_> {
             }
             println!("vocab size: {}", corpus.vocab.size());
             println!("num params: {}", trainer.engine.layout().total);
+            if settings.system.dtype == Dtype::Bf16 {
+                let kernel = bf16::kernel()?;
+                println!("bf16 GEMMs: {} ({})", kernel.name(), kernel.describe());
+            }
         }
         let mut session = Session {
             settings,
