@@ -1,11 +1,11 @@
 //! Our bf16 GEMM on AVX512_BF16, blocked as BLIS blocks its GEMMs: a block of `B` (`KP`
-//! pairs of `k` by `NC` columns) is packed once and stays in L2/L3, a block of `A` (`MC`
-//! rows by `KP` pairs) is packed once per block of `B` and stays in L2, and the micro-kernel
-//! runs an [`MR`] x [`NR`] tile of `C` in 16 registers over a `B` micro-panel that stays in
-//! L1. A `VDPBF16PS` adds two bf16 products into each of 16 f32 lanes: `A`'s pair of a row
-//! broadcast, `B`'s pairs of 16 columns.
+//! pairs of `k` by `NC` columns) is packed once and stays in L2, a block of `A` (`MC` rows by
+//! `KP` pairs) is rounded once per block of `B` and stays in L2, and the micro-kernel runs an
+//! [`MR`] x [`NR`] tile of `C` in 16 registers over a `B` micro-panel that stays in L1. A
+//! `VDPBF16PS` adds two bf16 products into each of 16 f32 lanes: a row's pair of `A`
+//! broadcast, the same pair of 16 columns of `B`.
 
-use super::pack::{pack_a, pack_b, Source, MR, NR};
+use super::pack::{pack_a, pack_b, Layout, Source, MR, NR};
 use super::Operand;
 use ndarray::ArrayViewMut2;
 use std::arch::x86_64::*;
@@ -73,7 +73,7 @@ pub unsafe fn gemm(
             for ic in (0..m).step_by(MC) {
                 let mc = (m - ic).min(MC);
                 // SAFETY: as above, MC x KP words.
-                unsafe { pack_a(a, ic, mc, pc, kp, ap) };
+                let layout = unsafe { pack_a(a, ic, mc, pc, kp, ap) };
                 for jr in (0..nc).step_by(NR) {
                     for ir in (0..mc).step_by(MR) {
                         let tile = Tile {
@@ -84,9 +84,9 @@ pub unsafe fn gemm(
                             ldc,
                         };
                         let at = (ic + ir) as isize * ldc + (jc + jr) as isize;
-                        let (a, b) = (ap.add(ir * kp), bp.add(jr * kp));
-                        // SAFETY: the panels are packed; the tile lies within c.
-                        unsafe { micro_kernel(kp, a, b, c.offset(at), &tile) };
+                        let (a, b) = (ap.add(ir * layout.row), bp.add(jr * kp));
+                        // SAFETY: the blocks are packed; the tile lies within c.
+                        unsafe { micro_kernel(kp, (a, layout), b, c.offset(at), &tile) };
                     }
                 }
             }
@@ -104,30 +104,38 @@ struct Tile {
     ldc: isize,
 }
 
-/// `C[tile] = alpha (A panel)(B panel) + beta C[tile]` over `kp` pairs: 16 accumulators,
+/// `C[tile] = alpha A B + beta C[tile]` over `kp` pairs, `A`'s [`MR`] rows from the
+/// packed block (word `(r, p)` at `r * row + p * pair`) and `B`'s panel: 16 accumulators,
 /// two `VDPBF16PS` per row and pair.
 ///
 /// # Safety
-/// `a` holds `kp * MR` words, `b` `kp * NR` (64-byte aligned); the tile's `rows` x `cols`
+/// `a` holds the tile's words, `b` `kp * NR` (64-byte aligned); the tile's `rows` x `cols`
 /// lie within `C` from `c`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn micro_kernel(kp: usize, a: *const u32, b: *const u32, c: *mut f32, t: &Tile) {
+unsafe fn micro_kernel(
+    kp: usize,
+    (a, layout): (*const u32, Layout),
+    b: *const u32,
+    c: *mut f32,
+    t: &Tile,
+) {
+    let rows: [*const u32; MR] = std::array::from_fn(|r| a.wrapping_add(r * layout.row));
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for p in 0..kp {
-        // SAFETY: within the panels (see above).
-        let (b0, b1, ap) = unsafe {
+        // SAFETY: within the panel (see above).
+        let (b0, b1) = unsafe {
             let bp = b.add(p * NR);
             (
                 _mm512_load_si512(bp.cast()),
                 _mm512_load_si512(bp.add(16).cast()),
-                a.add(p * MR),
             )
         };
         let (b0, b1) = (as_bh(b0), as_bh(b1));
-        for (r, row) in acc.iter_mut().enumerate() {
+        let at = p * layout.pair;
+        for (row, &ar) in acc.iter_mut().zip(&rows) {
             // SAFETY: as above.
-            let pair = as_bh(_mm512_set1_epi32(unsafe { *ap.add(r) } as i32));
+            let pair = as_bh(_mm512_set1_epi32(unsafe { *ar.add(at) } as i32));
             row[0] = _mm512_dpbf16_ps(row[0], pair, b0);
             row[1] = _mm512_dpbf16_ps(row[1], pair, b1);
         }

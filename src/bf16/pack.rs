@@ -1,16 +1,21 @@
-//! Packing for the AVX512_BF16 GEMM, as BLIS packs: a block of `A` into panels of [`MR`]
-//! rows, a block of `B` into panels of [`NR`] columns, each a run of 32-bit words, one per
-//! (row or column, pair of `k`): the two bf16 values `VDPBF16PS` multiplies into one f32 lane,
-//! `k` even in the low half. Pairs past `k`, rows past `m` and columns past `n` are 0.
+//! Packing for the AVX512_BF16 GEMM. Every operand becomes 32-bit words, one per (row or
+//! column, pair of `k`): the two bf16 values `VDPBF16PS` multiplies into one f32 lane, `k`
+//! even in the low half; pairs past `k` are 0.
+//! - A block of `B` goes into panels of [`NR`] columns (BLIS's packing), each pair's 32
+//!   words together, which the micro-kernel loads as two vectors.
+//! - A block of `A` only needs its values rounded: the micro-kernel broadcasts each of its
+//!   words from wherever it lies, so the block keeps the source's memory order (rows, or
+//!   pairs of rows side by side) and is read sequentially.
 //!
 //! A source is read along whichever dimension is contiguous: pairs along a row of `k`
-//! (rounded 32 values at a time, then 16 x 16 words transposed), or two rows of `k` across
-//! (16 values of each, rounded and interleaved); any other strides take a scalar loop.
+//! (rounded 32 values at a time; `B`'s then 16 x 16 words transposed), or two rows of `k`
+//! across (16 values of each, rounded and interleaved); any other strides take a scalar
+//! loop.
 
 use super::Operand;
 use std::arch::x86_64::*;
 
-/// Rows of a micro-tile and of an `A` panel.
+/// Rows of a micro-tile.
 pub const MR: usize = 8;
 /// Columns of a micro-tile and of a `B` panel: two registers of 16 f32.
 pub const NR: usize = 32;
@@ -228,48 +233,123 @@ fn word<T: Elem>(s: &Raw<T>, i: usize, p: usize) -> u32 {
     get(2 * p) | get(2 * p + 1) << 16
 }
 
-/// Packs rows `i0..i0 + mc` and pairs `p0..p0 + kp` of `a` into panels of [`MR`] rows,
-/// each `kp * MR` words, at `out`.
+/// Where a packed block of `A` puts word `(i, p)`: at `i * row + p * pair` words.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub row: usize,
+    pub pair: usize,
+}
+
+/// Packs rows `i0..i0 + mc` and pairs `p0..p0 + kp` of `a` at `out`, read in the order it
+/// lies in memory: row by row (`k` contiguous, or any other strides), or pair by pair (rows
+/// side by side). The micro-kernel broadcasts each word in place, so `A` needs no panels,
+/// only its values rounded; a pass along the source's memory order keeps the reads
+/// sequential, which the hardware's prefetchers need (8 rows read in turn left them idle:
+/// packing then took a fifth of a d384 step).
 ///
 /// # Safety
-/// AVX512_BF16 is available; `out` has room for `mc.div_ceil(MR) * kp * MR` words; the
+/// AVX512_BF16 is available; `out` has room for `mc.next_multiple_of(16) * kp` words; the
 /// block lies within `a` (pairs may run one element past its columns).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn pack_a(a: Source, i0: usize, mc: usize, p0: usize, kp: usize, out: *mut u32) {
+pub unsafe fn pack_a(
+    a: Source,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kp: usize,
+    out: *mut u32,
+) -> Layout {
     unsafe {
         match a {
-            Source::F32(s) => pack_panels::<f32, MR>(&s, i0, mc, p0, kp, out),
-            Source::Bf16(s) => pack_panels::<u16, MR>(&s, i0, mc, p0, kp, out),
+            Source::F32(s) => pack_a_as::<f32>(&s, i0, mc, p0, kp, out),
+            Source::Bf16(s) => pack_a_as::<u16>(&s, i0, mc, p0, kp, out),
         }
     }
 }
 
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+unsafe fn pack_a_as<T: Elem>(
+    s: &Raw<T>,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kp: usize,
+    out: *mut u32,
+) -> Layout {
+    let k0 = 2 * p0;
+    if (s.rs == 1 || s.rows == 1) && s.cs != 1 {
+        // Pair by pair: 16 rows of each of its two elements at a time, interleaved.
+        let stride = mc.next_multiple_of(16);
+        for p in 0..kp {
+            let k = k0 + 2 * p;
+            let y = |i| (k + 1 < s.cols).then(|| s.at(i0 + i, k + 1));
+            for i in (0..mc).step_by(16) {
+                // SAFETY: both lines hold these elements; the row of words fits.
+                unsafe {
+                    let v = T::across(s.at(i0 + i, k), y(i), (mc - i).min(16));
+                    _mm512_storeu_si512(out.add(p * stride + i).cast(), v);
+                }
+            }
+        }
+        return Layout {
+            row: 1,
+            pair: stride,
+        };
+    }
+    let elements = s.cols.saturating_sub(k0).min(2 * kp);
+    for i in 0..mc {
+        let row = out.wrapping_add(i * kp);
+        for g in (0..kp).step_by(16) {
+            let n = elements.saturating_sub(2 * g).min(32);
+            let words = mask16(kp - g);
+            // SAFETY: the row holds these n elements (read one by one unless k is
+            // contiguous); the words stay within the row of kp.
+            unsafe {
+                let v = if s.cs == 1 || s.cols == 1 {
+                    if n == 0 {
+                        _mm512_setzero_si512()
+                    } else {
+                        T::along(s.at(i0 + i, k0 + 2 * g), n)
+                    }
+                } else {
+                    let w: [u32; 16] = std::array::from_fn(|q| word(s, i0 + i, p0 + g + q));
+                    _mm512_loadu_si512(w.as_ptr().cast())
+                };
+                _mm512_mask_storeu_epi32(row.add(g).cast(), words, v);
+            }
+        }
+    }
+    Layout { row: kp, pair: 1 }
+}
+
 /// Packs pairs `p0..p0 + kp` and columns `j0..j0 + nc` of `b` into panels of [`NR`]
-/// columns, each `kp * NR` words, at `out`: `A`'s packing of `bᵀ`.
+/// columns, each `kp * NR` words, at `out`: word `(j, p)` at
+/// `(j / NR) * kp * NR + p * NR + j % NR`, so that the micro-kernel loads each pair's
+/// columns of a panel as two vectors.
 ///
 /// # Safety
-/// As for [`pack_a`], with `nc.div_ceil(NR) * kp * NR` words.
+/// AVX512_BF16 is available; `out` has room for `nc.div_ceil(NR) * kp * NR` words; the
+/// block lies within `b` (pairs may run one element past its rows).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 pub unsafe fn pack_b(b: Source, p0: usize, kp: usize, j0: usize, nc: usize, out: *mut u32) {
     unsafe {
         match b {
-            Source::F32(s) => pack_panels::<f32, NR>(&s.t(), j0, nc, p0, kp, out),
-            Source::Bf16(s) => pack_panels::<u16, NR>(&s.t(), j0, nc, p0, kp, out),
+            Source::F32(s) => pack_panels::<f32>(&s.t(), j0, nc, p0, kp, out),
+            Source::Bf16(s) => pack_panels::<u16>(&s.t(), j0, nc, p0, kp, out),
         }
     }
 }
 
-/// Where word `(i, p)` of a block packed into panels of `W` rows goes.
-fn word_at<const W: usize>(kp: usize, i: usize, p: usize) -> usize {
-    (i / W) * kp * W + p * W + i % W
+/// Where word `(j, p)` of a packed block of `B` goes.
+fn word_at(kp: usize, j: usize, p: usize) -> usize {
+    (j / NR) * kp * NR + p * NR + j % NR
 }
 
-/// Rows `i0..i0 + len` of `s` (rows are `A`'s rows or `B`'s columns), pairs `p0..p0 + kp`,
-/// into panels of `W` rows (a multiple of 8): word `(i, p)` at [`word_at`].
+/// [`pack_b`] of `s = bᵀ`: rows `j0..j0 + len` (the columns of `b`), pairs `p0..p0 + kp`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn pack_panels<T: Elem, const W: usize>(
+unsafe fn pack_panels<T: Elem>(
     s: &Raw<T>,
-    i0: usize,
+    j0: usize,
     len: usize,
     p0: usize,
     kp: usize,
@@ -277,100 +357,69 @@ unsafe fn pack_panels<T: Elem, const W: usize>(
 ) {
     unsafe {
         if s.cs == 1 || s.cols == 1 {
-            pack_along::<T, W>(s, i0, len, p0, kp, out);
+            pack_along::<T>(s, j0, len, p0, kp, out);
         } else if s.rs == 1 || s.rows == 1 {
-            pack_across::<T, W>(s, i0, len, p0, kp, out);
+            pack_across::<T>(s, j0, len, p0, kp, out);
         } else {
-            for i in 0..len.div_ceil(W) * W {
+            for j in 0..len {
                 for p in 0..kp {
-                    let w = if i < len { word(s, i0 + i, p0 + p) } else { 0 };
-                    *out.add(word_at::<W>(kp, i, p)) = w;
+                    *out.add(word_at(kp, j, p)) = word(s, j0 + j, p0 + p);
                 }
             }
         }
     }
 }
 
-/// Stores lanes `8 * half..` (`rows` 8) or all 16 lanes (`rows` 16) of `v` at `dst`.
-///
-/// # Safety
-/// `dst` has room for `rows` words.
-#[target_feature(enable = "avx512f")]
-unsafe fn store_rows(dst: *mut u32, v: __m512i, half: usize, rows: usize) {
-    unsafe {
-        match (rows, half) {
-            (16, _) => _mm512_storeu_si512(dst.cast(), v),
-            (_, 0) => _mm256_storeu_si256(dst.cast(), _mm512_castsi512_si256(v)),
-            _ => _mm256_storeu_si256(dst.cast(), _mm512_extracti64x4_epi64::<1>(v)),
-        }
-    }
-}
-
-/// [`pack_panels`] of rows whose `k` is contiguous: 16 registers of 16 pairs each (16 rows,
-/// or 8 rows twice for 8-row panels), transposed, so that each pair's words of those rows
-/// are stored together.
+/// [`pack_panels`] of columns whose `k` is contiguous: 16 columns by 16 pairs at a time,
+/// transposed, so that each pair's 16 words are stored together.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn pack_along<T: Elem, const W: usize>(
+unsafe fn pack_along<T: Elem>(
     s: &Raw<T>,
-    i0: usize,
+    j0: usize,
     len: usize,
     p0: usize,
     kp: usize,
     out: *mut u32,
 ) {
-    let rows = W.min(16);
-    let pair_groups = 16 / rows;
     let k0 = 2 * p0;
     let elements = s.cols.saturating_sub(k0).min(2 * kp);
-    for r0 in (0..len).step_by(rows) {
-        for g in (0..kp).step_by(16 * pair_groups) {
+    for c0 in (0..len).step_by(16) {
+        for g in (0..kp).step_by(16) {
+            let n = elements.saturating_sub(2 * g).min(32);
             let mut r = [_mm512_setzero_si512(); 16];
-            for (slot, reg) in r.iter_mut().enumerate() {
-                let (i, first) = (r0 + slot % rows, 2 * (g + 16 * (slot / rows)));
-                let n = elements.saturating_sub(first).min(32);
-                if i < len && n > 0 {
-                    // SAFETY: the row holds these n elements.
-                    *reg = unsafe { T::along(s.at(i0 + i, k0 + first), n) };
+            for (j, reg) in r.iter_mut().enumerate() {
+                if c0 + j < len && n > 0 {
+                    // SAFETY: the column holds these n elements.
+                    *reg = unsafe { T::along(s.at(j0 + c0 + j, k0 + 2 * g), n) };
                 }
             }
-            for (c, &col) in transpose16(r).iter().enumerate() {
-                for half in 0..pair_groups {
-                    let p = g + 16 * half + c;
-                    if p < kp {
-                        // SAFETY: rows r0.. of pair p are within the panel.
-                        unsafe { store_rows(out.add(word_at::<W>(kp, r0, p)), col, half, rows) };
-                    }
-                }
+            for (q, &col) in transpose16(r).iter().enumerate().take(kp - g) {
+                // SAFETY: columns c0..c0 + 16 of pair g + q are within the panel.
+                unsafe { _mm512_storeu_si512(out.add(word_at(kp, c0, g + q)).cast(), col) };
             }
         }
     }
 }
 
-/// [`pack_panels`] of rows laid side by side (`s.rs == 1`): for each pair, 16 rows of its
-/// two elements at a time, interleaved.
+/// [`pack_panels`] of columns laid side by side (`s.rs == 1`): for each pair, 16 columns of
+/// its two elements at a time, interleaved.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn pack_across<T: Elem, const W: usize>(
+unsafe fn pack_across<T: Elem>(
     s: &Raw<T>,
-    i0: usize,
+    j0: usize,
     len: usize,
     p0: usize,
     kp: usize,
     out: *mut u32,
 ) {
-    let rows = W.min(16);
     for p in 0..kp {
         let k = 2 * (p0 + p);
-        for i in (0..len).step_by(16) {
-            let n = (len - i).min(16);
-            let y = (k + 1 < s.cols).then(|| s.at(i0 + i, k + 1));
-            // SAFETY: both lines hold n elements.
-            let v = unsafe { T::across(s.at(i0 + i, k), y, n) };
-            for half in 0..16 / rows {
-                let first = i + half * rows;
-                if first < len.div_ceil(W) * W {
-                    // SAFETY: rows first.. of pair p are within the panel.
-                    unsafe { store_rows(out.add(word_at::<W>(kp, first, p)), v, half, rows) };
-                }
+        for c0 in (0..len).step_by(16) {
+            let y = (k + 1 < s.cols).then(|| s.at(j0 + c0, k + 1));
+            // SAFETY: both lines hold these elements; columns c0.. are within the panel.
+            unsafe {
+                let v = T::across(s.at(j0 + c0, k), y, (len - c0).min(16));
+                _mm512_storeu_si512(out.add(word_at(kp, c0, p)).cast(), v);
             }
         }
     }
