@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Side-by-side training throughput: our Rust tensor engine vs the same model in PyTorch.
 
-Both sides train the model of shared/SPEC.md (scripts/torch_microgpt.py is the PyTorch one,
+Every side trains the model of shared/SPEC.md (scripts/torch_microgpt.py is the PyTorch one,
 validated against the golden losses with `--check-golden`) on the same data (the same shuffled
-document stream, batches of B docs padded to the longest), float32, 2 threads. Two tables:
+document stream, batches of B docs padded to the longest), f32 master weights, 2 threads. The
+sides (--sides, default all): ours (f32), ours_bf16 (`--dtype bf16`: bf16 GEMM operands, f32
+everything else), torch (eager f32), torch_compile (torch.compile, f32) and torch_bf16 (eager
+under torch.autocast("cpu", bfloat16)). Two tables:
   short: the names dataset at block_size 16 (documents of ~7 characters), several model sizes;
   context: long documents (tiny Shakespeare cut into 300-character lines, so every document
     fills the block) at block_size 16, 64, 128, 256 for (128, 4, 4, B 12), and (384, 6, 6, B 8)
@@ -29,7 +32,8 @@ lm_head + 12 * n_embd^2 per layer), and the attention term is the PaLM / nanoGPT
 (QK^T and AV: 2 * 2 * T * n_embd FLOPs per layer per token forward, x3 for fwd+bwd) with
 T = block_size, as nanoGPT counts it (the whole square, not the causal half).
 MFU = model FLOP/s / peak, where peak is this machine's float32 GEMM rate measured here with torch
-(square matmul, --threads threads, best of several runs).
+(square matmul, --threads threads, best of several runs); the bf16 sides' MFU is over the bf16
+GEMM rate measured the same way (torch.mm on bfloat16 operands).
 """
 import argparse
 import csv
@@ -84,11 +88,11 @@ def long_documents(path, out_dir):
 
 
 # ---------------------------------------------------------------- measurement helpers
-def sgemm_peak(threads, n=2048, repeats=8):
-    """Best float32 n x n matmul rate in FLOP/s with `threads` threads."""
+def sgemm_peak(threads, n=2048, repeats=8, dtype=torch.float32):
+    """Best n x n matmul rate in FLOP/s with `threads` threads (float32, or dtype)."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    c = torch.empty(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    c = torch.empty(n, n, dtype=dtype)
     torch.mm(a, b, out=c)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -241,10 +245,14 @@ def measure(sides, cfg, est_step_s, args):
 
 
 class Ours(Side):
+    def __init__(self, name, args, dtype="f32"):
+        super().__init__(name, args)
+        self.dtype = dtype
+
     def command(self, cfg, steps, out):
         e, l, h, b, t = cfg
         a = self.args
-        cmd = [a.bin, "train", "--engine", "tensor", "--dtype", "f32", "--threads", str(a.threads),
+        cmd = [a.bin, "train", "--engine", "tensor", "--dtype", self.dtype, "--threads", str(a.threads),
                "--batch-size", str(b), "--block-size", str(t), "--n-embd", str(e),
                "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps), "--num-samples", "0",
                "--quiet", "--input", self.input, "--out", out,
@@ -256,35 +264,77 @@ class Ours(Side):
 
 
 class Torch(Side):
+    def __init__(self, name, args, extra=()):
+        super().__init__(name, args)
+        self.extra = list(extra)
+
     def command(self, cfg, steps, out):
         e, l, h, b, t = cfg
         a = self.args
         cmd = [sys.executable, os.path.join(HERE, "torch_microgpt.py"), "train", "--dtype", "f32",
                "--threads", str(a.threads), "--batch-size", str(b), "--block-size", str(t),
                "--n-embd", str(e), "--n-layer", str(l), "--n-head", str(h), "--steps", str(steps),
-               "--attn", a.torch_attn, "--quiet", "--input", self.input, "--out", out]
+               "--attn", a.torch_attn, "--quiet", "--input", self.input, "--out", out] + self.extra
         if a.lr is not None:
             cmd += ["--lr", repr(a.lr)]
         return cmd
 
 
+# name: (column label, bf16 GEMMs?, maker)
+SIDES = {
+    "ours": ("ours f32", False, lambda a: Ours("ours", a)),
+    "ours_bf16": ("ours bf16", True, lambda a: Ours("ours_bf16", a, "bf16")),
+    "torch": ("torch f32", False, lambda a: Torch("torch", a)),
+    "torch_compile": ("compile f32", False, lambda a: Torch("torch_compile", a, ["--compile"])),
+    "torch_bf16": ("torch bf16", True, lambda a: Torch("torch_bf16", a, ["--autocast", "bf16"])),
+}
+TORCH_SIDES = ("torch", "torch_compile", "torch_bf16")
+
+
 # ---------------------------------------------------------------- main
-HEADER = (f"{'config (E,L,H,B,T)':<20} {'params':>11} {'ours ms/step':>12} {'torch ms/step':>13} "
-          f"{'ours tok/s':>12} {'torch tok/s':>12} {'ours/torch':>10} {'our MFU':>8} {'torch MFU':>9}")
+def step_ms(side):
+    return 1e3 * side["tokens_per_step"] / side["tokens_per_s"] if side else None
 
 
-def render(res):
+def ratio(res, fast, slow):
+    """How many times faster side `fast` is than side `slow` (None if either is missing)."""
+    f, s = res.get(fast), res.get(slow)
+    return s and f and step_ms(s) / step_ms(f)
+
+
+def fastest_torch(res):
+    present = [n for n in TORCH_SIDES if res.get(n)]
+    return min(present, key=lambda n: step_ms(res[n])) if present else None
+
+
+# (column, fast side, slow side): "ours/torch" is how many times faster ours f32 is, etc.
+RATIOS = [("ours/torch", "ours", "torch"), ("bf16/torch bf16", "ours_bf16", "torch_bf16"),
+          ("bf16/ours f32", "ours_bf16", "ours"), ("bf16/best torch", "ours_bf16", None)]
+
+
+def header(sides):
+    cols = [f"{'config (E,L,H,B,T)':<20}", f"{'params':>11}"]
+    cols += [f"{SIDES[n][0] + ' ms':>15}" for n in sides]
+    cols += [f"{label:>15}" for label, fast, slow in RATIOS if fast in sides and (slow is None or slow in sides)]
+    cols += [f"{'MFU ' + SIDES[n][0]:>17}" for n in sides]
+    return " ".join(cols)
+
+
+def render(res, sides):
     c = res["config"]
-    o, t = res.get("ours"), res.get("torch")
-    ratio = o["tokens_per_s"] / t["tokens_per_s"] if o and t else None
     name = "%d,%d,%d,%d,%d" % (c["n_embd"], c["n_layer"], c["n_head"], c["batch"], c["block_size"])
-    return (f"{name:<20} {res['params']:>11,} {fmt_ms(o):>12} {fmt_ms(t):>13} "
-            f"{fmt_rate(o and o['tokens_per_s']):>12} {fmt_rate(t and t['tokens_per_s']):>12} "
-            f"{('%.2fx' % ratio) if ratio else 'n/a':>10} {fmt_pct(o and o['mfu']):>8} {fmt_pct(t and t['mfu']):>9}")
+    cols = [f"{name:<20}", f"{res['params']:>11,}"]
+    cols += [f"{fmt_ms(res.get(n)):>15}" for n in sides]
+    for label, fast, slow in RATIOS:
+        if fast in sides and (slow is None or slow in sides):
+            r = ratio(res, fast, slow or fastest_torch(res)) if (slow or fastest_torch(res)) else None
+            cols.append(f"{('%.2fx' % r) if r else 'n/a':>15}")
+    cols += [f"{fmt_pct(res.get(n) and res[n]['mfu']):>17}" for n in sides]
+    return " ".join(cols)
 
 
 def fmt_ms(side):
-    return "n/a" if not side else f"{1e3 * side['tokens_per_step'] / side['tokens_per_s']:,.2f}"
+    return "n/a" if not side else f"{step_ms(side):,.2f}"
 
 
 def fmt_rate(x):
@@ -306,7 +356,10 @@ def plot_context(results, path):
         return
     rows = [r for r in results if (r["config"]["n_embd"], r["config"]["n_layer"]) == (128, 4)]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for name, label, style in (("ours", "microgpt tensor engine", "o-"), ("torch", "PyTorch eager", "s--")):
+    lines = (("ours", "microgpt f32", "o-"), ("ours_bf16", "microgpt bf16", "o-"),
+             ("torch", "PyTorch eager f32", "s--"), ("torch_compile", "torch.compile f32", "s--"),
+             ("torch_bf16", "PyTorch bf16 autocast", "s--"))
+    for name, label, style in lines:
         pts = [(r["config"]["block_size"], 1e3 * r[name]["tokens_per_step"] / r[name]["tokens_per_s"])
                for r in rows if r.get(name)]
         if pts:
@@ -317,8 +370,8 @@ def plot_context(results, path):
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("block_size (every document fills the block)")
     ax.set_ylabel("ms per training step")
-    ax.set_title("n_embd 128, 4 layers, 4 heads, batch 12, f32, 2 threads")
-    busy = max((r[n]["others_cpu_busy"] for r in rows for n in ("ours", "torch") if r.get(n)), default=0)
+    ax.set_title("n_embd 128, 4 layers, 4 heads, batch 12, 2 threads")
+    busy = max((r[n]["others_cpu_busy"] for r in rows for n in SIDES if r.get(n)), default=0)
     if busy > 0.25:  # say so on the picture itself: such a run is no quiet-machine figure
         ax.text(0.5, 0.02, f"other processes kept the CPUs {100 * busy:.0f}% busy: not a quiet-machine run",
                 transform=ax.transAxes, ha="center", fontsize=8, color="red")
@@ -329,7 +382,7 @@ def plot_context(results, path):
     print(f"plot: {os.path.relpath(path)}")
 
 
-def run_table(title, input_path, configs, sides, args, peak):
+def run_table(title, input_path, configs, sides, args, peaks):
     """Measures `configs` on `input_path` with every side; returns the results."""
     print(f"\n== {title}: {os.path.relpath(input_path)}", flush=True)
     results = []
@@ -344,7 +397,7 @@ def run_table(title, input_path, configs, sides, args, peak):
         tok, enc = encoded[t]
         mean_len = sum(len(x) - 1 for x in enc) / len(enc)
         fpt = model_flops_per_token(e, l, tok.vocab_size, t)
-        est_step = fpt * b * mean_len / (0.3 * peak) + 2e-3  # rough guess, for the calibration length
+        est_step = fpt * b * mean_len / (0.3 * peaks[False]) + 2e-3  # rough guess, for the calibration length
         res = {"config": {"n_embd": e, "n_layer": l, "n_head": h, "batch": b, "block_size": t},
                "params": total_params(e, l, tok.vocab_size, t), "flops_per_token": fpt}
         for side in sides:
@@ -359,7 +412,7 @@ def run_table(title, input_path, configs, sides, args, peak):
             rate, steps, rows = got
             res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
                               "tokens_per_step": rows[-1][1] / steps,
-                              "mfu": rate * fpt / peak, "others_cpu_busy": side.busy}
+                              "mfu": rate * fpt / peaks[SIDES[side.name][1]], "others_cpu_busy": side.busy}
             if side.busy > 0.25:
                 print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
                       flush=True)
@@ -398,10 +451,14 @@ def main():
                     help="before each run, wait up to this many seconds for other processes to leave the CPUs idle")
     ap.add_argument("--lr", type=float, default=None, help="passed to both sides when given (default: both 0.01)")
     ap.add_argument("--torch-attn", default="manual", choices=["manual", "sdpa"])
-    ap.add_argument("--only", choices=["ours", "torch"], default=None, help="run one side only")
+    ap.add_argument("--sides", default=",".join(SIDES),
+                    help=f"which sides, in this order (default all: {','.join(SIDES)})")
+    ap.add_argument("--only", choices=["ours", "torch"], default=None,
+                    help="only our sides, or only PyTorch's (of --sides)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--keep-tmp", action="store_true")
-    ap.add_argument("--timeout", type=float, default=300, help="per subprocess, seconds")
+    ap.add_argument("--timeout", type=float, default=900,
+                    help="per subprocess, seconds (torch.compile compiles in its first step)")
     ap.add_argument("--wait-budget", type=float, default=120.0, help="total seconds of such waiting (default 120)")
     args = ap.parse_args()
     WAIT_BUDGET[0] = args.wait_budget
@@ -420,50 +477,59 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"bench_vs_torch: input {path} not found")
 
-    run_ours = args.only != "torch"
-    if run_ours and not os.access(args.bin, os.X_OK):
+    names = [n.strip() for n in args.sides.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SIDES]
+    if unknown:
+        sys.exit(f"bench_vs_torch: unknown side(s) {', '.join(unknown)}: use {', '.join(SIDES)}")
+    if args.only:
+        names = [n for n in names if (n in TORCH_SIDES) == (args.only == "torch")]
+    if any(n not in TORCH_SIDES for n in names) and not os.access(args.bin, os.X_OK):
         print(f"bench_vs_torch: {args.bin} not found: build it (cargo build --release) or pass --bin; "
-              "showing the torch side only")
-        run_ours = False
-    run_torch = args.only != "ours"
+              "showing the torch sides only")
+        names = [n for n in names if n in TORCH_SIDES]
 
     load = os.getloadavg()[0]
     wait_for_idle(args.wait_idle)
-    peak = sgemm_peak(args.threads)
+    peaks = {False: sgemm_peak(args.threads), True: sgemm_peak(args.threads, dtype=torch.bfloat16)}
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}{'  (busy: numbers will be noisy)' if load > 0.5 else ''}")
-    print(f"torch {torch.__version__}, {args.threads} threads; sgemm peak (2048^3 f32 matmul, best of 8): {peak / 1e9:.1f} GFLOP/s"
-          " (measured again at the end; MFU uses the higher)")
-    print(f"float32; timed runs ~{args.seconds:g} s each; model FLOPs/token = 6*N_matmul + 12*n_layer*n_embd*block_size "
-          "(nanoGPT's estimate_mfu; see the top of this script)", flush=True)
+    print(f"torch {torch.__version__}, {args.threads} threads; GEMM peaks (2048^3 matmul, best of 8): "
+          f"f32 {peaks[False] / 1e9:.1f}, bf16 {peaks[True] / 1e9:.1f} GFLOP/s (measured again at the end; MFU uses the higher)")
+    print(f"sides: {', '.join(SIDES[n][0] for n in names)}; timed runs ~{args.seconds:g} s each; model FLOPs/token = "
+          "6*N_matmul + 12*n_layer*n_embd*block_size (nanoGPT's estimate_mfu; see the top of this script)", flush=True)
 
-    sides = ([Ours("ours", args)] if run_ours else []) + ([Torch("torch", args)] if run_torch else [])
-    short = run_table("short documents (names), block_size 16", args.input, short_configs, sides, args, peak) \
+    sides = [SIDES[n][2](args) for n in names]
+    short = run_table("short documents (names), block_size 16", args.input, short_configs, sides, args, peaks) \
         if "short" in tables else []
     context = []
     if "context" in tables:
         long_path = long_documents(args.long_input, os.path.join(os.path.dirname(args.bin), "bench-data"))
         context = run_table(f"long documents (tiny Shakespeare in {LONG_DOC_CHARS}-character lines)", long_path,
-                            context_configs, sides, args, peak)
+                            context_configs, sides, args, peaks)
 
     wait_for_idle(args.wait_idle)
-    peak2 = sgemm_peak(args.threads)
-    if peak2 > peak:  # a busier start: redo the MFU columns with the better peak
-        for res in short + context:
-            for name in ("ours", "torch"):
-                if res.get(name):
-                    res[name]["mfu"] *= peak / peak2
-        peak = peak2
-    print(f"\nsgemm peak used for MFU: {peak / 1e9:.1f} GFLOP/s; load average now {os.getloadavg()[0]:.2f}")
+    for bf16 in (False, True):
+        again = sgemm_peak(args.threads, dtype=torch.bfloat16 if bf16 else torch.float32)
+        if again > peaks[bf16]:  # a busier start: redo the MFU columns with the better peak
+            for res in short + context:
+                for name in names:
+                    if res.get(name) and SIDES[name][1] == bf16:
+                        res[name]["mfu"] *= peaks[bf16] / again
+            peaks[bf16] = again
+    print(f"\nGEMM peaks used for MFU: f32 {peaks[False] / 1e9:.1f}, bf16 {peaks[True] / 1e9:.1f} GFLOP/s; "
+          f"load average now {os.getloadavg()[0]:.2f}")
+    print("ratios: how many times faster the first side is (per-step time of the second / of the first)")
     for title, results in (("short documents (names)", short), ("long documents: the context axis", context)):
         if results:
-            print(f"\n{title}\n{HEADER}\n{'-' * len(HEADER)}")
+            head = header(names)
+            print(f"\n{title}\n{head}\n{'-' * len(head)}")
             for res in results:
-                print(render(res))
+                print(render(res, names))
     if context and args.plot:
         plot_context(context, args.plot)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"sgemm_peak_flops": peak, "threads": args.threads, "torch": torch.__version__,
+            json.dump({"sgemm_peak_flops": peaks[False], "bf16_gemm_peak_flops": peaks[True],
+                       "threads": args.threads, "torch": torch.__version__,
                        "short": short, "context": context}, f, indent=1)
     return 0
 

@@ -12,10 +12,14 @@ At batch size 1 this is exactly SPEC §4.
   python scripts/torch_microgpt.py --check-golden      # float64, batch 1: same losses as golden/
   python scripts/torch_microgpt.py train --batch-size 32 --steps 200 --out /tmp/run
       (writes OUT/metrics.csv: step,loss,tokens,elapsed_s, like the Rust binary)
+  ... train --autocast bf16     the forward pass and loss under torch.autocast("cpu", bfloat16):
+      f32 weights, gradients and Adam, bf16 matmuls (as `microgpt train --dtype bf16`)
+  ... train --compile           the model through torch.compile (inductor, C++ on the CPU)
 
 Needs torch (bash scripts/setup_torch_venv.sh creates .venv-bench with it).
 """
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -224,13 +228,20 @@ class TorchAdam:
 
 
 def train(model, enc, pad_id, num_steps, batch_size=1, lr=0.01, betas=(0.85, 0.99), eps=1e-8,
-          adam="torch", run_steps=None, on_step=None, on_first_grads=None):
+          adam="torch", run_steps=None, on_step=None, on_first_grads=None, autocast=None,
+          forward=None):
     """Trains for run_steps (default num_steps) of a num_steps-long lr schedule.
-    on_step(step_1_based, loss_float, n_real_tokens) after each step."""
+    on_step(step_1_based, loss_float, n_real_tokens) after each step. autocast="bf16" runs the
+    forward pass and the loss under torch.autocast("cpu", bfloat16); forward (default model)
+    is what is called, e.g. torch.compile(model)."""
     opt = (TorchAdam if adam == "torch" else ManualAdam)(model.parameters(), betas, eps)
+    forward = model if forward is None else forward
+    cast = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast == "bf16"
+            else contextlib.nullcontext)
     for s in range(num_steps if run_steps is None else run_steps):
         inputs, targets, key_valid, n_real = make_batch(enc, s, batch_size, pad_id)
-        loss = loss_fn(model(inputs, key_valid), targets)
+        with cast():
+            loss = loss_fn(forward(inputs, key_valid), targets)
         loss.backward()
         if on_first_grads is not None and s == 0:
             on_first_grads(model)
@@ -297,6 +308,8 @@ def check_golden(args):
 # ---------------------------------------------------------------- train CLI (metrics like the Rust binary)
 def run_train(args):
     torch.set_num_threads(args.threads)
+    if args.autocast and args.dtype != "f32":
+        sys.exit("torch_microgpt: --autocast bf16 keeps f32 master weights: use --dtype f32")
     dtype = {"f32": torch.float32, "f64": torch.float64}[args.dtype]
     rng, tok, enc = prepare(args.input, args.seed, args.block_size)
     model = MicroGPT(tok.vocab_size, args.n_embd, args.n_head, args.n_layer, args.block_size,
@@ -315,8 +328,9 @@ def run_train(args):
         if not args.quiet and (step == 1 or step % args.log_every == 0 or step == args.steps):
             print(f"step {step:5d} / {args.steps} | loss {loss:.4f} | {total[0] / rows[-1][3]:.0f} tok/s", flush=True)
 
+    forward = torch.compile(model) if args.compile else model
     train(model, enc, tok.bos, args.steps, batch_size=args.batch_size, lr=args.lr, adam=args.adam,
-          on_step=on_step)
+          on_step=on_step, autocast=args.autocast, forward=forward)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "metrics.csv"), "w", newline="") as f:
@@ -355,6 +369,9 @@ def main(argv=None):
                     help="attention: explicit matmul/softmax, or F.scaled_dot_product_attention")
     ap.add_argument("--init", default="torch", choices=["torch", "python"],
                     help="python: SPEC's gauss init from the shared RNG (slow for big models)")
+    ap.add_argument("--autocast", default=None, choices=["bf16"],
+                    help="bf16: forward and loss under torch.autocast('cpu', bfloat16), f32 master weights")
+    ap.add_argument("--compile", action="store_true", help="train through torch.compile(model)")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)

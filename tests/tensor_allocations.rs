@@ -8,6 +8,7 @@
 use microgpt::model::config::{Activation, ModelConfig};
 use microgpt::model::engine::Engine;
 use microgpt::model::tensor::{set_threads, TensorGpt};
+use microgpt::numerics::bf16::Kernel;
 use microgpt::numerics::rng::Rng;
 use microgpt::settings::RunSettings;
 use microgpt::training::step::Trainer;
@@ -55,12 +56,17 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
     };
     for (cfg, threads) in [(&small, 1), (&small, 2), (&large, 2)] {
         set_threads(threads);
-        check(cfg);
+        check(cfg, |p| TensorGpt::<f64>::new(cfg, p).unwrap());
+    }
+    // bf16: the weights' copy is made again after each update, into the same buffer, and
+    // each thread's packing scratch is allocated by its first GEMM.
+    for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+        check(&large, |p| TensorGpt::new_bf16(&large, p, kernel).unwrap());
     }
     set_threads(1);
 }
 
-fn check(cfg: &ModelConfig) {
+fn check<E: Engine>(cfg: &ModelConfig, engine: impl FnOnce(&[f64]) -> E) {
     let mut rng = Rng::new(1);
     let params = cfg.layout().init(&mut rng, 0.1);
     // Documents shorter and longer than the block.
@@ -73,7 +79,7 @@ fn check(cfg: &ModelConfig) {
         })
         .collect();
     let settings = RunSettings::default();
-    let mut trainer = Trainer::new(TensorGpt::<f64>::new(cfg, &params).unwrap(), &settings);
+    let mut trainer = Trainer::new(engine(&params), &settings);
     // The first step of 4 documents sizes the buffers for any batch of up to 4.
     trainer
         .step(&[&docs[0], &docs[1], &docs[2], &docs[3]])

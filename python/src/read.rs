@@ -67,10 +67,10 @@ pub fn weights(py: Python<'_>, dir: PathBuf) -> PyResult<(Bound<'_, PyAny>, Vec<
         .into_iter()
         .map(|s| (s.name, s.offset, s.rows, s.cols))
         .collect();
-    let flat = match model.dtype {
+    let flat = match model.dtype.storage() {
         Dtype::F64 => PyArray1::from_vec(py, model.params).into_any(),
-        // Exact: the checkpoint's f32 values were widened on reading.
-        Dtype::F32 => {
+        // Exact: the checkpoint's f32 values were widened on reading (bf16 runs keep f32).
+        Dtype::F32 | Dtype::Bf16 => {
             let narrow: Vec<f32> = model.params.iter().map(|&x| x as f32).collect();
             PyArray1::from_vec(py, narrow).into_any()
         }
@@ -161,7 +161,7 @@ pub fn inspect<'py>(
     text_tokens(&config.vocab(), mode, text, block_size).map_err(value_error)?;
     let name = names(std::slice::from_ref(&dir)).remove(0);
     let run = py
-        .detach(|| Inspected::load(&dir, name, text, engine))
+        .detach(|| Inspected::load(&dir, name, text, engine, None))
         .map_err(error)?;
     let mut report = serde_json::to_value(run_report(&run, text)).map_err(|e| error(e.into()))?;
     if let Some(fields) = report.as_object_mut() {

@@ -171,6 +171,9 @@ pub struct SampleArgs {
     /// Run the model on this engine [default: the run's].
     #[arg(long, value_parser = setting::<EngineKind>("engine"))]
     pub engine: Option<EngineKind>,
+    /// Run the tensor engine in this dtype [default: the run's].
+    #[arg(long, value_parser = setting::<Dtype>("dtype"))]
+    pub dtype: Option<Dtype>,
     #[command(flatten)]
     pub memory: MemoryArgs,
 }
@@ -233,7 +236,7 @@ impl GradcheckArgs {
         self.tolerance
             .unwrap_or(match self.flags.settings().system.dtype {
                 Dtype::F64 => 1e-9,
-                Dtype::F32 => 1e-3,
+                Dtype::F32 | Dtype::Bf16 => 1e-3,
             })
     }
 }
@@ -254,6 +257,9 @@ pub struct InspectArgs {
     /// Run the model on this engine [default: the run's].
     #[arg(long, value_parser = setting::<EngineKind>("engine"))]
     pub engine: Option<EngineKind>,
+    /// Run the tensor engine in this dtype [default: the run's].
+    #[arg(long, value_parser = setting::<Dtype>("dtype"))]
+    pub dtype: Option<Dtype>,
 }
 
 /// A clap error as one line: its message without the usage and help hints.

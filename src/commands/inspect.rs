@@ -36,7 +36,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let runs = names(&args.run)
         .into_iter()
         .zip(&args.run)
-        .map(|(name, dir)| Inspected::load(dir, name, &args.text, args.engine))
+        .map(|(name, dir)| Inspected::load(dir, name, &args.text, args.engine, args.dtype))
         .collect::<Result<Vec<_>>>()?;
     let mode = runs[0].config.settings.data.data;
     if let Some(other) = runs.iter().find(|r| r.config.settings.data.data != mode) {

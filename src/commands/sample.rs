@@ -7,7 +7,7 @@ use crate::cli::SampleArgs;
 use crate::commands::progress::Work;
 use anyhow::Result;
 use microgpt::data::Vocab;
-use microgpt::model::engine::Engine;
+use microgpt::model::engine::{Engine, EngineKind};
 use microgpt::model::{with_engine, EngineTask};
 use microgpt::numerics::rng::Rng;
 use microgpt::rundir::checkpoint::{self, RunConfig};
@@ -36,10 +36,15 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         Some(temperatures) => Some(study::Study::new(temperatures, &run, &model.vocab)?),
         None => None,
     };
-    let engine = args.engine.unwrap_or(run.settings.system.engine);
+    // `--dtype` is the tensor engine's: it picks that engine unless `--engine` says otherwise.
+    let engine = args.engine.unwrap_or(match args.dtype {
+        Some(_) => EngineKind::Tensor,
+        None => run.settings.system.engine,
+    });
+    let dtype = args.dtype.unwrap_or(model.dtype);
     memory::check(
         &model.config,
-        &Workload::sample(engine, model.dtype, &model.config),
+        &Workload::sample(engine, dtype, &model.config),
     )?;
     let task = SampleTask {
         args,
@@ -48,7 +53,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         request,
         study,
     };
-    with_engine(engine, model.dtype, &model.config, &model.params, task)?
+    with_engine(engine, dtype, &model.config, &model.params, task)?
 }
 
 struct SampleTask<'a> {

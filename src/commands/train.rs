@@ -5,6 +5,8 @@ use super::progress::Progress;
 use crate::cli::TrainArgs;
 use anyhow::{bail, Result};
 use microgpt::data::Text;
+use microgpt::numerics::bf16;
+use microgpt::numerics::dtype::Dtype;
 use microgpt::rundir::metrics::Row;
 use microgpt::settings::DataMode;
 use microgpt::training::interrupt::{self, Outcome};
@@ -92,6 +94,11 @@ impl Observer for Shown {
             }
             println!("vocab size: {}", info.corpus.vocab.size());
             println!("num params: {}", info.num_params);
+            if info.settings.system.dtype == Dtype::Bf16 {
+                if let Ok(kernel) = bf16::kernel() {
+                    println!("bf16 GEMMs: {} ({})", kernel.name(), kernel.describe());
+                }
+            }
         }
         let steps = info.settings.schedule.steps;
         self.progress = Some(Progress::new(self.quiet, steps, info.history));

@@ -33,8 +33,12 @@ pub fn with_engine<T: EngineTask>(
     match (kind, dtype) {
         (EngineKind::Tensor, Dtype::F64) => Ok(task.run(TensorGpt::<f64>::new(cfg, params)?)),
         (EngineKind::Tensor, Dtype::F32) => Ok(task.run(TensorGpt::<f32>::new(cfg, params)?)),
+        (EngineKind::Tensor, Dtype::Bf16) => {
+            let kernel = crate::numerics::bf16::kernel()?;
+            Ok(task.run(TensorGpt::new_bf16(cfg, params, kernel)?))
+        }
         (EngineKind::Scalar, Dtype::F64) => Ok(task.run(ScalarGpt::new(cfg, params)?)),
-        (EngineKind::Scalar, Dtype::F32) => {
+        (EngineKind::Scalar, Dtype::F32 | Dtype::Bf16) => {
             anyhow::bail!("the scalar engine runs in f64 only (use --dtype f64)")
         }
     }

@@ -1,5 +1,6 @@
 //! The floating-point types the engines run in.
 
+use ndarray::{ArrayView, ArrayViewMut, Dimension};
 use serde::{Deserialize, Serialize};
 
 /// Element type of the tensor engine's parameters, activations and optimizer state.
@@ -9,6 +10,19 @@ pub enum Dtype {
     F32,
     #[default]
     F64,
+    /// f32 everywhere (weights, gradients, Adam, activations, checkpoints) but the GEMMs,
+    /// whose operands are rounded to bf16 and accumulated in f32 (`crate::numerics::bf16`).
+    Bf16,
+}
+
+impl Dtype {
+    /// The type its values are stored in: a bf16 run keeps f32.
+    pub fn storage(self) -> Dtype {
+        match self {
+            Dtype::Bf16 => Dtype::F32,
+            d => d,
+        }
+    }
 }
 
 /// What the generic code needs of `f32` and `f64`.
@@ -32,6 +46,11 @@ pub trait Float:
     /// Rounds an `f64` to this type.
     fn of(x: f64) -> Self;
     fn as_f64(self) -> f64;
+
+    /// The matrix as `f32`, when `Self` is `f32`: the bf16 GEMMs read and write f32.
+    fn f32_view<D: Dimension>(m: ArrayView<'_, Self, D>) -> Option<ArrayView<'_, f32, D>>;
+    fn f32_view_mut<D: Dimension>(m: ArrayViewMut<'_, Self, D>)
+        -> Option<ArrayViewMut<'_, f32, D>>;
 
     /// `e^x` in a form a loop turns into SIMD lanes: a loop over libm's `exp` makes one call
     /// per element, which cost the attention softmax ~4 ns each. f32: the polynomial below,
@@ -86,6 +105,12 @@ impl Float for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
+    fn f32_view<D: Dimension>(m: ArrayView<'_, f32, D>) -> Option<ArrayView<'_, f32, D>> {
+        Some(m)
+    }
+    fn f32_view_mut<D: Dimension>(m: ArrayViewMut<'_, f32, D>) -> Option<ArrayViewMut<'_, f32, D>> {
+        Some(m)
+    }
 
     /// Cephes' `expf`: `e^x = 2^n e^r` with `n = round(x log2 e)` and `|r| <= ln2 / 2`, `e^r`
     /// a polynomial, `2^n` built in the exponent bits. Branch-free: inputs are clamped to
@@ -123,6 +148,12 @@ impl Float for f64 {
     }
     fn as_f64(self) -> f64 {
         self
+    }
+    fn f32_view<D: Dimension>(_: ArrayView<'_, f64, D>) -> Option<ArrayView<'_, f32, D>> {
+        None
+    }
+    fn f32_view_mut<D: Dimension>(_: ArrayViewMut<'_, f64, D>) -> Option<ArrayViewMut<'_, f32, D>> {
+        None
     }
     #[inline]
     fn exp_simd(self) -> f64 {

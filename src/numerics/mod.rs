@@ -2,6 +2,7 @@
 //! random stream (`rng`), the thread pool (`pool`) and the CBLAS the GEMMs call (`blas`).
 //! Uses nothing else of the crate.
 
+pub mod bf16;
 pub mod blas;
 pub mod dtype;
 pub mod pool;

@@ -63,6 +63,7 @@ pub struct Manifest {
 pub struct ModelCheckpoint {
     pub config: ModelConfig,
     pub vocab: Vocab,
+    /// The dtype the run trained in (a bf16 run's weights are stored as f32).
     pub dtype: Dtype,
     pub step: usize,
     pub params: Vec<f64>,
@@ -337,19 +338,23 @@ fn load_model_with(path: PathBuf, manifest: Manifest) -> Result<ModelCheckpoint>
         );
     }
     let vocab: String = file.meta("vocab")?.into();
-    let dtype = match file.meta("dtype")? {
+    let stored = match file.meta("dtype")? {
         "f32" => Dtype::F32,
         "f64" => Dtype::F64,
         other => bail!("{}: unknown dtype {other:?}", file_path.display()),
     };
     let step = file.meta_usize("step")?;
     let run = &manifest.run;
-    let trained_dtype = run.settings.get("dtype").and_then(|d| d.as_str());
-    if step != manifest.step
-        || config != run.model
-        || vocab != run.vocab
-        || trained_dtype != Some(dtype.to_string().as_str())
-    {
+    // The run's dtype: a bf16 run stores f32.
+    let trained = run.settings.get("dtype").cloned();
+    let trained = trained.and_then(|d| serde_json::from_value::<Dtype>(d).ok());
+    let Some(dtype) = trained.filter(|d| d.storage() == stored) else {
+        bail!(
+            "{} disagrees with its {MANIFEST_FILE}: not a checkpoint of this run",
+            file_path.display()
+        );
+    };
+    if step != manifest.step || config != run.model || vocab != run.vocab {
         bail!(
             "{} disagrees with its {MANIFEST_FILE}: not a checkpoint of this run",
             file_path.display()

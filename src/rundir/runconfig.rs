@@ -6,6 +6,8 @@
 use crate::data::files::write_atomic;
 use crate::data::Vocab;
 use crate::model::config::{Activation, ModelConfig};
+use crate::numerics::bf16::Kernel;
+use crate::numerics::dtype::Dtype;
 use crate::rundir::legacy;
 use crate::settings::validate::flag;
 use crate::settings::{role, Role, RunSettings, SettingsMap, SETTINGS_FORMAT};
@@ -49,6 +51,9 @@ pub struct RunConfig {
     pub num_train_chars: Option<usize>,
     pub num_val_chars: Option<usize>,
     pub num_params: usize,
+    /// bf16 runs only: the kernel that ran the GEMMs last (`avx512_bf16` or `portable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bf16_kernel: Option<Kernel>,
 }
 
 /// What a checkpoint was trained as: the settings that decide what a run computes (but the
@@ -219,8 +224,10 @@ pub fn architecture_differences(
         .collect()
 }
 
-/// A config with every key, to check the keys of a file against.
-fn template() -> Value {
+/// A config with every key, to check the keys of a file against; `bf16_kernel` only in a
+/// bf16 run's.
+fn template(dtype: Option<&Value>) -> Value {
+    let bf16 = dtype == Some(&serde_json::json!(Dtype::Bf16));
     let config = RunConfig {
         format_version: FORMAT_VERSION,
         settings: RunSettings::default(),
@@ -234,6 +241,7 @@ fn template() -> Value {
         num_train_chars: Some(0),
         num_val_chars: Some(0),
         num_params: 0,
+        bf16_kernel: bf16.then_some(Kernel::Portable),
     };
     debug_assert_eq!(config.model.activation, Activation::Relu);
     serde_json::to_value(config).expect("a config serializes")
@@ -242,7 +250,7 @@ fn template() -> Value {
 /// `value` as a config; unknown and missing keys (optional ones included) and values of
 /// the wrong type are errors naming the key.
 fn parse_strict(value: Value) -> Result<RunConfig> {
-    let template = template();
+    let template = template(value.pointer("/settings/system/dtype"));
     check_keys(&value, &template, "")?;
     if let Ok(config) = serde_json::from_value(value.clone()) {
         return Ok(config);

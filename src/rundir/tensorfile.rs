@@ -11,16 +11,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 fn type_name(d: Dtype) -> &'static str {
-    match d {
-        Dtype::F32 => "F32",
+    match d.storage() {
         Dtype::F64 => "F64",
+        _ => "F32",
     }
 }
 
 fn st_dtype(d: Dtype) -> safetensors::Dtype {
-    match d {
-        Dtype::F32 => safetensors::Dtype::F32,
+    match d.storage() {
         Dtype::F64 => safetensors::Dtype::F64,
+        _ => safetensors::Dtype::F32,
     }
 }
 
@@ -38,9 +38,9 @@ pub fn serialize<F: Float>(
         for s in &layout.specs {
             let start = data.len();
             for x in &values[s.range()] {
-                match F::DTYPE {
-                    Dtype::F32 => data.extend((x.as_f64() as f32).to_le_bytes()),
+                match F::DTYPE.storage() {
                     Dtype::F64 => data.extend(x.as_f64().to_le_bytes()),
+                    _ => data.extend((x.as_f64() as f32).to_le_bytes()),
                 }
             }
             header.insert(
@@ -140,15 +140,15 @@ impl<'a> TensorFile<'a> {
                             [s.rows, s.cols]
                         );
                     }
-                    match dtype {
-                        Dtype::F32 => out.extend(t.data().chunks_exact(4).map(|b| {
-                            f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                        })),
+                    match dtype.storage() {
                         Dtype::F64 => out.extend(
                             t.data()
                                 .chunks_exact(8)
                                 .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
                         ),
+                        _ => out.extend(t.data().chunks_exact(4).map(|b| {
+                            f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                        })),
                     }
                 }
                 Ok(out)

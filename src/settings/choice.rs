@@ -52,7 +52,11 @@ impl Choice for DataMode {
 }
 
 impl Choice for Dtype {
-    const NAMES: &'static [(Self, &'static str)] = &[(Dtype::F32, "f32"), (Dtype::F64, "f64")];
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (Dtype::F32, "f32"),
+        (Dtype::F64, "f64"),
+        (Dtype::Bf16, "bf16"),
+    ];
 }
 
 impl Choice for Activation {

@@ -8,6 +8,7 @@ use crate::data::Vocab;
 use crate::model::config::predictions;
 use crate::model::engine::{Engine, EngineKind};
 use crate::model::{with_engine, EngineTask};
+use crate::numerics::dtype::Dtype;
 use crate::rundir::checkpoint::{self, RunConfig};
 use crate::settings::{Choice, DataMode, SettingsMap};
 use crate::training::sample::probs_at_temperature;
@@ -163,7 +164,13 @@ pub struct Inspected {
 impl Inspected {
     /// Runs the latest checkpoint of the run in `dir` on `text`, on `engine` (default: the
     /// run's).
-    pub fn load(dir: &Path, name: String, text: &str, engine: Option<EngineKind>) -> Result<Self> {
+    pub fn load(
+        dir: &Path,
+        name: String,
+        text: &str,
+        engine: Option<EngineKind>,
+        dtype: Option<Dtype>,
+    ) -> Result<Self> {
         let (config, model) = checkpoint::load_run(dir)?;
         let tokens = text_tokens(
             &model.vocab,
@@ -172,13 +179,18 @@ impl Inspected {
             model.config.block_size,
         )
         .with_context(|| format!("run {}", dir.display()))?;
-        let kind = engine.unwrap_or(config.settings.system.engine);
+        // A dtype is the tensor engine's: it picks that engine unless `engine` says otherwise.
+        let kind = engine.unwrap_or(match dtype {
+            Some(_) => EngineKind::Tensor,
+            None => config.settings.system.engine,
+        });
         let task = InspectTask { tokens: &tokens };
-        let view = with_engine(kind, model.dtype, &model.config, &model.params, task)?;
+        let dtype = dtype.unwrap_or(model.dtype);
+        let view = with_engine(kind, dtype, &model.config, &model.params, task)?;
         Ok(Inspected {
             dir: dir.to_path_buf(),
             name,
-            engine: format!("{} {}", kind.name(), model.dtype),
+            engine: format!("{} {dtype}", kind.name()),
             vocab: model.vocab,
             config,
             view,

@@ -11,8 +11,9 @@
 use crate::data::{Corpus, Text};
 use crate::model::config::ModelConfig;
 use crate::model::engine::EngineKind;
+use crate::numerics::bf16::Kernel;
 use crate::numerics::dtype::Dtype;
-use crate::settings::RunSettings;
+use crate::settings::{available_cores, RunSettings};
 use anyhow::{bail, Context, Result};
 use std::ops::{Add, Mul};
 
@@ -122,9 +123,9 @@ fn layout_bytes(cfg: &ModelConfig) -> Count {
 
 /// Bytes the tensor engine allocates for `w` (`Activations::reserve` and friends).
 fn tensor_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
-    let s = n(match w.dtype {
-        Dtype::F32 => 4,
+    let s = n(match w.dtype.storage() {
         Dtype::F64 => 8,
+        _ => 4,
     });
     let (c, h, t, l, v) = (
         n(cfg.n_embd),
@@ -141,6 +142,10 @@ fn tensor_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
         // Adam's m and v, and a save's serialised bytes (tensor data plus the file) for
         // the optimizer's two groups.
         bytes = bytes + n(6) * p * s;
+    }
+    if w.dtype == Dtype::Bf16 {
+        // The weights' bf16 copy, and each thread's packing scratch (one per core).
+        bytes = bytes + n(2) * p + n(Kernel::best().scratch_bytes()) * n(available_cores());
     }
     // Buffers are reserved for every position of every sequence of a batch, however
     // short the documents (`forward_loss`), and for `block_size` rows at least.

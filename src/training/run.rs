@@ -77,7 +77,7 @@ pub fn train(
     let _lock: Option<RunLock> = match out {
         Some(dir) => {
             let lock = claim_new(dir)?;
-            start.run_config(settings).write(dir)?;
+            start.run_config(settings)?.write(dir)?;
             Some(lock)
         }
         None => None,
@@ -113,7 +113,7 @@ fn go(
     stop_after: Option<usize>,
     observer: &mut dyn Observer,
 ) -> Result<Trained> {
-    let run = start.run_config(&settings).identity();
+    let run = start.run_config(&settings)?.identity();
     let params = resumed
         .as_ref()
         .map_or(&start.init, |r| &r.model.params)

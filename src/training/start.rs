@@ -5,6 +5,8 @@
 
 use crate::data::{Corpus, Text};
 use crate::model::config::ModelConfig;
+use crate::numerics::bf16;
+use crate::numerics::dtype::Dtype;
 use crate::numerics::rng::Rng;
 use crate::rundir::checkpoint::{
     self, ModelCheckpoint, OptimizerState, RunConfig, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE,
@@ -52,7 +54,7 @@ impl Start {
     }
 
     /// `config.json` of a run of `settings` from this start.
-    pub fn run_config(&self, settings: &RunSettings) -> RunConfig {
+    pub fn run_config(&self, settings: &RunSettings) -> Result<RunConfig> {
         let c = &self.corpus;
         // A pipe (`--input <(zcat names.gz)`) is gone once read: recorded as given.
         let dataset = std::fs::canonicalize(&c.path).unwrap_or_else(|_| c.path.clone());
@@ -61,7 +63,7 @@ impl Start {
             Text::Stream { .. } => (0, 0),
         };
         let (num_train_chars, num_val_chars) = c.split_sizes();
-        RunConfig {
+        Ok(RunConfig {
             format_version: checkpoint::FORMAT_VERSION,
             settings: settings.clone(),
             model: self.cfg.clone(),
@@ -74,7 +76,11 @@ impl Start {
             num_train_chars: Some(num_train_chars),
             num_val_chars: Some(num_val_chars),
             num_params: self.cfg.layout().total,
-        }
+            bf16_kernel: match settings.system.dtype {
+                Dtype::Bf16 => Some(bf16::kernel()?),
+                _ => None,
+            },
+        })
     }
 }
 
@@ -118,7 +124,7 @@ pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, 
         .with_context(|| format!("cannot rebuild the data of the run in {}", dir.display()))?;
     same_data(&start, &run, &model)?;
     let rows = metrics::read_span(&dir.join(METRICS_FILE), &model.manifest.metrics)?;
-    start.run_config(&settings).write(dir)?;
+    start.run_config(&settings)?.write(dir)?;
     let resumed = Resumed {
         model,
         optimizer,

@@ -16,11 +16,14 @@
 //!   [`CAUSAL_BLOCK`], and a block of queries multiplies only the keys up to its last row.
 //! - loops: for short documents or heads (a GEMM call would cost more than its work), dot and
 //!   axpy loops over whole rows, all heads at once, one task per document.
+//!
+//! In a bf16 run the GEMM path's products take bf16 operands (`Q`, `K`, `V`, `P`, `dY`, `dS`
+//! rounded), summed in f32, as the linear layers' do; the softmax and the loop path stay f32.
 
+use super::gemm::{Bf16, Products};
 use super::ops::{dot, softmax_in_place};
 use crate::numerics::dtype::Float;
 use crate::numerics::pool::{self, Shards};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use std::ops::Range;
 
@@ -78,16 +81,6 @@ fn strided<F: Float>(
         .expect("strided view")
 }
 
-/// `c = alpha a b` (overwritten).
-fn mm<F: Float>(
-    alpha: F,
-    a: &ArrayView2<'_, F>,
-    b: &ArrayView2<'_, F>,
-    c: &mut ArrayViewMut2<'_, F>,
-) {
-    general_mat_mul(alpha, a, b, F::zero(), c);
-}
-
 /// One (document, head) of the GEMM path: where its rows are, and `q, k, v: [n, hd]`.
 struct Head<'a, F> {
     n: usize,
@@ -128,25 +121,30 @@ impl<'a, F: Float> Head<'a, F> {
 /// Causal attention forward for the query rows `r` of the packed batch, whose documents are
 /// `docs` (each row's keys are its document's rows up to it): rows of documents before
 /// `r.start` are the key/value cache when decoding. `qkv: [N, 3C]` -> `out: [N, C]`,
-/// `att: [N, H, T]` (rows `r` written).
+/// `att: [N, H, T]` (rows `r` written). `bf16` (a bf16 run) makes the GEMMs bf16 GEMMs.
 pub fn attention_forward<F: Float>(
     out: &mut [F],
     att: &mut [F],
     qkv: &[F],
-    docs: &[Range<usize>],
-    r: &Range<usize>,
+    (docs, r): (&[Range<usize>], &Range<usize>),
     shape: &AttentionShape<F>,
+    bf16: Option<Bf16<'_>>,
 ) {
     let (h, t, c) = (shape.n_head, shape.block_size, shape.c());
     let (out, att) = (Shards::new(out), Shards::new(att));
     let docs = &docs[docs.partition_point(|d| d.end <= r.start)..];
     let flops = docs.iter().map(|d| shape.flops(d.len())).sum();
     // One task per (document, head); a document on the loop path is its head 0's task.
-    pool::for_each(docs.len() * h, flops, &|task, _| {
+    pool::for_each(docs.len() * h, flops, &|task, worker| {
         let (doc, head) = (&docs[task / h], task % h);
         if shape.gemm_path(doc.len()) && doc.start >= r.start {
+            let x = Head::new(qkv, doc, head, shape);
+            let how = Products {
+                bf16: bf16.as_ref(),
+                worker,
+            };
             // SAFETY: this task alone writes this document's rows of this head.
-            unsafe { forward_gemm(&out, &att, &Head::new(qkv, doc, head, shape), shape) };
+            unsafe { forward_gemm(&out, &att, &x, shape, how) };
         } else if head == 0 {
             let first = r.start.max(doc.start) - doc.start;
             // SAFETY: this task alone writes this document's rows.
@@ -170,6 +168,7 @@ unsafe fn forward_gemm<F: Float>(
     att: &Shards<'_, F>,
     x: &Head<'_, F>,
     shape: &AttentionShape<F>,
+    how: Products<'_>,
 ) {
     let (att_stride, c) = (shape.n_head * shape.block_size, shape.c());
     for rb in x.blocks() {
@@ -179,7 +178,7 @@ unsafe fn forward_gemm<F: Float>(
         // S[rb, ..end] = scale Q[rb] K[..end]ᵀ; keys past the block's end are masked for all its rows.
         let keys = s![..rb.end, ..];
         let mut scores = p.slice_mut(s![.., ..rb.end]);
-        mm(
+        how.mm(
             shape.scale,
             &x.q.slice(s![rb.clone(), ..]),
             &x.k.slice(keys).t(),
@@ -194,7 +193,7 @@ unsafe fn forward_gemm<F: Float>(
         // Y[rb] = P[rb, ..end] V[..end]
         // SAFETY: as above.
         let mut y = unsafe { out.matrix(x.out_at + rb.start * c, rb.len(), shape.head_dim, c) };
-        mm(
+        how.mm(
             F::one(),
             &p.slice(s![.., ..rb.end]),
             &x.v.slice(keys),
@@ -243,9 +242,16 @@ fn forward_loops<F: Float>(
     }
 }
 
+/// The space [`attention_backward`] works in: `scratch` holds
+/// [`AttentionShape::scratch_len`] elements per thread of the pool; `bf16` (a bf16 run)
+/// makes the GEMMs bf16 GEMMs.
+pub struct Workspace<'a, F> {
+    pub scratch: &'a mut [F],
+    pub bf16: Option<Bf16<'a>>,
+}
+
 /// Backward of [`attention_forward`] over whole documents, overwriting `dqkv: [N, 3C]`
-/// (each document's rows). `scratch` holds [`AttentionShape::scratch_len`] elements per
-/// thread of the pool.
+/// (each document's rows).
 pub fn attention_backward<F: Float>(
     dqkv: &mut [F],
     dout: &[F],
@@ -253,7 +259,7 @@ pub fn attention_backward<F: Float>(
     qkv: &[F],
     docs: &[Range<usize>],
     shape: &AttentionShape<F>,
-    scratch: &mut [F],
+    Workspace { scratch, bf16 }: Workspace<'_, F>,
 ) {
     let (h, t, c) = (shape.n_head, shape.block_size, shape.c());
     let per_thread = shape.scratch_len();
@@ -270,8 +276,12 @@ pub fn attention_backward<F: Float>(
         let scratch = unsafe { scratch.slice(worker * per_thread, per_thread) };
         if shape.gemm_path(doc.len()) {
             let x = Head::new(qkv, doc, head, shape);
+            let how = Products {
+                bf16: bf16.as_ref(),
+                worker,
+            };
             // SAFETY: this task alone writes this document's rows of this head.
-            unsafe { backward_gemm(&dqkv, dout, att, &x, shape, scratch) };
+            unsafe { backward_gemm(&dqkv, (dout, att), &x, shape, scratch, how) };
         } else if head == 0 {
             // SAFETY: this task alone writes this document's rows.
             let d = unsafe { dqkv.slice(doc.start * 3 * c, doc.len() * 3 * c) };
@@ -293,11 +303,11 @@ pub fn attention_backward<F: Float>(
 /// No other thread may touch this document's rows of this head in `dqkv`.
 unsafe fn backward_gemm<F: Float>(
     dqkv: &Shards<'_, F>,
-    dout: &[F],
-    att: &[F],
+    (dout, att): (&[F], &[F]),
     x: &Head<'_, F>,
     shape: &AttentionShape<F>,
     ds: &mut [F],
+    how: Products<'_>,
 ) {
     let (hd, c, n) = (shape.head_dim, shape.c(), x.n);
     let dy = strided(dout, x.out_at, (n, hd), c);
@@ -316,7 +326,7 @@ unsafe fn backward_gemm<F: Float>(
         let (queries, keys) = (s![rb.clone(), ..], s![..rb.end, ..]);
         // dP[rb, ..end] = dY[rb] V[..end]ᵀ, then dS = scale P ∘ (dP - rowsum(P ∘ dP)).
         let mut dsb = ds.slice_mut(s![rb.clone(), ..rb.end]);
-        mm(F::one(), &dy.slice(queries), &x.v.slice(keys).t(), &mut dsb);
+        how.mm(F::one(), &dy.slice(queries), &x.v.slice(keys).t(), &mut dsb);
         for (i, mut row) in dsb.rows_mut().into_iter().enumerate() {
             let row = row.as_slice_mut().expect("contiguous scratch row");
             let (seen, masked) = row.split_at_mut(rb.start + i + 1);
@@ -329,18 +339,18 @@ unsafe fn backward_gemm<F: Float>(
             masked.fill(F::zero());
         }
         // dQ[rb] = dS[rb, ..end] K[..end]
-        mm(F::one(), &dsb.view(), &x.k.slice(keys), &mut grad(0, &rb));
+        how.mm(F::one(), &dsb.view(), &x.k.slice(keys), &mut grad(0, &rb));
     }
     for kb in x.blocks() {
         // dV[kb] = P[kb.start.., kb]ᵀ dY[kb.start..], dK[kb] = dS[kb.start.., kb]ᵀ Q[kb.start..].
         let (below, later) = (s![kb.start.., kb.clone()], s![kb.start.., ..]);
-        mm(
+        how.mm(
             F::one(),
             &p.slice(below).t(),
             &dy.slice(later),
             &mut grad(2 * c, &kb),
         );
-        mm(
+        how.mm(
             F::one(),
             &ds.slice(below).t(),
             &x.q.slice(later),

@@ -3,6 +3,8 @@
 //! allocated once per batch size.
 
 use super::attention::AttentionShape;
+use super::gemm::Bf16;
+use super::ops::Weight;
 use crate::model::config::predictions;
 use crate::model::config::{ModelConfig, ParamLayout};
 use crate::numerics::dtype::Float;
@@ -27,13 +29,19 @@ pub struct LayerMatrices<T> {
 }
 
 impl LayerWeights {
-    /// This layer's matrices in the flat vector `buf`.
-    pub fn of<'a, F>(&self, buf: &'a [F]) -> LayerMatrices<&'a [F]> {
+    /// This layer's matrices as its linear layers read them: of the flat parameters, or of
+    /// their bf16 copy when the run keeps one ([`Weight::of`]).
+    pub fn weights<'a, F>(
+        &self,
+        params: &'a [F],
+        bf16: Option<Bf16<'a>>,
+    ) -> LayerMatrices<Weight<'a, F>> {
+        let w = |r: &Range<usize>| Weight::of(params, bf16, r.clone());
         LayerMatrices {
-            qkv: &buf[self.qkv.clone()],
-            wo: &buf[self.wo.clone()],
-            fc1: &buf[self.fc1.clone()],
-            fc2: &buf[self.fc2.clone()],
+            qkv: w(&self.qkv),
+            wo: w(&self.wo),
+            fc1: w(&self.fc1),
+            fc2: w(&self.fc2),
         }
     }
 

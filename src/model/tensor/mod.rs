@@ -5,6 +5,7 @@
 
 pub mod attention;
 mod buffers;
+mod gemm;
 mod model;
 pub mod ops;
 

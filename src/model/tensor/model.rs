@@ -3,12 +3,15 @@
 //! pass, then the backward pass, one line per layer (and a line naming the row views of
 //! the layer's buffers it reads where the call would not fit); then the [`Engine`].
 
-use super::attention::{attention_backward, attention_forward, AttentionShape};
+use super::attention::{attention_backward, attention_forward, AttentionShape, Workspace};
 use super::buffers::{Activations, Packing, Rows, Weights};
-use super::ops::{self, Linear};
+use super::gemm::Bf16;
+use super::ops::{self, Linear, Weight};
 use crate::model::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::model::engine::Engine;
+use crate::numerics::bf16::{Kernel, Scratch};
 use crate::numerics::dtype::Float;
+use crate::numerics::pool::{self, Shards};
 use std::ops::Range;
 
 /// microgpt's GPT with flat `F` parameters and batched kernels.
@@ -21,6 +24,54 @@ pub struct TensorGpt<F: Float> {
     attention: AttentionShape<F>,
     batch: Packing,
     acts: Activations<F>,
+    /// A bf16 run's copy of the weights (`--dtype bf16`), `None` otherwise.
+    bf16: Option<Bf16Copy>,
+}
+
+/// The weights rounded to bf16, the operand of every linear layer's GEMMs in a bf16 run:
+/// made once per step, before the first forward pass after an update (`stale` until then),
+/// not per GEMM; and the packing scratch of each of the pool's threads.
+struct Bf16Copy {
+    kernel: Kernel,
+    bits: Vec<u16>,
+    stale: bool,
+    scratch: Vec<Scratch>,
+}
+
+impl Bf16Copy {
+    /// The copy's bits and kernel, and its scratch as per-thread shards.
+    fn parts(&mut self) -> (&[u16], Kernel, Shards<'_, Scratch>) {
+        (&self.bits, self.kernel, Shards::new(&mut self.scratch))
+    }
+
+    /// What the layers read of [`Bf16Copy::parts`].
+    fn view<'a>((bits, kernel, scratch): &'a (&'a [u16], Kernel, Shards<'a, Scratch>)) -> Bf16<'a> {
+        Bf16 {
+            bits,
+            kernel: *kernel,
+            scratch,
+        }
+    }
+}
+
+impl TensorGpt<f32> {
+    /// A model for `--dtype bf16`: f32 in everything (weights, gradients, activations, the
+    /// optimizer) but its GEMMs, whose operands are rounded to bf16 and summed in f32 on
+    /// `kernel`.
+    pub fn new_bf16(
+        cfg: &ModelConfig,
+        params: &[f64],
+        kernel: Kernel,
+    ) -> Result<Self, ConfigError> {
+        let mut model = Self::new(cfg, params)?;
+        model.bf16 = Some(Bf16Copy {
+            kernel,
+            bits: vec![0; model.params.len()],
+            stale: true,
+            scratch: Vec::new(),
+        });
+        Ok(model)
+    }
 }
 
 /// The linear layers' shapes for a batch of `n` rows.
@@ -70,6 +121,7 @@ impl<F: Float> TensorGpt<F> {
             acts,
             cfg: cfg.clone(),
             layout,
+            bf16: None,
         })
     }
 
@@ -87,8 +139,11 @@ impl<F: Float> TensorGpt<F> {
     /// where a document ends; attention reads the earlier rows of a document it starts
     /// inside (decoding computes one row with the ones before it as the cache).
     fn forward(&mut self, r: Range<usize>) {
+        self.refresh_bf16();
         let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
         let (p, w, b, a) = (&self.params, &self.weights, &self.batch, &mut self.acts);
+        let parts = self.bf16.as_mut().map(Bf16Copy::parts);
+        let bf16 = parts.as_ref().map(Bf16Copy::view);
         let shape = Shapes::new(&self.cfg, r.len());
         let at = Rows(r.clone());
         let (tokens, positions) = (&b.tokens[r.clone()], &b.positions[r.clone()]);
@@ -105,13 +160,14 @@ impl<F: Float> TensorGpt<F> {
         for (l, (lw, la)) in w.layers.iter().zip(&mut a.layers).enumerate() {
             let (before, after) = a.resid.split_at_mut(l + 1);
             let (x, out) = (at.of(&before[l], c), at.of_mut(&mut after[0], c));
-            let lp = lw.of(p);
+            let lp = lw.weights(p, bf16);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ. Attention reads and writes
             // whole buffers: a decoded row attends to the cached rows before it.
             let (ln1, ln1_rstd) = (at.of_mut(&mut la.ln1, c), at.of_mut(&mut la.ln1_rstd, 1));
             ops::rmsnorm_forward(ln1, ln1_rstd, x, c);
             ops::matmul_forward(at.of_mut(&mut la.qkv, 3 * c), ln1, lp.qkv, shape.qkv);
-            attention_forward(&mut la.atty, &mut la.att, &la.qkv, &b.docs, &r, attn);
+            let (docs, rows) = (&b.docs[..], &r);
+            attention_forward(&mut la.atty, &mut la.att, &la.qkv, (docs, rows), attn, bf16);
             let mid = at.of_mut(&mut la.mid, c);
             mid.copy_from_slice(x);
             ops::matmul_forward_residual(mid, at.of(&la.atty, c), lp.wo, shape.wo);
@@ -128,9 +184,24 @@ impl<F: Float> TensorGpt<F> {
         ops::matmul_forward(
             at.of_mut(&mut a.logits, v),
             x,
-            &p[w.lm_head.clone()],
+            Weight::of(p, bf16, w.lm_head.clone()),
             shape.lm_head,
         );
+    }
+
+    /// Rounds the weights' bf16 copy again if they changed since it was made, and gives
+    /// each of the pool's threads its scratch.
+    fn refresh_bf16(&mut self) {
+        let Some(copy) = self.bf16.as_mut() else {
+            return;
+        };
+        if copy.stale {
+            ops::round_to_bf16(copy.kernel, &mut copy.bits, &self.params);
+            copy.stale = false;
+        }
+        let kernel = copy.kernel;
+        copy.scratch
+            .resize_with(pool::threads(), || Scratch::new(kernel));
     }
 
     /// Packs `batch`, runs the forward pass and the loss; returns the mean loss.
@@ -156,6 +227,8 @@ impl<F: Float> TensorGpt<F> {
         let n = self.batch.len();
         let (p, g, w, b) = (&self.params, &mut self.grads, &self.weights, &self.batch);
         let a = &mut self.acts;
+        let parts = self.bf16.as_mut().map(Bf16Copy::parts);
+        let bf16 = parts.as_ref().map(Bf16Copy::view);
         let shape = Shapes::new(&self.cfg, n);
         let at = Rows(0..n);
         let dlogits = at.of_mut(&mut a.logits, v);
@@ -167,10 +240,11 @@ impl<F: Float> TensorGpt<F> {
         );
         let (datty, dqkv) = (at.of_mut(&mut a.datty, c), at.of_mut(&mut a.dqkv, 3 * c));
         let x = at.of(&a.resid[self.cfg.n_layer], c);
-        let (dlm_head, lm_head) = (&mut g[w.lm_head.clone()], &p[w.lm_head.clone()]);
+        let dlm_head = &mut g[w.lm_head.clone()];
+        let lm_head = Weight::of(p, bf16, w.lm_head.clone());
         ops::matmul_backward(dresid, dlm_head, dlogits, x, lm_head, shape.lm_head);
         for (l, (lw, la)) in w.layers.iter().zip(&a.layers).enumerate().rev() {
-            let (lp, lg) = (lw.of(p), lw.of_mut(g));
+            let (lp, lg) = (lw.weights(p, bf16), lw.of_mut(g));
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ; dresid becomes dmid.
             let (fc, ln2) = (at.of(&la.fc, m), at.of(&la.ln2, c));
             ops::matmul_backward(dfc, lg.fc2, dresid, fc, lp.fc2, shape.fc2);
@@ -180,8 +254,17 @@ impl<F: Float> TensorGpt<F> {
             ops::rmsnorm_backward(dresid, dln, mid, ln2_rstd, c);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ; dresid becomes dx.
             ops::matmul_backward(datty, lg.wo, dresid, at.of(&la.atty, c), lp.wo, shape.wo);
-            let (att, qkv, scratch) = (&la.att, &la.qkv, &mut a.attention_scratch);
-            attention_backward(dqkv, datty, att, qkv, &b.docs, &self.attention, scratch);
+            let scratch = &mut a.attention_scratch;
+            let space = Workspace { scratch, bf16 };
+            attention_backward(
+                dqkv,
+                datty,
+                &la.att,
+                &la.qkv,
+                &b.docs,
+                &self.attention,
+                space,
+            );
             ops::matmul_backward(dln, lg.qkv, dqkv, at.of(&la.ln1, c), lp.qkv, shape.qkv);
             let (x, ln1_rstd) = (at.of(&a.resid[l], c), at.of(&la.ln1_rstd, 1));
             ops::rmsnorm_backward(dresid, dln, x, ln1_rstd, c);
@@ -228,6 +311,9 @@ impl<F: Float> Engine for TensorGpt<F> {
     }
 
     fn params_and_grads_mut(&mut self) -> (&mut [F], &mut [F]) {
+        if let Some(copy) = &mut self.bf16 {
+            copy.stale = true;
+        }
         (&mut self.params, &mut self.grads)
     }
 

@@ -8,15 +8,19 @@
 //! projection onto the residual, and since `d(a + b)/da = 1` the backward pass adds each
 //! block's input gradient onto the residual stream's in place.
 //!
+//! Linear layers read their weights as a [`Weight`]: the `F` values, or in a bf16 run the
+//! weights' bf16 copy, which makes every GEMM of the layer a bf16 GEMM (`crate::numerics::bf16`).
+//!
 //! Every layer runs on the pool's threads ([`super::pool`]) when its work is large enough:
 //! GEMMs as independent output blocks, the row-wise layers as row ranges. No task's result
 //! depends on how rows are split, so these layers give the same bits on any thread count.
 
+use super::gemm::{f32_operand, gemm, gemm_bf16, Bf16};
 use crate::model::config::{Activation, GELU_A, GELU_C};
+use crate::numerics::bf16::{self, Kernel, Operand};
 use crate::numerics::dtype::{fold_lanes, Dtype, Float};
 use crate::numerics::pool::{self, Shards};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, ArrayView2, ArrayViewMut2};
+use ndarray::ArrayView2;
 use std::ops::Range;
 
 /// `Σ a_i b_i` in eight interleaved partial sums, which the compiler turns into SIMD lanes
@@ -148,56 +152,65 @@ pub struct Linear {
 }
 
 /// Views the leading `rows * cols` elements of a row-major buffer as a matrix.
-fn matrix<F: Float>(buf: &[F], rows: usize, cols: usize) -> ArrayView2<'_, F> {
+fn matrix<T>(buf: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols), &buf[..rows * cols]).expect("matrix shape")
 }
 
-/// Rows (or columns) of an output split into blocks of this many: a multiple of the GEMM
-/// kernels' tiles.
-const GEMM_TILE: usize = 16;
+/// A weight matrix as a linear layer reads it.
+#[derive(Clone, Copy)]
+pub enum Weight<'a, F> {
+    /// Its values: the layer's GEMMs run in `F`.
+    Values(&'a [F]),
+    /// Its bf16 copy (`bits` the matrix's): every GEMM of the layer takes bf16 operands,
+    /// summed in f32.
+    Bf16(Bf16<'a>),
+}
 
-/// `c = a b + beta c` for row-major `c: [m, n]`, cut along its longer side into one block
-/// per thread, each one single-threaded GEMM. One block each beats four (which let a thread
-/// that other processes slow down hold up less): a smaller block packs the shared operand
-/// again and runs a less efficient GEMM, 5–12% slower at the shapes of a d384 model.
-fn gemm<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, beta: F, c: &mut [F]) {
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let flops = 2.0 * (m * n * k) as f64;
-    let by_rows = m >= n;
-    let long = if by_rows { m } else { n };
-    let tiles = long.div_ceil(GEMM_TILE);
-    let parts = pool::parts(flops).min(tiles);
-    if parts == 1 {
-        // One block: no slicing (it costs as much as a tiny GEMM).
-        let mut c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("matrix shape");
-        return general_mat_mul(F::one(), &a, &b, beta, &mut c);
-    }
-    let c = Shards::new(&mut c[..m * n]);
-    pool::for_each(parts, flops, &|part, _| {
-        let t = pool::split(tiles, parts, part);
-        let r = t.start * GEMM_TILE..(t.end * GEMM_TILE).min(long);
-        if by_rows {
-            // SAFETY: each task owns its rows of c.
-            let mut cb = unsafe { c.matrix(r.start * n, r.len(), n, n) };
-            general_mat_mul(F::one(), &a.slice(s![r, ..]), &b, beta, &mut cb);
-        } else {
-            // SAFETY: each task owns its columns of c.
-            let mut cb = unsafe { c.matrix(r.start, m, r.len(), n) };
-            general_mat_mul(F::one(), &a, &b.slice(s![.., r]), beta, &mut cb);
+impl<'a, F> Weight<'a, F> {
+    /// Matrix `r` of the flat parameters, or of their bf16 copy in a bf16 run.
+    pub fn of(params: &'a [F], bf16: Option<Bf16<'a>>, r: Range<usize>) -> Self {
+        match bf16 {
+            Some(b) => Weight::Bf16(Bf16 {
+                bits: &b.bits[r],
+                ..b
+            }),
+            None => Weight::Values(&params[r]),
         }
+    }
+}
+
+/// `bits = round(values)` to bf16, the weights' copy a bf16 run makes after each update.
+pub fn round_to_bf16<F: Float>(kernel: Kernel, bits: &mut [u16], values: &[F]) {
+    let values = F::f32_view(values.into()).expect("bf16 runs are f32 runs");
+    let values = values.to_slice().expect("contiguous");
+    let bits = Shards::new(bits);
+    for_rows(values.len(), pool::pass_cost(values.len()), &|r| {
+        // SAFETY: each task owns its elements.
+        let out = unsafe { bits.slice(r.start, r.len()) };
+        bf16::round_slice(kernel, &values[r], out);
     });
 }
 
+/// Both products of a linear layer's forward pass: `out = x wᵀ + beta out`.
+fn linear<F: Float>(out: &mut [F], x: &[F], w: Weight<'_, F>, l: Linear, beta: F) {
+    let x = matrix(x, l.n, l.ic);
+    match w {
+        Weight::Values(w) => gemm(x, matrix(w, l.oc, l.ic).t(), beta, out),
+        Weight::Bf16(g) => {
+            let w = Operand::Bf16(matrix(g.bits, l.oc, l.ic).reversed_axes());
+            gemm_bf16(&g, f32_operand(x), w, beta, out)
+        }
+    }
+}
+
 /// A linear layer as one GEMM: `out = x wᵀ`. `x: [N, IC]`, `w: [OC, IC]` -> `out: [N, OC]`.
-pub fn matmul_forward<F: Float>(out: &mut [F], x: &[F], w: &[F], l: Linear) {
-    let w = matrix(w, l.oc, l.ic);
-    gemm(matrix(x, l.n, l.ic), w.t(), F::zero(), out);
+pub fn matmul_forward<F: Float>(out: &mut [F], x: &[F], w: Weight<'_, F>, l: Linear) {
+    linear(out, x, w, l, F::zero());
 }
 
 /// [`matmul_forward`] added onto `out`, which holds the residual stream: `out += x wᵀ`.
-pub fn matmul_forward_residual<F: Float>(out: &mut [F], x: &[F], w: &[F], l: Linear) {
-    let w = matrix(w, l.oc, l.ic);
-    gemm(matrix(x, l.n, l.ic), w.t(), F::one(), out);
+pub fn matmul_forward_residual<F: Float>(out: &mut [F], x: &[F], w: Weight<'_, F>, l: Linear) {
+    linear(out, x, w, l, F::one());
 }
 
 /// Backward of [`matmul_forward`]: with `out[n][o] = Σ_i x[n][i] w[o][i]`,
@@ -208,12 +221,21 @@ pub fn matmul_backward<F: Float>(
     dw: &mut [F],
     dout: &[F],
     x: &[F],
-    w: &[F],
+    w: Weight<'_, F>,
     l: Linear,
 ) {
-    let dout = matrix(dout, l.n, l.oc);
-    gemm(dout, matrix(w, l.oc, l.ic), F::zero(), dx);
-    gemm(dout.t(), matrix(x, l.n, l.ic), F::zero(), dw);
+    let (dout, x) = (matrix(dout, l.n, l.oc), matrix(x, l.n, l.ic));
+    match w {
+        Weight::Values(w) => {
+            gemm(dout, matrix(w, l.oc, l.ic), F::zero(), dx);
+            gemm(dout.t(), x, F::zero(), dw);
+        }
+        Weight::Bf16(g) => {
+            let w = Operand::Bf16(matrix(g.bits, l.oc, l.ic));
+            gemm_bf16(&g, f32_operand(dout), w, F::zero(), dx);
+            gemm_bf16(&g, f32_operand(dout.t()), f32_operand(x), F::zero(), dw);
+        }
+    }
 }
 
 /// The MLP non-linearity, in place: `x: [N, 4C]` -> `x = act(x)`, and `dact = act'(x)`, its
