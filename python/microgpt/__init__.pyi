@@ -39,12 +39,12 @@ class Settings(TypedDict, total=False):
     batch_size: int
     lr_schedule: str
     warmup_steps: int
-    dtype: str
     eval_every: int
     eval_windows: int
     temperature: float
     num_samples: int
     engine: str
+    dtype: str
     threads: int
     save_every: int
 

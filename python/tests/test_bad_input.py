@@ -83,8 +83,12 @@ def test_arguments_that_are_not_settings(tmp_path, names):
         run.sample(n="3")
     with pytest.raises(ValueError, match="n=-1: must be 0 or more"):
         run.sample(n=-1)
-    with pytest.raises(ValueError, match="temperature=0: must be a positive number"):
-        run.sample(temperature=0)
+    with pytest.raises(ValueError, match=r"temperature=-1: must be 0 \(greedy\) or a positive number"):
+        run.sample(temperature=-1)
+    with pytest.raises(ValueError, match=r"temperature=1e-310: must be 0 \(greedy\) or at least"):
+        run.sample(temperature=1e-310)
+    # 0 is greedy decoding: the likeliest character each time, the same names every draw.
+    assert run.sample(n=3, temperature=0, seed=1) == run.sample(n=3, temperature=0, seed=2)
     with pytest.raises(TypeError, match="temperature must be a number"):
         run.sample(temperature="hot")
     with pytest.raises(ValueError, match="prompt has characters outside the vocabulary: 'Z'"):
