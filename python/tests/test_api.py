@@ -23,7 +23,8 @@ def test_settings_are_the_command_lines_flags_and_defaults(cli):
     for name, default in microgpt.SETTINGS.items():
         flag = "--" + name.replace("_", "-")
         assert re.search(rf"{flag}[ =<]", help_text), flag
-        shown = re.search(rf"{flag} <[A-Z0-9_]+> (?:(?! --[a-z]).)*?\[default: ([^\]]+)\]", help_text)
+        # Up to the next flag's definition (a help text may name other flags: "a multiple of --n-head").
+        shown = re.search(rf"{flag} <[A-Z0-9_]+> (?:(?! --[a-z-]+ <).)*?\[default: ([^\]]+)\]", help_text)
         if default is None or name == "input":
             continue
         assert shown, f"{flag} shows no default"
