@@ -141,7 +141,7 @@ def test_training_releases_the_gil(tmp_path, names):
     thread.start()
     started = time.perf_counter()
     microgpt.train(out=tmp_path / "gil", input=str(names), steps=3000, num_samples=0, progress=False,
-                   n_embd=32, n_head=4, block_size=16, threads=1)
+                   n_embd=64, n_head=4, block_size=16, threads=1)
     took = time.perf_counter() - started
     stop.set()
     thread.join()
