@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains d128 L4, d256 L4 and d512 L6 on the names list twice: with the original's settings
 # (lr 0.01, init std 0.08, linear decay, no clipping), which diverge at d256 and wider, and
-# with the recipe the README recommends for wide models (lr 1e-3 with 100 warm-up steps and
+# with the recipe docs/performance.md recommends for wide models (lr 1e-3 with 100 warm-up steps and
 # cosine decay, init std 0.02, gradient clipping at 1.0). Prints each run's last train and
 # val loss and writes loss curves with `microgpt compare`.
 #

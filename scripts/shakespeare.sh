@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The tiny Shakespeare recipe (README "Training on continuous text"): trains nanoGPT's CPU
+# The tiny Shakespeare recipe (docs/performance.md, "The Shakespeare recipe against nanoGPT"): trains nanoGPT's CPU
 # shape (n_embd 128, 4 layers, 4 heads, block_size 64, batch 12) on the characters of tiny
-# Shakespeare, the last 10% held out, and reports what the README's goal is measured in:
+# Shakespeare, the last 10% held out, and reports what its goal is measured in:
 # ms per step, total time, the first evaluation at val loss <= 1.88 (step and elapsed
 # seconds, evaluations included) and the final val loss.
 #
