@@ -113,6 +113,7 @@ enum TrainingText {
 
 impl TrainingText {
     fn load(run: &RunConfig, vocab: &Vocab) -> Result<Self> {
+        data::input::check_rereadable(&run.dataset).context("the run's dataset")?;
         let data = DataSettings {
             input: Some(run.dataset.clone()),
             ..run.settings.data.clone()

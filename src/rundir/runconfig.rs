@@ -2,7 +2,7 @@
 //! unknown, missing or mistyped key is an error naming it, every setting passes the command
 //! line's rules, and the file must agree with itself and with the checkpoint it describes.
 
-use crate::data::files::write_atomic;
+use crate::data::files::{read_regular_text, write_atomic};
 use crate::data::Vocab;
 use crate::model::config::{Activation, ModelConfig};
 use crate::settings::validate::flag;
@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 /// Bumped whenever a file of the run directory changes incompatibly.
 pub const FORMAT_VERSION: u32 = 3;
 pub const CONFIG_FILE: &str = "config.json";
+
+/// The largest `config.json` or `manifest.json` read: settings, and a vocabulary of every
+/// Unicode character escaped.
+pub const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,15 +78,13 @@ pub fn check_version(found: Option<u64>, path: &Path) -> Result<()> {
 impl RunConfig {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!(
-                    "{} is not a run directory (no {CONFIG_FILE})",
-                    dir.display()
-                )
-            }
-            r => r.with_context(|| format!("cannot read {}", path.display()))?,
-        };
+        if std::fs::symlink_metadata(&path).is_err() {
+            bail!(
+                "{} is not a run directory (no {CONFIG_FILE})",
+                dir.display()
+            )
+        }
+        let text = read_regular_text(&path, MAX_JSON_BYTES)?;
         let value: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
         check_version(value.get("format_version").and_then(Value::as_u64), &path)?;
@@ -93,11 +95,15 @@ impl RunConfig {
         Ok(config)
     }
 
+    /// Writes `dir/config.json` (a run's writer writes it through its lock: see
+    /// [`RunConfig::json`]).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(
-            &dir.join(CONFIG_FILE),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
+        write_atomic(&dir.join(CONFIG_FILE), &self.json()?)
+    }
+
+    /// The bytes of `config.json`.
+    pub fn json(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_string_pretty(self)?.into_bytes())
     }
 
     pub fn vocab(&self) -> Vocab {

@@ -3,7 +3,7 @@
 //! checkpoint, settings and metrics loaded and checked against each other and against the
 //! dataset, so that the run continues exactly where its last checkpoint left it.
 
-use crate::data::{Corpus, Text};
+use crate::data::{input, Corpus, Text};
 use crate::model::config::ModelConfig;
 use crate::numerics::rng::Rng;
 use crate::rundir::checkpoint::{
@@ -15,7 +15,7 @@ use crate::settings::validate::resumed;
 use crate::settings::{RunSettings, SettingsMap};
 use crate::training::memory::{self, Workload};
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Parameters a model may have: four copies (weights, gradients, Adam's two moments) of
 /// 2^28 f64s are 8 GiB, beyond which a typo is more likely than intent.
@@ -91,9 +91,10 @@ pub struct Resumed {
 pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, Start, Resumed)> {
     // A clear error for what is no run directory, before anything is created in it.
     RunConfig::read(dir)?;
-    let lock = RunLock::acquire(dir)?;
-    checkpoint::clean(dir)?;
+    let mut lock = RunLock::acquire(dir)?;
     let (run, model) = checkpoint::load_run(dir)?;
+    let mut given = given.clone();
+    let dataset = dataset_path(&run, &mut given)?;
     let mut settings = resumed(&run.settings, given.clone(), &dir.join(CONFIG_FILE))?;
     let done = model.step;
     let steps = settings.schedule.steps;
@@ -113,12 +114,12 @@ pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, 
     }
     let optimizer = checkpoint::load_optimizer(dir, &model)?;
     // The same documents as the run started with, wherever it was started from.
-    settings.data.input = Some(run.dataset.clone());
+    settings.data.input = Some(dataset);
     let start = Start::new(&settings)
         .with_context(|| format!("cannot rebuild the data of the run in {}", dir.display()))?;
     same_data(&start, &run, &model)?;
     let rows = metrics::read_span(&dir.join(METRICS_FILE), &model.manifest.metrics)?;
-    start.run_config(&settings).write(dir)?;
+    lock.write_atomic(CONFIG_FILE, &start.run_config(&settings).json()?)?;
     let resumed = Resumed {
         model,
         optimizer,
@@ -126,6 +127,29 @@ pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, 
     };
     Ok((lock, settings, start, resumed))
 }
+/// Where to read the run's dataset from: its recorded path when that is a regular file;
+/// else (a pipe or FIFO it was trained from, a file since removed) `--input` taken out of
+/// `given`, whose text must be the same (checked by [`same_data`]).
+fn dataset_path(run: &RunConfig, given: &mut SettingsMap) -> Result<PathBuf> {
+    if input::check_rereadable(&run.dataset).is_ok() {
+        return Ok(run.dataset.clone());
+    }
+    match given.remove("input").as_ref().and_then(|v| v.as_str()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            input::check_rereadable(&path)
+                .with_context(|| format!("--input {}", path.display()))?;
+            Ok(path)
+        }
+        None => match input::check_rereadable(&run.dataset) {
+            Err(e) => {
+                bail!("the run's dataset {e:#}: resume with --input FILE holding the same text")
+            }
+            Ok(()) => Ok(run.dataset.clone()),
+        },
+    }
+}
+
 /// Errors unless the dataset is still the one the run was trained on.
 fn same_data(start: &Start, run: &RunConfig, model: &ModelCheckpoint) -> Result<()> {
     if start.corpus.vocab != model.vocab {
