@@ -54,10 +54,10 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
         ..small.clone()
     };
     for (cfg, threads) in [(&small, 1), (&small, 2), (&large, 2)] {
-        set_threads(threads);
+        set_threads(threads).unwrap();
         check(cfg);
     }
-    set_threads(1);
+    set_threads(1).unwrap();
 }
 
 fn check(cfg: &ModelConfig) {

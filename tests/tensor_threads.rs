@@ -36,7 +36,7 @@ fn documents(rng: &mut Rng) -> Vec<Vec<usize>> {
 
 /// Losses and final parameters of 4 steps of batch 8 in f32 and 2 steps in f64.
 fn train(threads: usize) -> (Vec<u64>, Vec<u64>) {
-    set_threads(threads);
+    set_threads(threads).unwrap();
     let cfg = config();
     let mut rng = Rng::new(5);
     let params = cfg.layout().init(&mut rng, 0.1);
@@ -87,6 +87,6 @@ fn same_thread_count_gives_identical_bits() {
             failed.push(threads);
         }
     }
-    set_threads(1);
+    set_threads(1).unwrap();
     assert!(failed.is_empty(), "runs differ at {failed:?} thread(s)");
 }

@@ -11,7 +11,7 @@ use microgpt::model::{with_engine, EngineTask};
 use microgpt::numerics::rng::Rng;
 use microgpt::settings::DataSettings;
 use microgpt::training::gradcheck::{self, Deviation};
-use microgpt::training::memory::{self, Workload};
+use microgpt::training::memory::{self, Need, Workload};
 
 pub fn run(args: &GradcheckArgs) -> Result<()> {
     let mut rng = Rng::new(args.data.seed);
@@ -25,9 +25,10 @@ pub fn run(args: &GradcheckArgs) -> Result<()> {
     let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
-    memory::check_all(
+    memory::check_with(
         &cfg,
         &Workload::gradcheck(args.dtype, args.batch_size, &corpus, model.block_size),
+        &[Need::batches(args.batches, args.batch_size)],
     )?;
     let params = cfg.layout().init(&mut rng, model.init_std);
     let source = corpus.batches(args.batch_size, model.block_size, data.seed);

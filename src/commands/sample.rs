@@ -13,7 +13,7 @@ use microgpt::numerics::rng::Rng;
 use microgpt::rundir::checkpoint::{self, RunConfig};
 use microgpt::rundir::lock::RunLock;
 use microgpt::settings::{DataMode, DataSettings};
-use microgpt::training::memory::{self, Workload};
+use microgpt::training::memory::{self, Need, Workload};
 use microgpt::training::sample::{continue_text, generate, stream_prompt, STREAM_CHARS};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -88,9 +88,19 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         None => None,
     };
     let engine = args.engine.unwrap_or(run.settings.system.engine);
-    memory::check(
+    // Every sample is kept until written: counted with the model.
+    let (per_run, chars) = match kind {
+        Kind::Names => (run.settings.sampling.num_samples, block_size),
+        Kind::Continuations { max_new } => (1, max_new),
+    };
+    let (n, rounds) = match &args.temperatures {
+        Some(t) => (args.num_samples.unwrap_or(STUDY_SAMPLES), t.len()),
+        None => (args.num_samples.unwrap_or(per_run), 1),
+    };
+    memory::check_with(
         &model.config,
-        &Workload::sample(engine, model.dtype, &model.config),
+        &[Workload::sample(engine, model.dtype, &model.config)],
+        &[Need::samples(n.saturating_mul(rounds), chars)],
     )?;
     let task = SampleTask {
         args,

@@ -16,7 +16,7 @@ use crate::training::interrupt::Outcome;
 use crate::training::session::Session;
 use crate::training::start::{self, Resumed, Start};
 use crate::training::step::{cast_params, Trainer};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -74,6 +74,7 @@ pub fn train(
 ) -> Result<Trained> {
     settings.validate()?;
     let start = Start::new(settings)?;
+    set_threads(settings.system.threads)?;
     // Held until the run returns: no other process writes the run directory meanwhile.
     let lock: Option<RunLock> = match out {
         Some(dir) => {
@@ -95,6 +96,7 @@ pub fn resume(
     observer: &mut dyn Observer,
 ) -> Result<Trained> {
     let (lock, settings, start, resumed) = start::resume(dir, given)?;
+    set_threads(settings.system.threads)?;
     go(
         settings,
         start,
@@ -103,6 +105,12 @@ pub fn resume(
         stop_after,
         observer,
     )
+}
+
+/// Starts the tensor engine's threads, or says why they would not start.
+fn set_threads(threads: usize) -> Result<()> {
+    crate::model::tensor::set_threads(threads)
+        .with_context(|| format!("cannot start {threads} threads: choose fewer --threads"))
 }
 
 fn go(
@@ -119,7 +127,6 @@ fn go(
         .map_or(&start.init, |r| &r.model.params)
         .clone();
     let cfg = start.cfg.clone();
-    crate::model::tensor::set_threads(settings.system.threads);
     let (engine, dtype) = (settings.system.engine, settings.system.dtype);
     let task = TrainTask {
         settings: &settings,

@@ -5,6 +5,7 @@
 
 use crate::data::{input, Corpus, Text};
 use crate::model::config::ModelConfig;
+use crate::numerics::pool::MAX_THREADS;
 use crate::numerics::rng::Rng;
 use crate::rundir::checkpoint::{
     self, ModelCheckpoint, OptimizerState, RunConfig, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE,
@@ -12,8 +13,10 @@ use crate::rundir::checkpoint::{
 use crate::rundir::lock::RunLock;
 use crate::rundir::metrics::{self, Row};
 use crate::settings::validate::resumed;
+use crate::settings::DataMode;
 use crate::settings::{RunSettings, SettingsMap};
-use crate::training::memory::{self, Workload};
+use crate::training::memory::{self, Kind, Need, Workload};
+use crate::training::sample::STREAM_CHARS;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -33,11 +36,34 @@ pub struct Start {
 
 impl Start {
     pub fn new(settings: &RunSettings) -> Result<Self> {
+        let threads = settings.system.threads;
+        if threads > MAX_THREADS {
+            bail!("--threads {threads} is more than the {MAX_THREADS} threads microgpt runs");
+        }
         let mut rng = Rng::new(settings.data.seed);
-        let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
+        let budget = |read, most| {
+            let build = Need {
+                what: "splitting it into documents and tokens".into(),
+                bytes: Some(most),
+                kind: Kind::Resident,
+                advice: "use a smaller dataset",
+            };
+            memory::check_needs_now(&[Need::dataset(read), build]).map(|_| ())
+        };
+        let block_size = settings.model.block_size;
+        let corpus = Corpus::load_within(&settings.data, block_size, &mut rng, &budget)?;
         let cfg = settings.model.config(corpus.vocab.size());
         cfg.validate()?;
-        memory::check(&cfg, &Workload::for_run(settings, &corpus))?;
+        let samples = match settings.data.data {
+            DataMode::Lines => Need::samples(settings.sampling.num_samples, block_size),
+            DataMode::Stream => Need::samples(settings.sampling.num_samples.min(1), STREAM_CHARS),
+        };
+        let needs = [
+            Need::dataset(corpus.bytes()),
+            samples,
+            Need::threads(threads),
+        ];
+        memory::check_with(&cfg, &[Workload::for_run(settings, &corpus)], &needs)?;
         let total = cfg.layout().total;
         if total > MAX_PARAMS {
             bail!("the model would have {total} parameters; microgpt trains at most {MAX_PARAMS}: choose a smaller --n-embd, --n-layer or --block-size");
