@@ -60,6 +60,9 @@ fn a_second_signal_exits_without_saving() {
     while checkpoint::latest_step(&run).unwrap().is_none() {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Past the end of that save (its checkpoint read back, the old one removed): inside the
+    // next step.
+    std::thread::sleep(Duration::from_millis(30));
     signal(&child, "TERM");
     std::thread::sleep(Duration::from_millis(20));
     signal(&child, "TERM");

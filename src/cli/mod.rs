@@ -344,6 +344,9 @@ pub struct SweepArgs {
     /// Train finished runs of an earlier sweep on to this sweep's --steps (else refused).
     #[arg(long)]
     pub extend: bool,
+    /// Replace the comparison (summary.md, ...) an earlier sweep wrote to OUT (else refused).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -360,6 +363,9 @@ pub struct CompareArgs {
     /// [default: a linear axis over the runs' robust extent].
     #[arg(long)]
     pub log_y: bool,
+    /// Replace outputs that exist (else refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -409,6 +415,9 @@ pub struct InspectArgs {
     /// Run the model on this engine [default: the run's].
     #[arg(long, value_parser = choice::<EngineKind>())]
     pub engine: Option<EngineKind>,
+    /// Replace outputs that exist (else refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A clap error as one line: its message without the usage and help hints.

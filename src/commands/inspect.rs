@@ -6,11 +6,12 @@ mod heatmap;
 
 use crate::cli::InspectArgs;
 use anyhow::{bail, Context, Result};
-use microgpt::data::files::write_atomic;
+use microgpt::data::files::{self, write_atomic};
 use microgpt::data::Vocab;
 use microgpt::model::engine::Engine;
 use microgpt::model::{with_engine, EngineTask};
 use microgpt::rundir::checkpoint::{self, RunConfig};
+use microgpt::rundir::lock::RunLock;
 use microgpt::settings::Choice;
 use microgpt::settings::SettingsMap;
 use microgpt::training::inspect::{inspect, text_tokens, Inspection};
@@ -126,6 +127,37 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             None => r.dir.join("attention"),
         })
         .collect();
+    // Each directory written, and the files written to it.
+    let mut outputs: Vec<(PathBuf, Vec<String>)> = pictures
+        .iter()
+        .map(|p| {
+            let dir = p.parent().map_or(PathBuf::from("."), Path::to_path_buf);
+            let stem = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let stem = stem.unwrap_or_default();
+            (dir, vec![format!("{stem}.png"), format!("{stem}.svg")])
+        })
+        .collect();
+    if let Some(out) = &args.out {
+        let names = ["inspect.md".to_string(), "inspect.json".to_string()];
+        let all = outputs
+            .drain(..)
+            .flat_map(|(_, n)| n)
+            .chain(names)
+            .collect();
+        outputs.push((out.clone(), all));
+    }
+    for (dir, names) in &outputs {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        files::refuse_clobber(dir, &names, args.force)?;
+    }
+    // Maps written into a run directory are written under its lock, as its writers write.
+    let _writing: Vec<RunLock> = match &args.out {
+        Some(_) => Vec::new(),
+        None => runs
+            .iter()
+            .map(|r| RunLock::acquire(&r.dir))
+            .collect::<Result<_>>()?,
+    };
     let md = markdown(&runs, &args.text, args.out.is_some().then_some(&pictures));
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -135,6 +167,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     for (run, stem) in runs.iter().zip(&pictures) {
         heatmap::write(stem, &heatmap_of(run, &args.text))?;
+    }
+    for (dir, names) in &outputs {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        files::record_outputs(dir, &names)?;
     }
     print!("{md}");
     let mut wrote: Vec<String> = pictures

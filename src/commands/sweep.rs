@@ -58,6 +58,9 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
+    // The comparison at the end replaces only an earlier sweep's, unless asked: said before
+    // training.
+    microgpt::data::files::refuse_clobber(out, &super::compare::OUTPUTS, args.force)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     interrupt::install()?;
     println!(
@@ -87,7 +90,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
     }
     if !done.is_empty() {
         println!();
-        super::compare::run(&done, out)?;
+        super::compare::run(&done, out, true)?;
     }
     if !failed.is_empty() {
         bail!(
@@ -210,15 +213,24 @@ fn escape(value: &str) -> String {
         .replace('\\', "%5C")
 }
 
-/// Errors if two runs would share a directory (values the file system does not tell apart).
+/// Errors if two runs would share a directory (values the file system does not tell apart)
+/// or are the same run (`lr=0.01,1e-2`: values that parse to the same setting).
 fn distinct(runs: Vec<Planned>) -> Result<Vec<Planned>> {
-    for (i, a) in runs.iter().enumerate() {
-        if let Some(b) = runs[..i].iter().find(|b| b.dir == a.dir) {
+    let mut dirs = std::collections::HashMap::new();
+    let mut settings = std::collections::HashMap::new();
+    for a in &runs {
+        if let Some(b) = dirs.insert(&a.dir, &a.name) {
             bail!(
-                "runs {} and {} would share the directory {}: give grid values that differ",
-                b.name,
+                "runs {b} and {} would share the directory {}: give grid values that differ",
                 a.name,
                 a.dir.display()
+            );
+        }
+        let key = serde_json::to_string(&a.settings.to_map())?;
+        if let Some(b) = settings.insert(key, &a.name) {
+            bail!(
+                "runs {b} and {} are the same run (their settings are equal): give each grid value once",
+                a.name
             );
         }
     }
@@ -350,6 +362,10 @@ fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
 /// Trains one run to its end in a child process, resuming or skipping what a previous
 /// sweep left in its directory (see [`action`]). Output goes to `DIR/train.log`.
 fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
+    if run.action == Action::Train {
+        // A directory `train --out` would refuse is left as it is: no train.log in it.
+        microgpt::rundir::outdir::inspect_out(&run.dir)?;
+    }
     std::fs::create_dir_all(&run.dir)
         .with_context(|| format!("cannot create {}", run.dir.display()))?;
     let argv: Vec<String> = match run.action {
@@ -374,30 +390,72 @@ fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log);
+        .stderr(Stdio::piped());
     // A process group of its own: a terminal's Ctrl-C reaches the sweep alone, which passes
     // every interrupt on once (a second signal would make the run exit without saving).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    dies_with_the_sweep(&mut command);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
+    // Its errors go to the log and are its own reason: another sweep's run may share the log.
+    let stderr = child.stderr.take().expect("piped");
+    let copied = std::thread::spawn(move || tee_last_line(stderr, log));
     let status = wait_passing_interrupt(&mut child)?;
+    let last = copied.join().unwrap_or_default();
     Ok(match status.code() {
         Some(0) => RunResult::Done,
         Some(130) => RunResult::Interrupted,
         // Killed by the interrupt passed on before it could install its handler.
         None if interrupt::requested() => RunResult::Interrupted,
-        _ => {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = text.lines().rev().find(|l| !l.trim().is_empty());
-            RunResult::Failed(format!(
-                "{} (see {})",
-                last.map_or("no output", |l| l.trim_start_matches("error: ")),
-                log_path.display()
-            ))
-        }
+        _ => RunResult::Failed(format!(
+            "{} (see {})",
+            last.as_deref()
+                .map_or("no output", |l| l.trim_start_matches("error: ")),
+            log_path.display()
+        )),
     })
+}
+
+/// Copies `from` to `to` as it comes; returns its last non-blank line.
+fn tee_last_line(from: impl std::io::Read, mut to: std::fs::File) -> Option<String> {
+    use std::io::{BufRead, Write};
+    let mut last = None;
+    for line in std::io::BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        let _ = writeln!(to, "{line}");
+        if !line.trim().is_empty() {
+            last = Some(line);
+        }
+    }
+    last
+}
+
+/// Makes the run get [`interrupt::PARENT_DIED`] when the sweep dies (even by SIGKILL), so
+/// that it saves and stops rather than train on as an orphan in its own process group
+/// (Linux).
+fn dies_with_the_sweep(command: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: getpid is async-signal-safe.
+        let sweep = unsafe { libc::getpid() };
+        // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+        // (prctl, getppid, _exit).
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, interrupt::PARENT_DIED);
+                // The sweep died before the request was made: no signal will come.
+                if libc::getppid() != sweep {
+                    libc::_exit(130);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// Waits for a run's process; once the sweep is interrupted (Ctrl-C, SIGTERM, SIGHUP), sends

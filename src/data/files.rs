@@ -159,6 +159,58 @@ pub fn read_regular_text(path: &Path, limit: u64) -> Result<String> {
         .with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
+/// The file in a directory of outputs (`compare --out`, ...) that records what microgpt
+/// wrote there: one `SHA-256 name` line per file.
+pub const OUTPUTS_RECORD: &str = ".microgpt-outputs";
+
+/// What `dir`'s record says microgpt wrote: name → SHA-256.
+fn recorded(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let text = read_regular_text(&dir.join(OUTPUTS_RECORD), 1 << 20).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(sha, name)| (name.to_string(), sha.to_string()))
+        .collect()
+}
+
+/// Errors, naming the first, when one of `names` exists in `dir` but is not what microgpt
+/// last wrote there (it has no record of it, or it changed since), unless `force`: outputs
+/// are replaced without asking only when nothing would be lost.
+pub fn refuse_clobber(dir: &Path, names: &[&str], force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    let record = recorded(dir);
+    for name in names {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            continue;
+        }
+        let ours = read_regular(&path, 1 << 30)
+            .is_ok_and(|bytes| record.get(*name) == Some(&sha256_hex(&bytes)));
+        if !ours {
+            bail!(
+                "{} exists, and microgpt did not write it or it was changed since: pass --force to replace it, or write the outputs elsewhere",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Records `names`, just written to `dir`, as microgpt's (see [`refuse_clobber`]).
+pub fn record_outputs(dir: &Path, names: &[&str]) -> Result<()> {
+    let mut record = recorded(dir);
+    for name in names {
+        let bytes = read_regular(&dir.join(name), 1 << 30)?;
+        record.insert(name.to_string(), sha256_hex(&bytes));
+    }
+    let text: String = record
+        .iter()
+        .map(|(name, sha)| format!("{sha} {name}\n"))
+        .collect();
+    write_atomic(&dir.join(OUTPUTS_RECORD), text.as_bytes())
+}
+
 /// The (device, inode) of a file: what stays the same however it is renamed. `None` where
 /// the platform has no such numbers.
 pub fn identity(meta: &Metadata) -> Option<(u64, u64)> {

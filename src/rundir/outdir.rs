@@ -3,7 +3,7 @@
 //! checkpoint, no samples, and no more rows in `metrics.csv` than a run appends before its
 //! first save (which a resume would drop).
 
-use crate::data::files::{self, is_temporary, read_regular_text};
+use crate::data::files::{self, is_temporary, read_regular_text, OUTPUTS_RECORD};
 use crate::data::MAX_INPUT_BYTES;
 use crate::rundir::checkpoint::{self, CHECKPOINTS_DIR, METRICS_FILE, SAMPLES_FILE};
 use crate::rundir::lock::{RunLock, LOCK_FILE};
@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 
 /// Files other than `config.json` that a run directory of ours may hold: what `train`,
-/// `sweep` (`train.log`) and `sample --temperatures` write there.
+/// `sweep` (`train.log`), `sample --temperatures` and `inspect` write there.
 const OURS: &[&str] = &[
     METRICS_FILE,
     SAMPLES_FILE,
@@ -21,6 +21,9 @@ const OURS: &[&str] = &[
     "train.log",
     "temperatures.md",
     "temperatures.json",
+    "attention.png",
+    "attention.svg",
+    OUTPUTS_RECORD,
 ];
 
 /// What a run leaves that no checkpoint holds: starting afresh would lose it.
