@@ -238,9 +238,12 @@ impl RunLock {
                 meta.len()
             );
         }
-        std::io::Write::write_all(&mut file, bytes)
-            .and_then(|()| file.sync_data())
-            .with_context(context)
+        let written = std::io::Write::write_all(&mut file, bytes).and_then(|()| file.sync_data());
+        if written.is_err() {
+            // Part of the rows may be in (a full disk): cut back to what this writer knows.
+            let _ = file.set_len(len);
+        }
+        written.with_context(context)
     }
 }
 
