@@ -47,6 +47,7 @@ fn a_full_disk_is_said_once() {
     let run = fs.0.join("run");
     let flags = ["--steps", "1000000", "--save-every", "20"];
     let mut child = spawn(&train_args(&data, &run, &flags));
+    let _reaper = Reaper(child.id());
     ready(&mut child);
     let start = Instant::now();
     while checkpoint::latest_step(&run).ok().flatten().is_none() {

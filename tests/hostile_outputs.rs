@@ -80,6 +80,7 @@ fn outputs_are_replaced_only_when_nothing_is_lost_or_with_force() {
     // Into a run being trained: refused by its writer's lock, nothing written.
     let live = dir.join("live");
     let mut child = spawn(&train_args(&data, &live, &["--steps", "1000000"]));
+    let _reaper = Reaper(child.id());
     ready(&mut child);
     while checkpoint::latest_step(&live).unwrap().is_none() {
         // The first checkpoint, at step 250: a run directory inspect can read.
@@ -121,6 +122,7 @@ fn a_killed_sweep_takes_its_runs_with_it() {
         "0",
     ];
     let mut sweep = spawn(&sweep_args(&data, &out, &flags));
+    let _reaper = Reaper(sweep.id());
     let run = out.join("n_layer=1");
     let log = run.join("train.log");
     let start = Instant::now();
@@ -196,6 +198,7 @@ fn each_failed_run_gives_its_own_reason_and_a_refused_directory_is_untouched() {
         "0",
     ];
     let mut first = spawn(&sweep_args(&data, &out, &long));
+    let _reaper = Reaper(first.id());
     let log = out.join("n_layer=1/train.log");
     let start = Instant::now();
     while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("num params")) {
@@ -291,6 +294,7 @@ fn a_closed_or_full_stdout_never_stops_a_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let _reaper = Reaper(child.id());
     let start = Instant::now();
     while checkpoint::latest_step(&run)
         .ok()

@@ -45,6 +45,7 @@ fn a_moved_live_run_is_saved_where_it_went_and_the_name_is_free() {
     let (mv1, old) = (dir.join("mv1"), dir.join("mv1_old"));
     let flags = ["--steps", "1000000", "--save-every", "100000"];
     let mut first = spawn(&train_args(&data, &mv1, &flags));
+    let _reaper = Reaper(first.id());
     ready(&mut first);
     let metrics = mv1.join("metrics.csv");
     wait_for("rows in metrics.csv", || {
@@ -252,6 +253,7 @@ fn a_removed_lock_is_retaken_and_a_replaced_one_stops_its_writer() {
     let run = dir.join("run");
     let flags = ["--steps", "1000000", "--save-every", "3"];
     let mut child = spawn(&train_args(&data, &run, &flags));
+    let _reaper = Reaper(child.id());
     ready(&mut child);
     wait_for("a checkpoint", || {
         checkpoint::latest_step(&run).unwrap().is_some()
@@ -268,6 +270,7 @@ fn a_removed_lock_is_retaken_and_a_replaced_one_stops_its_writer() {
     resumes(&run);
 
     let mut child = spawn(&["train", "--resume", s(&run), "--steps", "2000000"]);
+    let _reaper = Reaper(child.id());
     ready(&mut child);
     let resumed = whole(&run);
     wait_for("a new checkpoint", || {

@@ -90,3 +90,22 @@ pub fn ends_within(mut child: Child, secs: u64) -> (Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     (out.status.code(), text(&out.stderr))
 }
+
+/// Kills the process `pid`, a child of this test, when dropped if it still runs: a test that
+/// fails part way leaves no run training behind.
+pub struct Reaper(pub u32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0)).unwrap_or_default();
+        let after_name = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // Still running (not a zombie), and still ours (not a reused pid).
+        let ours = fields.get(1) == Some(&std::process::id().to_string().as_str());
+        if ours && fields.first() != Some(&"Z") {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
