@@ -127,25 +127,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             None => r.dir.join("attention"),
         })
         .collect();
-    // Each directory written, and the files written to it.
-    let mut outputs: Vec<(PathBuf, Vec<String>)> = pictures
-        .iter()
-        .map(|p| {
-            let dir = p.parent().map_or(PathBuf::from("."), Path::to_path_buf);
-            let stem = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            let stem = stem.unwrap_or_default();
-            (dir, vec![format!("{stem}.png"), format!("{stem}.svg")])
-        })
-        .collect();
-    if let Some(out) = &args.out {
-        let names = ["inspect.md".to_string(), "inspect.json".to_string()];
-        let all = outputs
-            .drain(..)
-            .flat_map(|(_, n)| n)
-            .chain(names)
-            .collect();
-        outputs.push((out.clone(), all));
-    }
+    let outputs = outputs(&pictures, args.out.as_deref());
     for (dir, names) in &outputs {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         files::refuse_clobber(dir, &names, args.force)?;
@@ -184,6 +166,30 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     // Stdout stays the table alone, ready to paste into notes.
     eprintln!("wrote {}", wrote.join(", "));
     Ok(())
+}
+
+/// Each directory `inspect` writes to, and the files it writes there: each run's maps
+/// (`pictures` are their stems), and with `--out` the report too, all in `out`.
+fn outputs(pictures: &[PathBuf], out: Option<&Path>) -> Vec<(PathBuf, Vec<String>)> {
+    let mut outputs: Vec<(PathBuf, Vec<String>)> = pictures
+        .iter()
+        .map(|p| {
+            let dir = p.parent().map_or(PathBuf::from("."), Path::to_path_buf);
+            let stem = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let stem = stem.unwrap_or_default();
+            (dir, vec![format!("{stem}.png"), format!("{stem}.svg")])
+        })
+        .collect();
+    if let Some(out) = out {
+        let names = ["inspect.md".to_string(), "inspect.json".to_string()];
+        let all = outputs
+            .drain(..)
+            .flat_map(|(_, n)| n)
+            .chain(names)
+            .collect();
+        outputs.push((out.to_path_buf(), all));
+    }
+    outputs
 }
 
 /// Each run's name: its directory's, numbered when two runs share one.

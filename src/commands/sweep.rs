@@ -3,6 +3,8 @@
 //! Running the same sweep again skips finished runs and resumes interrupted ones; a run
 //! directory holding a run of other settings is an error, never reused.
 
+mod process;
+
 use crate::cli::{self, Cli, Command, SweepArgs};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -10,11 +12,12 @@ use microgpt::rundir::checkpoint::{self, RunConfig, CONFIG_FILE};
 use microgpt::settings::validate::flag;
 use microgpt::settings::{role, Role, RunSettings, SettingsMap, ROLES};
 use microgpt::training::interrupt::{self, Outcome};
+use process::{dies_with_the_sweep, tee_last_line, wait_passing_interrupt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One run of the sweep.
 struct Planned {
@@ -416,66 +419,6 @@ fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
             log_path.display()
         )),
     })
-}
-
-/// Copies `from` to `to` as it comes; returns its last non-blank line.
-fn tee_last_line(from: impl std::io::Read, mut to: std::fs::File) -> Option<String> {
-    use std::io::{BufRead, Write};
-    let mut last = None;
-    for line in std::io::BufReader::new(from).lines() {
-        let Ok(line) = line else { break };
-        let _ = writeln!(to, "{line}");
-        if !line.trim().is_empty() {
-            last = Some(line);
-        }
-    }
-    last
-}
-
-/// Makes the run get [`interrupt::PARENT_DIED`] when the sweep dies (even by SIGKILL), so
-/// that it saves and stops rather than train on as an orphan in its own process group
-/// (Linux).
-fn dies_with_the_sweep(command: &mut std::process::Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: getpid is async-signal-safe.
-        let sweep = unsafe { libc::getpid() };
-        // SAFETY: between fork and exec the closure calls only async-signal-safe functions
-        // (prctl, getppid, _exit).
-        unsafe {
-            command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, interrupt::PARENT_DIED);
-                // The sweep died before the request was made: no signal will come.
-                if libc::getppid() != sweep {
-                    libc::_exit(130);
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = command;
-}
-
-/// Waits for a run's process; once the sweep is interrupted (Ctrl-C, SIGTERM, SIGHUP), sends
-/// the run one SIGTERM, on which it saves at its next step boundary and exits.
-fn wait_passing_interrupt(child: &mut Child) -> Result<ExitStatus> {
-    let mut passed = false;
-    loop {
-        if let Some(status) = child.try_wait().context("cannot wait for a run")? {
-            return Ok(status);
-        }
-        if !passed && interrupt::requested() {
-            #[cfg(unix)]
-            // SAFETY: sends a signal to our own child; no memory is involved.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            passed = true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Quotes `s` for a POSIX shell when it needs it.
