@@ -99,7 +99,8 @@ fn bench_steps<E: Engine>(
 fn steps(c: &mut Criterion) {
     microgpt::model::tensor::set_threads(
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
+    )
+    .unwrap();
     let (corpus, mut rng) = load(&names());
     let vocab = corpus.vocab.size();
     let default = config(vocab, 16, 1, 4);

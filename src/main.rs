@@ -5,6 +5,7 @@ mod commands;
 
 use cli::{Cli, Command};
 use microgpt::training::interrupt::Outcome;
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => commands::sample::run(args).map(|()| Outcome::Done),
         Command::Sweep(args) => commands::sweep::run(args),
         Command::Compare(args) => {
-            commands::compare::run_with_scale(&args.runs, &args.out, args.log_y)
+            commands::compare::run_with_scale(&args.runs, &args.out, args.log_y, args.force)
                 .map(|()| Outcome::Done)
         }
         Command::Gradcheck(args) => commands::gradcheck::run(args).map(|()| Outcome::Done),
@@ -35,7 +36,16 @@ fn main() -> ExitCode {
         // The shell's convention for "ended by SIGINT".
         Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line whatever the message holds (a path with a newline); written, or
+            // dropped when stderr is gone: the exit code says it all the same.
+            let message: String = format!("{e:#}")
+                .chars()
+                .map(|c| match c.is_control() {
+                    true => c.escape_default().to_string(),
+                    false => c.to_string(),
+                })
+                .collect();
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::FAILURE
         }
     }

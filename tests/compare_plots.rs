@@ -34,7 +34,7 @@ fn synthetic(
     std::fs::create_dir_all(&dir).unwrap();
     let mut config = RunConfig::read(template).unwrap();
     edit(&mut config);
-    config.write(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), config.json().unwrap()).unwrap();
     let rows: Vec<metrics::Row> = losses
         .iter()
         .enumerate()

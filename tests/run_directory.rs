@@ -40,16 +40,23 @@ fn bad_run_directories_are_clear_errors_and_lose_nothing() {
         "{err}"
     );
 
-    // Stale temporary files of a killed writer are cleaned; intact again, it resumes.
-    let stale = [
+    // The temporary a killed writer recorded in .lock is cleaned; names that only look
+    // like temporaries are the user's, and stay. Intact again, the run resumes.
+    let stale = run.join("checkpoints/.microgpt-tmp-999999-step-00000006");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("model.safetensors"), "x").unwrap();
+    let record = "999999\ncheckpoints/.microgpt-tmp-999999-step-00000006\nend\n";
+    std::fs::write(run.join(".lock"), record).unwrap();
+    let users = [
         run.join(".metrics.csv.tmp999999"),
         run.join("checkpoints/.step-00000006.tmp999999"),
     ];
-    std::fs::write(&stale[0], "x").unwrap();
-    std::fs::create_dir(&stale[1]).unwrap();
+    std::fs::write(&users[0], "x").unwrap();
+    std::fs::create_dir(&users[1]).unwrap();
     ok(&["train", "--resume", s(&run), "--quiet"]);
     assert_eq!(rows(&run).len(), 10);
-    assert!(stale.iter().all(|p| !p.exists()));
+    assert!(!stale.exists());
+    assert!(users.iter().all(|p| p.exists()));
 }
 
 #[test]
@@ -213,12 +220,20 @@ fn out_never_replaces_files_it_did_not_write() {
         "{}",
         text(&o.stderr)
     );
-    // A run of ours that never saved starts afresh; a new directory is created.
+    // A run of ours that never committed a step starts afresh (its 3 rows came before its
+    // first save, due at step 250); a new directory is created. With its samples, it is a
+    // finished run whose checkpoints were removed: refused.
     let run = dir.join("new/run");
     train_ok(&data, &run, &["--steps", "3", "--num-samples", "0"]);
     std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
     let err = fails(&["train", "--resume", s(&run)]);
-    assert!(err.contains("start it again with train --out"), "{err}");
+    assert!(err.contains("holds no checkpoint"), "{err}");
+    let err = text(&train(&data, &run, &["--steps", "3"]).stderr);
+    assert!(
+        err.contains("holds the results of a run (samples.txt)"),
+        "{err}"
+    );
+    std::fs::remove_file(run.join("samples.txt")).unwrap();
     train_ok(&data, &run, &["--steps", "3", "--num-samples", "0"]);
     assert_eq!(rows(&run).len(), 3);
 }

@@ -55,7 +55,7 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
         ..small.clone()
     };
     for (cfg, threads) in [(&small, 1), (&small, 2), (&large, 2)] {
-        set_threads(threads);
+        set_threads(threads).unwrap();
         check(cfg, |p| TensorGpt::<f64>::new(cfg, p).unwrap());
     }
     // bf16: the weights' copy is made again after each update, into the same buffer, and
@@ -63,7 +63,7 @@ fn steps_and_decoding_allocate_nothing_after_the_first_batch() {
     for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
         check(&large, |p| TensorGpt::new_bf16(&large, p, kernel).unwrap());
     }
-    set_threads(1);
+    set_threads(1).unwrap();
 }
 
 fn check<E: Engine>(cfg: &ModelConfig, engine: impl FnOnce(&[f64]) -> E) {

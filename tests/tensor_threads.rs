@@ -45,7 +45,7 @@ struct Run {
 }
 
 fn train(threads: usize) -> Run {
-    set_threads(threads);
+    set_threads(threads).unwrap();
     let cfg = config();
     let mut rng = Rng::new(5);
     let params = cfg.layout().init(&mut rng, 0.1);
@@ -97,7 +97,7 @@ fn deviation(a: &[f64], b: &[f64]) -> (f64, f64) {
 #[test]
 fn threads_give_identical_bits_per_count_and_agree_across_counts() {
     let runs = [1, 2].map(|threads| (threads, train(threads), train(threads)));
-    set_threads(1);
+    set_threads(1).unwrap();
     let mut failed = Vec::new();
     println!(
         "{:>7} {:>22} {:>22} {:>10}",

@@ -6,78 +6,8 @@
 mod common;
 
 use common::cli::*;
-use std::io::BufRead;
-use std::process::Child;
+use common::live::*;
 use std::time::{Duration, Instant};
-
-/// `train` with the tiny model on `data` into `out` plus `extra`, running in the background.
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_microgpt"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn train_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["train", "--input", s(data), "--out", s(out)];
-    args.extend_from_slice(TINY);
-    args.extend(["--engine", "scalar"]);
-    args.extend_from_slice(extra);
-    args
-}
-
-/// Waits until `child` has printed `num params`: its signal handler and lock are in place.
-fn ready(child: &mut Child) {
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("num params") {
-        line.clear();
-        let n = stdout.read_line(&mut line).unwrap();
-        assert!(n > 0, "train ended before it was ready");
-    }
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
-
-/// The run in `dir` is whole: config, checkpoint, Adam state and the metrics it covers load.
-fn whole(dir: &Path) -> usize {
-    let (_, model) = checkpoint::load_run(dir).unwrap();
-    checkpoint::load_optimizer(dir, &model).unwrap();
-    let span = &model.manifest.metrics;
-    assert_eq!(
-        metrics::read_span(&dir.join("metrics.csv"), span)
-            .unwrap()
-            .len(),
-        model.step
-    );
-    model.step
-}
-
-/// The run in `dir` is whole and trains two more steps.
-fn resumes(dir: &Path) {
-    let step = whole(dir);
-    let stop = (step + 2).to_string();
-    ok(&[
-        "train",
-        "--resume",
-        s(dir),
-        "--stop-after",
-        &stop,
-        "--quiet",
-    ]);
-    assert_eq!(rows(dir).len(), step + 2);
-}
 
 #[test]
 fn sigterm_and_sighup_save_at_a_step_boundary_like_ctrl_c() {
@@ -130,6 +60,9 @@ fn a_second_signal_exits_without_saving() {
     while checkpoint::latest_step(&run).unwrap().is_none() {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // Past the end of that save (its checkpoint read back, the old one removed): inside the
+    // next step.
+    std::thread::sleep(Duration::from_millis(30));
     signal(&child, "TERM");
     std::thread::sleep(Duration::from_millis(20));
     signal(&child, "TERM");

@@ -193,6 +193,9 @@ pub struct SweepArgs {
     /// Train finished runs of an earlier sweep on to this sweep's --steps (else refused).
     #[arg(long)]
     pub extend: bool,
+    /// Replace the comparison (summary.md, ...) an earlier sweep wrote to OUT (else refused).
+    #[arg(long)]
+    pub force: bool,
     /// The sweep's directory: each run's directory is OUT/KEY=V,KEY=V.
     #[arg(long, value_name = "OUT", value_parser = Utf8Path)]
     pub out: PathBuf,
@@ -215,6 +218,9 @@ pub struct CompareArgs {
     /// [default: a linear axis over the runs' robust extent].
     #[arg(long)]
     pub log_y: bool,
+    /// Replace outputs that exist (else refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -260,6 +266,9 @@ pub struct InspectArgs {
     /// Run the tensor engine in this dtype [default: the run's].
     #[arg(long, value_parser = setting::<Dtype>("dtype"))]
     pub dtype: Option<Dtype>,
+    /// Replace outputs that exist (else refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A clap error as one line: its message without the usage and help hints.
@@ -307,6 +316,7 @@ mod tests {
                     "jobs",
                     "print_commands",
                     "extend",
+                    "force",
                     "out",
                     "max_memory",
                 ],

@@ -3,7 +3,7 @@
 
 use crate::commands::curves::{self, Point};
 use anyhow::{bail, Context, Result};
-use microgpt::data::files::write_atomic;
+use microgpt::data::files::{self, write_atomic};
 use microgpt::rundir::checkpoint::{RunConfig, METRICS_FILE};
 use microgpt::rundir::metrics::{self, Row, SMOOTHING};
 use std::fmt::Write as _;
@@ -77,13 +77,23 @@ fn label(runs: &mut [Run]) {
     }
 }
 
-/// Compares the runs in `dirs`, writing to `out`, on a linear loss axis.
-pub fn run(dirs: &[PathBuf], out: &Path) -> Result<()> {
-    run_with_scale(dirs, out, false)
+/// What `compare` writes to its `--out`.
+pub const OUTPUTS: [&str; 4] = [
+    "loss_curves.svg",
+    "loss_curves.png",
+    "summary.md",
+    "summary.csv",
+];
+
+/// Compares the runs in `dirs`, writing to `out`, on a linear loss axis (replacing outputs
+/// there only if `force`).
+pub fn run(dirs: &[PathBuf], out: &Path, force: bool) -> Result<()> {
+    run_with_scale(dirs, out, false, force)
 }
 
 /// [`run`], with the loss on a log scale if `log_y`.
-pub fn run_with_scale(dirs: &[PathBuf], out: &Path, log_y: bool) -> Result<()> {
+pub fn run_with_scale(dirs: &[PathBuf], out: &Path, log_y: bool, force: bool) -> Result<()> {
+    files::refuse_clobber(out, &OUTPUTS, force)?;
     let mut runs = dirs
         .iter()
         .map(|d| Run::load(d))
@@ -100,6 +110,7 @@ pub fn run_with_scale(dirs: &[PathBuf], out: &Path, log_y: bool) -> Result<()> {
     let (md, csv) = summary(&runs);
     write_atomic(&out.join("summary.md"), md.as_bytes())?;
     write_atomic(&out.join("summary.csv"), csv.as_bytes())?;
+    files::record_outputs(out, &OUTPUTS)?;
     print!("{md}");
     println!(
         "\nwrote loss_curves.svg, loss_curves.png, summary.md and summary.csv to {}",

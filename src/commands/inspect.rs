@@ -6,12 +6,13 @@ mod heatmap;
 
 use crate::cli::InspectArgs;
 use anyhow::{bail, Context, Result};
-use microgpt::data::files::write_atomic;
+use microgpt::data::files::{self, write_atomic};
+use microgpt::rundir::lock::RunLock;
 use microgpt::settings::Choice;
 use microgpt::training::inspect::{names, run_report, Inspected, RunReport, TOP};
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The settings a reader needs to place the run: shape, length and data.
 fn settings_line(run: &Inspected) -> String {
@@ -56,6 +57,19 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             None => r.dir.join("attention"),
         })
         .collect();
+    let outputs = outputs(&pictures, args.out.as_deref());
+    for (dir, names) in &outputs {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        files::refuse_clobber(dir, &names, args.force)?;
+    }
+    // Maps written into a run directory are written under its lock, as its writers write.
+    let _writing: Vec<RunLock> = match &args.out {
+        Some(_) => Vec::new(),
+        None => runs
+            .iter()
+            .map(|r| RunLock::acquire(&r.dir))
+            .collect::<Result<_>>()?,
+    };
     let md = markdown(&runs, &args.text, args.out.is_some().then_some(&pictures));
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -65,6 +79,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     for (run, stem) in runs.iter().zip(&pictures) {
         heatmap::write(stem, &heatmap_of(run, &args.text))?;
+    }
+    for (dir, names) in &outputs {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        files::record_outputs(dir, &names)?;
     }
     print!("{md}");
     let mut wrote: Vec<String> = pictures
@@ -80,6 +98,29 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Each directory `inspect` writes to, and the files it writes there: each run's maps
+/// (`pictures` are their stems), and with `--out` the report too, all in `out`.
+fn outputs(pictures: &[PathBuf], out: Option<&Path>) -> Vec<(PathBuf, Vec<String>)> {
+    let mut outputs: Vec<(PathBuf, Vec<String>)> = pictures
+        .iter()
+        .map(|p| {
+            let dir = p.parent().map_or(PathBuf::from("."), Path::to_path_buf);
+            let stem = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let stem = stem.unwrap_or_default();
+            (dir, vec![format!("{stem}.png"), format!("{stem}.svg")])
+        })
+        .collect();
+    if let Some(out) = out {
+        let names = ["inspect.md".to_string(), "inspect.json".to_string()];
+        let all = outputs
+            .drain(..)
+            .flat_map(|(_, n)| n)
+            .chain(names)
+            .collect();
+        outputs.push((out.to_path_buf(), all));
+    }
+    outputs
+}
 fn heatmap_of<'a>(run: &'a Inspected, text: &str) -> heatmap::Maps<'a> {
     let n = run.view.positions();
     heatmap::Maps {

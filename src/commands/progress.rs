@@ -1,16 +1,43 @@
 //! Training progress: a bar on a terminal, a plain line every twentieth of the run
-//! otherwise (logs stay short), nothing with `--quiet`. [`Work`]: the progress of other
-//! long work (sampling) on stderr.
+//! otherwise (logs stay short), nothing with `--quiet`. The lines are written by a thread of
+//! their own and dropped when the reader stalls: no pipe, full or closed, can stall or stop
+//! a run while it trains. [`Work`]: the progress of other long work (sampling) on stderr.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microgpt::rundir::metrics::{Ema, Row, SMOOTHING};
-use std::io::IsTerminal;
-use std::time::Instant;
+use std::io::{IsTerminal, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
 
 enum Display {
     Bar(ProgressBar),
-    Lines { every: usize },
+    Lines {
+        every: usize,
+        /// To the writing thread; `None` once finished.
+        lines: Option<SyncSender<String>>,
+        /// Says when the writing thread has written every line.
+        written: Receiver<()>,
+    },
     Quiet,
+}
+
+/// Lines queued for stdout beyond which new ones are dropped.
+const QUEUE: usize = 64;
+
+/// How long the end of a run waits for its progress lines to be written.
+const FLUSH: Duration = Duration::from_secs(1);
+
+/// A thread writing the lines it is sent to stdout, ignoring errors (a closed pipe).
+fn line_writer() -> (SyncSender<String>, Receiver<()>) {
+    let (lines, queue) = sync_channel::<String>(QUEUE);
+    let (done, written) = sync_channel(1);
+    std::thread::spawn(move || {
+        for line in queue {
+            let _ = writeln!(std::io::stdout(), "{line}");
+        }
+        let _ = done.send(());
+    });
+    (lines, written)
 }
 
 pub struct Progress {
@@ -42,8 +69,11 @@ impl Progress {
                     .with_position(done as u64);
             Display::Bar(bar)
         } else {
+            let (lines, written) = line_writer();
             Display::Lines {
                 every: total.div_ceil(20),
+                lines: Some(lines),
+                written,
             }
         };
         let mut ema = Ema::new(SMOOTHING);
@@ -85,25 +115,47 @@ impl Progress {
                     "loss {smoothed:.4}{val} | {tok_per_s:.0} tok/s | eta {eta}"
                 ));
             }
-            Display::Lines { every } => {
+            Display::Lines { every, lines, .. } => {
                 if row.step.is_multiple_of(*every)
                     || row.step == self.total
                     || row.val_loss.is_some()
                 {
-                    println!(
+                    let line = format!(
                         "step {:4} / {:4} | loss {:.4} | smoothed {smoothed:.4}{val} | {tok_per_s:.0} tok/s | eta {eta}",
                         row.step, self.total, row.loss
                     );
+                    // Dropped when the reader is this far behind.
+                    let _ = lines.as_ref().map(|l| l.try_send(line));
                 }
             }
             Display::Quiet => {}
         }
     }
 
-    /// Leaves the bar where it is on screen.
-    pub fn finish(&self) {
-        if let Display::Bar(bar) = &self.display {
-            bar.abandon();
+    /// Writes `line` before the progress: through the writing thread when there is one.
+    pub fn say(&self, line: String) {
+        match &self.display {
+            Display::Lines {
+                lines: Some(lines), ..
+            } => {
+                let _ = lines.try_send(line);
+            }
+            _ => {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            }
+        }
+    }
+
+    /// Leaves the bar where it is on screen; lets the lines be written (waiting a second at
+    /// most), so that what follows comes after them.
+    pub fn finish(&mut self) {
+        match &mut self.display {
+            Display::Bar(bar) => bar.abandon(),
+            Display::Lines { lines, written, .. } => {
+                lines.take();
+                let _ = written.recv_timeout(FLUSH);
+            }
+            Display::Quiet => {}
         }
     }
 }

@@ -12,7 +12,7 @@ use microgpt::model::{with_engine, EngineTask};
 use microgpt::numerics::rng::Rng;
 use microgpt::rundir::checkpoint::{self, RunConfig};
 use microgpt::settings::DataMode;
-use microgpt::training::memory::{self, Workload};
+use microgpt::training::memory::{self, Need, Workload};
 use microgpt::training::sample::{continuation_steps, Drawn, Kind, Request};
 
 mod plot;
@@ -42,9 +42,19 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         None => run.settings.system.engine,
     });
     let dtype = args.dtype.unwrap_or(model.dtype);
-    memory::check(
+    // Every sample is kept until written: counted with the model.
+    let (per_run, chars) = match request.kind {
+        Kind::Names => (run.settings.sampling.num_samples, model.config.block_size),
+        Kind::Continuations { max_new } => (1, max_new),
+    };
+    let (n, rounds) = match &args.temperatures {
+        Some(t) => (args.num_samples.unwrap_or(study::STUDY_SAMPLES), t.len()),
+        None => (args.num_samples.unwrap_or(per_run), 1),
+    };
+    memory::check_with(
         &model.config,
-        &Workload::sample(engine, dtype, &model.config),
+        &[Workload::sample(engine, dtype, &model.config)],
+        &[Need::samples(n.saturating_mul(rounds), chars)],
     )?;
     let task = SampleTask {
         args,

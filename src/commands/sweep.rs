@@ -3,17 +3,20 @@
 //! Running the same sweep again skips finished runs and resumes interrupted ones; the plan
 //! (grid, directories, what each asks for) is the library's [`microgpt::training::sweep`].
 
+mod process;
+
 use crate::cli::SweepArgs;
 use anyhow::{bail, Context, Result};
 use microgpt::settings::validate::flag;
 use microgpt::settings::{checked_value, RunSettings, SettingsMap};
 use microgpt::training::interrupt::{self, Outcome};
 use microgpt::training::sweep::{self, Action, Grid, Point};
+use process::{dies_with_the_sweep, tee_last_line, wait_passing_interrupt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One run of the sweep.
 struct Planned {
@@ -42,6 +45,9 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
+    // The comparison at the end replaces only an earlier sweep's, unless asked: said before
+    // training.
+    microgpt::data::files::refuse_clobber(out, &super::compare::OUTPUTS, args.force)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     interrupt::install()?;
     println!(
@@ -71,7 +77,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
     }
     if !done.is_empty() {
         println!();
-        super::compare::run(&done, out)?;
+        super::compare::run(&done, out, true)?;
     }
     if !failed.is_empty() {
         bail!(
@@ -88,7 +94,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome> {
 /// rule and each run's settings validated.
 fn plan(grid: &Grid, base: &RunSettings, jobs: usize, out: &Path) -> Result<Vec<Planned>> {
     let defaults = RunSettings::default().to_map();
-    sweep::points(grid, out)?
+    let runs = sweep::points(grid, out)?
         .into_iter()
         .map(
             |Point {
@@ -124,7 +130,9 @@ fn plan(grid: &Grid, base: &RunSettings, jobs: usize, out: &Path) -> Result<Vec<
                 })
             },
         )
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    sweep::distinct_settings(runs.iter().map(|r| (r.name.as_str(), &r.settings)))?;
+    Ok(runs)
 }
 
 /// The flags that give `settings`: every value that differs from the default, and every
@@ -191,6 +199,10 @@ fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
 /// Trains one run to its end in a child process, resuming or skipping what a previous
 /// sweep left in its directory (see [`action`]). Output goes to `DIR/train.log`.
 fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
+    if run.action == Action::Train {
+        // A directory `train --out` would refuse is left as it is: no train.log in it.
+        microgpt::rundir::outdir::inspect_out(&run.dir)?;
+    }
     std::fs::create_dir_all(&run.dir)
         .with_context(|| format!("cannot create {}", run.dir.display()))?;
     let argv: Vec<String> = match run.action {
@@ -215,50 +227,32 @@ fn run_one(exe: &Path, run: &Planned) -> Result<RunResult> {
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log);
+        .stderr(Stdio::piped());
     // A process group of its own: a terminal's Ctrl-C reaches the sweep alone, which passes
     // every interrupt on once (a second signal would make the run exit without saving).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    dies_with_the_sweep(&mut command);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
+    // Its errors go to the log and are its own reason: another sweep's run may share the log.
+    let stderr = child.stderr.take().expect("piped");
+    let copied = std::thread::spawn(move || tee_last_line(stderr, log));
     let status = wait_passing_interrupt(&mut child)?;
+    let last = copied.join().unwrap_or_default();
     Ok(match status.code() {
         Some(0) => RunResult::Done,
         Some(130) => RunResult::Interrupted,
         // Killed by the interrupt passed on before it could install its handler.
         None if interrupt::requested() => RunResult::Interrupted,
-        _ => {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = text.lines().rev().find(|l| !l.trim().is_empty());
-            RunResult::Failed(format!(
-                "{} (see {})",
-                last.map_or("no output", |l| l.trim_start_matches("error: ")),
-                log_path.display()
-            ))
-        }
+        _ => RunResult::Failed(format!(
+            "{} (see {})",
+            last.as_deref()
+                .map_or("no output", |l| l.trim_start_matches("error: ")),
+            log_path.display()
+        )),
     })
-}
-
-/// Waits for a run's process; once the sweep is interrupted (Ctrl-C, SIGTERM, SIGHUP), sends
-/// the run one SIGTERM, on which it saves at its next step boundary and exits.
-fn wait_passing_interrupt(child: &mut Child) -> Result<ExitStatus> {
-    let mut passed = false;
-    loop {
-        if let Some(status) = child.try_wait().context("cannot wait for a run")? {
-            return Ok(status);
-        }
-        if !passed && interrupt::requested() {
-            #[cfg(unix)]
-            // SAFETY: sends a signal to our own child; no memory is involved.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            passed = true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Quotes `s` for a POSIX shell when it needs it.

@@ -12,12 +12,20 @@ use microgpt::settings::DataMode;
 use microgpt::training::interrupt::{self, Outcome};
 use microgpt::training::run::{self, Observer, RunInfo};
 use microgpt::training::sample::STREAM_CHARS;
+use std::io::Write;
 use std::ops::ControlFlow;
 
 pub fn run(args: &TrainArgs) -> Result<Outcome> {
     // Before the run starts, so a caller that saw its first line can interrupt a step
     // boundary.
     interrupt::install()?;
+    // A closed pipe or terminal must not end a run that trains: its writes fail (and are
+    // dropped) rather than raise SIGPIPE, which would kill it before it saves.
+    #[cfg(unix)]
+    // SAFETY: sets a signal's disposition; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let mut shown = Shown {
         quiet: args.quiet,
         progress: None,
@@ -47,11 +55,11 @@ pub fn run(args: &TrainArgs) -> Result<Outcome> {
             Outcome::Done => "stopped",
         };
         match out {
-            Some(dir) => eprintln!(
+            Some(dir) => say_err(format_args!(
                 "{what} at {at}; saved. Continue with: microgpt train --resume {}",
                 dir.display()
-            ),
-            None => eprintln!("{what} at {at}; nothing saved (no --out)"),
+            )),
+            None => say_err(format_args!("{what} at {at}; nothing saved (no --out)")),
         }
         return Ok(trained.outcome);
     }
@@ -62,14 +70,18 @@ pub fn run(args: &TrainArgs) -> Result<Outcome> {
     let mode = args.settings().data.data;
     match mode {
         DataMode::Lines => {
-            println!("\n--- inference (new, hallucinated names) ---");
+            say(format_args!(
+                "\n--- inference (new, hallucinated names) ---"
+            ));
             for (i, name) in trained.samples.iter().enumerate() {
-                println!("sample {:2}: {name}", i + 1);
+                say(format_args!("sample {:2}: {name}", i + 1));
             }
         }
         DataMode::Stream => {
-            println!("\n--- inference ({STREAM_CHARS} characters after a newline) ---");
-            println!("{}", trained.samples[0]);
+            say(format_args!(
+                "\n--- inference ({STREAM_CHARS} characters after a newline) ---"
+            ));
+            say(format_args!("{}", trained.samples[0]));
         }
     }
     Ok(Outcome::Done)
@@ -85,23 +97,28 @@ impl Observer for Shown {
     fn started(&mut self, info: &RunInfo) {
         // Said even with --quiet: the run trains on less than the file holds.
         if let Some(warning) = info.corpus.crop_warning(info.settings.model.block_size) {
-            eprintln!("warning: {warning}");
+            say_err(format_args!("warning: {warning}"));
         }
+        let steps = info.settings.schedule.steps;
+        let progress = Progress::new(self.quiet, steps, info.history);
         if !self.quiet {
-            match &info.corpus.text {
-                Text::Lines { docs, .. } => println!("num docs: {}", docs.len()),
-                Text::Stream { tokens, .. } => println!("num chars: {}", tokens.len()),
-            }
-            println!("vocab size: {}", info.corpus.vocab.size());
-            println!("num params: {}", info.num_params);
+            progress.say(match &info.corpus.text {
+                Text::Lines { docs, .. } => format!("num docs: {}", docs.len()),
+                Text::Stream { tokens, .. } => format!("num chars: {}", tokens.len()),
+            });
+            progress.say(format!("vocab size: {}", info.corpus.vocab.size()));
+            progress.say(format!("num params: {}", info.num_params));
             if info.settings.system.dtype == Dtype::Bf16 {
                 if let Ok(kernel) = bf16::kernel() {
-                    println!("bf16 GEMMs: {} ({})", kernel.name(), kernel.describe());
+                    progress.say(format!(
+                        "bf16 GEMMs: {} ({})",
+                        kernel.name(),
+                        kernel.describe()
+                    ));
                 }
             }
         }
-        let steps = info.settings.schedule.steps;
-        self.progress = Some(Progress::new(self.quiet, steps, info.history));
+        self.progress = Some(progress);
     }
 
     fn step(&mut self, row: &Row) -> ControlFlow<()> {
@@ -112,8 +129,18 @@ impl Observer for Shown {
     }
 
     fn finished(&mut self) {
-        if let Some(p) = &self.progress {
+        if let Some(p) = &mut self.progress {
             p.finish();
         }
     }
+}
+
+/// A line to stdout; a failed write (a closed pipe) is dropped, not a panic.
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// A line to stderr, as [`say`].
+fn say_err(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -68,3 +68,19 @@ fn not_utf8(path: &Path, byte: usize) -> anyhow::Error {
         path.display()
     )
 }
+
+/// Errors unless `path` can be read again as the same text: a regular file. A run's
+/// recorded dataset is read again (to resume, to compare samples with) only from one: a
+/// pipe it was trained from is gone, and a FIFO or device would be waited on or read
+/// without end.
+pub fn check_rereadable(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) => bail!(
+            "{} is a {}, whose text cannot be read again",
+            path.display(),
+            crate::data::files::kind(&meta)
+        ),
+        Err(e) => bail!("{} cannot be read again ({e})", path.display()),
+    }
+}

@@ -48,9 +48,28 @@ impl Corpus {
     /// Reads the dataset in `settings.data` mode. Lines are shuffled with `rng`, the first
     /// draws of the stream; a stream draws nothing.
     pub fn load(settings: &DataSettings, block_size: usize, rng: &mut Rng) -> Result<Self> {
+        Corpus::load_within(settings, block_size, rng, &|_, _| Ok(()))
+    }
+
+    /// [`Corpus::load`], asking `budget` first whether the memory fits: it gets the bytes
+    /// of text read, and at most how many its documents and tokens will take.
+    pub fn load_within(
+        settings: &DataSettings,
+        block_size: usize,
+        rng: &mut Rng,
+        budget: &dyn Fn(u128, u128) -> Result<()>,
+    ) -> Result<Self> {
         let url = std::env::var("MICROGPT_DATA_URL").unwrap_or_else(|_| NAMES_URL.into());
         let path = resolve_input(settings.input.as_deref(), &url)?;
         let raw = read_text(&path)?;
+        // Upper bounds: every line a document, every character a token.
+        let lines = raw.bytes().filter(|&b| b == b'\n' || b == b'\r').count() + 1;
+        let chars = raw.chars().count();
+        let most = match settings.data {
+            DataMode::Lines => held_bytes(settings.data, lines, raw.len(), chars + 2 * lines),
+            DataMode::Stream => held_bytes(settings.data, 0, 0, chars),
+        };
+        budget(raw.len() as u128, most).with_context(|| format!("dataset {}", path.display()))?;
         let sha256 = sha256_hex(raw.as_bytes());
         let (vocab, text) = match settings.data {
             DataMode::Lines => {
@@ -80,6 +99,18 @@ impl Corpus {
             vocab,
             text,
         })
+    }
+
+    /// The bytes the corpus holds in memory (its documents and tokens).
+    pub fn bytes(&self) -> u128 {
+        match &self.text {
+            Text::Lines { docs, tokens, .. } => {
+                let text: usize = docs.iter().map(String::len).sum();
+                let ids: usize = tokens.iter().map(Vec::len).sum();
+                held_bytes(DataMode::Lines, docs.len(), text, ids)
+            }
+            Text::Stream { tokens, .. } => held_bytes(DataMode::Stream, 0, 0, tokens.len()),
+        }
     }
 
     /// Documents (lines) in the dataset; 0 for a stream. The shuffle drew this many.
@@ -193,6 +224,17 @@ impl Corpus {
             Text::Stream { tokens, n_train } => vec![self.vocab.decode(&tokens[..*n_train])],
         }
     }
+}
+
+/// The bytes a corpus of `docs` documents of `text` bytes and `ids` token ids in all holds:
+/// per document a `String` and a `Vec` of ids (headers and allocator chunks), the text and
+/// the ids (8 bytes each).
+fn held_bytes(mode: DataMode, docs: usize, text: usize, ids: usize) -> u128 {
+    let per_doc = match mode {
+        DataMode::Lines => 2 * 24 + 2 * 32,
+        DataMode::Stream => 0,
+    };
+    docs as u128 * per_doc + text as u128 + 8 * ids as u128
 }
 
 /// How many of `len` stream tokens train: all but the last `val_frac`; each part must hold

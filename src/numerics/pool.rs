@@ -69,19 +69,34 @@ static THREADS: AtomicUsize = AtomicUsize::new(1);
 const SPIN: Duration = Duration::from_micros(20);
 const YIELD: Duration = Duration::from_micros(2000);
 
+/// The most threads a pool runs.
+pub const MAX_THREADS: usize = 1024;
+
 /// Sets the threads of every parallel region (GEMMs, attention, elementwise layers, Adam).
-/// OpenBLAS is set to one thread, for good: its GEMMs run inside our tasks.
-pub fn set_threads(threads: usize) {
+/// OpenBLAS is set to one thread, for good: its GEMMs run inside our tasks. More than
+/// [`MAX_THREADS`], or threads the system will not start, are an error (and the pool one
+/// thread).
+pub fn set_threads(threads: usize) -> std::io::Result<()> {
     crate::numerics::blas::set_threads(1);
-    let threads = threads.clamp(1, 1024);
+    if threads > MAX_THREADS {
+        return Err(std::io::Error::other(format!(
+            "{threads} threads are more than the {MAX_THREADS} a pool runs"
+        )));
+    }
+    let threads = threads.max(1);
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if pool.as_ref().map_or(1, |p| p.threads) != threads {
         if let Some(old) = pool.take() {
             old.stop();
         }
-        *pool = (threads > 1).then(|| Pool::start(threads));
+        THREADS.store(1, SeqCst);
+        *pool = match threads {
+            1 => None,
+            _ => Some(Pool::start(threads)?),
+        };
     }
     THREADS.store(threads, SeqCst);
+    Ok(())
 }
 
 /// The thread count last set (1 until [`set_threads`] is called).
@@ -90,7 +105,7 @@ pub fn threads() -> usize {
 }
 
 impl Pool {
-    fn start(threads: usize) -> Pool {
+    fn start(threads: usize) -> std::io::Result<Pool> {
         let shared = Arc::new(Shared {
             job: UnsafeCell::new(None),
             tasks: AtomicUsize::new(0),
@@ -104,26 +119,38 @@ impl Pool {
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
-        let workers = (1..threads)
-            .map(|worker| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("microgpt-{worker}"))
-                    .spawn(move || work(&shared, worker))
-                    .expect("spawning a tensor worker thread")
-            })
-            .collect();
+        let mut workers = Vec::with_capacity(threads - 1);
+        for worker in 1..threads {
+            let shared_ = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("microgpt-{worker}"))
+                .spawn(move || work(&shared_, worker));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                // Out of threads or address space (`ulimit -u`, `ulimit -v`): the ones
+                // started are stopped, and the caller told.
+                Err(e) => {
+                    let started = Pool {
+                        threads: worker,
+                        shared,
+                        workers,
+                    };
+                    started.stop();
+                    return Err(e);
+                }
+            }
+        }
         // A new thread allocates as it starts (the runtime's thread-locals), maybe only
         // when the OS first runs it, long after `spawn` returned: wait, so that no step
         // after this one allocates (tests/tensor_allocations.rs counts every thread's).
         while shared.started.load(SeqCst) < threads - 1 {
             std::thread::yield_now();
         }
-        Pool {
+        Ok(Pool {
             threads,
             shared,
             workers,
-        }
+        })
     }
 
     fn stop(self) {

@@ -15,12 +15,15 @@
 //!   - `manifest.json`: [`Manifest`]: the step, each file's SHA-256, the span of
 //!     `metrics.csv` the checkpoint covers and what the run was trained as.
 //!
-//! A save writes a hidden temporary directory, syncs it, and renames it to its step's name:
-//! that one rename commits the checkpoint. Only then are older checkpoints removed, so the
-//! latest complete checkpoint is always the highest-numbered one. The checkpoint of formats
-//! 1 and 2 (`legacy.rs`) is read until the first save replaces it.
+//! A save writes a hidden temporary directory (recorded in `.lock`, so that the next writer
+//! removes it if this one is killed), syncs it, and renames it to its step's name: that one
+//! rename commits the checkpoint. Only once it reads back whole are the older checkpoints
+//! of the same run removed, so the latest complete checkpoint is always the highest-numbered
+//! one. An entry the run did not write (another run's, an empty `step-99999999`, a link) is
+//! never removed: when it is the highest, loading names it and stops. The checkpoint of
+//! formats 1 and 2 (`legacy.rs`) is read until the first save replaces it.
 
-use crate::data::files::{self, sha256_hex, sync_dir, write_synced};
+use crate::data::files::{self, sha256_hex};
 use crate::data::Vocab;
 use crate::model::config::ModelConfig;
 use crate::model::optim::Adam;
@@ -28,15 +31,16 @@ use crate::numerics::dtype::{Dtype, Float};
 use crate::rundir::legacy;
 pub use crate::rundir::metrics::MetricsSpan;
 pub use crate::rundir::runconfig::{
-    check_version, RunConfig, RunIdentity, CONFIG_FILE, FORMAT_VERSION,
+    check_version, RunConfig, RunIdentity, CONFIG_FILE, FORMAT_VERSION, MAX_JSON_BYTES,
 };
-use crate::rundir::tensorfile::{first_bad, serialize, TensorFile};
+pub use crate::rundir::save::{save, Snapshot};
+use crate::rundir::tensorfile::{first_bad, TensorFile};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const FORMAT: &str = "microgpt";
+pub(crate) const FORMAT: &str = "microgpt";
 
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const SAMPLES_FILE: &str = "samples.txt";
@@ -44,6 +48,10 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The largest checkpoint file read: the optimizer file of the largest model training
+/// allows (2^28 parameters, two f64 moments each), and room for its header.
+const MAX_TENSOR_FILE_BYTES: u64 = (2 << 28) * 8 + (64 << 20);
 
 /// `manifest.json`, the checkpoint's table of contents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,17 +88,6 @@ pub struct OptimizerState {
     pub v: Vec<f64>,
 }
 
-/// The state to save after `step` steps.
-pub struct Snapshot<'a, F: Float> {
-    pub config: &'a ModelConfig,
-    pub vocab: &'a Vocab,
-    pub step: usize,
-    pub params: &'a [F],
-    pub adam: &'a Adam<F>,
-    pub metrics: MetricsSpan,
-    pub run: RunIdentity,
-}
-
 /// Why a state was not saved: it is not one training can go on from.
 #[derive(Debug, thiserror::Error)]
 #[error("the {what} after step {step} are not finite ({first}): not saved")]
@@ -100,12 +97,13 @@ pub struct NotFinite {
     pub first: String,
 }
 
-fn step_name(step: usize) -> String {
+pub(crate) fn step_name(step: usize) -> String {
     format!("step-{step:08}")
 }
 
-/// The checkpoints in `dir` by step, lowest first.
-fn checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+/// The entries of `checkpoints/` named as a step's checkpoint (`step-NNNNNNNN`, nothing
+/// else), by step, lowest first. Their kinds and contents are checked where they are used.
+pub(crate) fn checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let root = dir.join(CHECKPOINTS_DIR);
     let entries = match std::fs::read_dir(&root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -116,7 +114,9 @@ fn checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
         let name = entry?.file_name();
         let step = name.to_str().and_then(|n| n.strip_prefix("step-"));
         if let Some(step) = step.and_then(|s| s.parse().ok()) {
-            found.push((step, root.join(name)));
+            if name.to_str() == Some(step_name(step).as_str()) {
+                found.push((step, root.join(name)));
+            }
         }
     }
     found.sort();
@@ -131,17 +131,34 @@ pub fn latest_step(dir: &Path) -> Result<Option<usize>> {
     }
 }
 
-/// Removes what a killed save left: temporary files and directories, and checkpoints older
-/// than the latest. Only the directory's writer (holding its lock) may call it.
-pub fn clean(dir: &Path) -> Result<()> {
-    files::remove_temporaries(dir)?;
-    files::remove_temporaries(&dir.join(CHECKPOINTS_DIR))?;
-    let found = checkpoints(dir)?;
-    for (_, old) in found.iter().rev().skip(1) {
-        std::fs::remove_dir_all(old)
-            .with_context(|| format!("cannot remove the old checkpoint {}", old.display()))?;
+/// The manifest of the checkpoint in `path` (`checkpoints/step-N`), checked against its
+/// name and kind: a real directory (not a link) whose manifest is of step `N`.
+pub(crate) fn checked_manifest(path: &Path, step: usize) -> Result<Manifest> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            "{} is a {}, not a checkpoint microgpt wrote: move it away to use the run",
+            path.display(),
+            files::kind(&meta)
+        );
     }
-    Ok(())
+    let manifest = read_manifest(path)
+        .with_context(|| format!("{} is not a checkpoint microgpt wrote", path.display()))?;
+    if manifest.step != step {
+        bail!(
+            "{} holds the checkpoint of step {}: it was renamed; move it away to use the run",
+            path.display(),
+            manifest.step
+        );
+    }
+    Ok(manifest)
+}
+
+/// Whether the checkpoint in `path` was written by the run `run` at `step`: only such a
+/// checkpoint is ever removed.
+pub(crate) fn is_ours(path: &Path, step: usize, run: &RunIdentity) -> bool {
+    checked_manifest(path, step).is_ok_and(|m| m.run == *run)
 }
 
 fn finite<F: Float>(what: &'static str, step: usize, cfg: &ModelConfig, xs: &[F]) -> Result<()> {
@@ -150,16 +167,6 @@ fn finite<F: Float>(what: &'static str, step: usize, cfg: &ModelConfig, xs: &[F]
         Some(first) => Err(NotFinite { what, step, first }.into()),
         None => Ok(()),
     }
-}
-
-fn metadata<const N: usize>(entries: [(&str, String); N]) -> BTreeMap<String, String> {
-    let mut m: BTreeMap<String, String> = entries
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    m.insert("format".into(), FORMAT.into());
-    m.insert("format_version".into(), FORMAT_VERSION.to_string());
-    m
 }
 
 /// Errors with [`NotFinite`] unless every weight and moment is finite: the state training
@@ -175,82 +182,16 @@ pub fn check_finite<F: Float>(
     finite("Adam moments", step, cfg, &adam.v)
 }
 
-/// Commits `snap` as the checkpoint of its step, then removes the older ones. A state with
-/// a non-finite weight or moment is refused with [`NotFinite`], the last checkpoint kept.
-/// Saving the step of the latest checkpoint again does nothing.
-pub fn save<F: Float>(dir: &Path, snap: &Snapshot<F>) -> Result<()> {
-    let (cfg, step) = (snap.config, snap.step);
-    check_finite(cfg, step, snap.params, snap.adam)?;
-    if latest_step(dir)? == Some(step) {
-        return Ok(());
-    }
-    let layout = cfg.layout();
-    let optimizer = serialize(
-        &layout,
-        &[("m.", &snap.adam.m), ("v.", &snap.adam.v)],
-        &metadata([
-            ("step", step.to_string()),
-            ("adam_t", snap.adam.t.to_string()),
-        ]),
-    )?;
-    let model = serialize(
-        &layout,
-        &[("", snap.params)],
-        &metadata([
-            ("config", serde_json::to_string(cfg)?),
-            ("vocab", snap.vocab.chars().iter().collect()),
-            ("dtype", F::DTYPE.to_string()),
-            ("step", step.to_string()),
-        ]),
-    )?;
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        step,
-        files: [
-            (MODEL_FILE.to_string(), sha256_hex(&model)),
-            (OPTIMIZER_FILE.to_string(), sha256_hex(&optimizer)),
-        ]
-        .into(),
-        metrics: snap.metrics.clone(),
-        run: snap.run.clone(),
-    };
-    let root = dir.join(CHECKPOINTS_DIR);
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let name = step_name(step);
-    let staging = root.join(files::temporary_name(&name));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging)
-        .with_context(|| format!("cannot create {}", staging.display()))?;
-    write_synced(&staging.join(MODEL_FILE), &model)?;
-    write_synced(&staging.join(OPTIMIZER_FILE), &optimizer)?;
-    let manifest = serde_json::to_string_pretty(&manifest)?;
-    write_synced(&staging.join(MANIFEST_FILE), manifest.as_bytes())?;
-    sync_dir(&staging)?;
-    let target = root.join(&name);
-    std::fs::rename(&staging, &target)
-        .with_context(|| format!("cannot commit {}", target.display()))?;
-    sync_dir(&root)?;
-    for (old, path) in checkpoints(dir)? {
-        if old < step {
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-    }
-    legacy::remove_checkpoint(dir)
-}
-
 /// A file of the checkpoint in `path`, checked against the manifest's checksum.
-fn read_checked(path: &Path, name: &str, manifest: &Manifest) -> Result<Vec<u8>> {
+pub(crate) fn read_checked(path: &Path, name: &str, manifest: &Manifest) -> Result<Vec<u8>> {
     let file = path.join(name);
-    let bytes = match std::fs::read(&file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "the checkpoint is incomplete: {} is missing",
-                file.display()
-            )
-        }
-        r => r.with_context(|| format!("cannot read {}", file.display()))?,
-    };
+    if std::fs::symlink_metadata(&file).is_err() {
+        bail!(
+            "the checkpoint is incomplete: {} is missing",
+            file.display()
+        )
+    }
+    let bytes = files::read_regular(&file, MAX_TENSOR_FILE_BYTES)?;
     let recorded = manifest
         .files
         .get(name)
@@ -266,8 +207,7 @@ fn read_checked(path: &Path, name: &str, manifest: &Manifest) -> Result<Vec<u8>>
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
     let file = path.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text = files::read_regular_text(&file, MAX_JSON_BYTES)?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
     check_version(value.get("format_version").and_then(|v| v.as_u64()), &file)?;
@@ -290,7 +230,7 @@ pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
     // A reader takes no lock: a live run may replace the checkpoint it is reading, and then
     // the next one is complete.
     for _ in 0..10 {
-        let Some((_, path)) = checkpoints(dir)?.pop() else {
+        let Some((step, path)) = checkpoints(dir)?.pop() else {
             if legacy::has_checkpoint(dir) {
                 return load_model_with(dir.to_path_buf(), legacy::manifest(dir)?);
             }
@@ -298,12 +238,12 @@ pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
                 RunConfig::read(dir)?;
             }
             bail!(
-                "{} holds no checkpoint yet: the run stopped before its first save; start it again with train --out {0}",
+                "{} holds no checkpoint yet: the run stopped before its first save, or its checkpoints were removed; train it again with --out",
                 dir.display()
             );
         };
-        match load_model_at(path.clone()) {
-            Err(_) if !path.exists() => continue,
+        match load_model_at(path.clone(), step) {
+            Err(_) if std::fs::symlink_metadata(&path).is_err() => continue,
             loaded => return loaded,
         }
     }
@@ -313,8 +253,8 @@ pub fn load_model(dir: &Path) -> Result<ModelCheckpoint> {
     )
 }
 
-fn load_model_at(path: PathBuf) -> Result<ModelCheckpoint> {
-    let manifest = read_manifest(&path)?;
+fn load_model_at(path: PathBuf, step: usize) -> Result<ModelCheckpoint> {
+    let manifest = checked_manifest(&path, step)?;
     load_model_with(path, manifest)
 }
 
@@ -417,10 +357,17 @@ pub fn load_optimizer(dir: &Path, model: &ModelCheckpoint) -> Result<OptimizerSt
 pub fn load_run(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
     let config = RunConfig::read(dir)?;
     let model = load_model(dir)?;
-    config.check_identity(
-        &model.manifest.run,
-        &format!("the checkpoint at step {}", model.step),
-    )?;
+    config
+        .check_identity(
+            &model.manifest.run,
+            &format!("the checkpoint at step {}", model.step),
+        )
+        .with_context(|| {
+            format!(
+                "{} is another run's checkpoint, or {CONFIG_FILE} was edited",
+                model.path.display()
+            )
+        })?;
     if config.num_params != model.params.len() {
         bail!(
             "{}: num_params is {}, the model has {}",

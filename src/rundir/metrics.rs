@@ -1,13 +1,16 @@
 //! `metrics.csv`, one row per training step, and the loss smoothing that progress lines
 //! and plots share.
 
-use crate::data::files::{hex, sha256_hex};
+use crate::data::files::{hex, open_regular, read_regular_text, sha256_hex};
+use crate::data::MAX_INPUT_BYTES;
+use crate::rundir::checkpoint::METRICS_FILE;
+use crate::rundir::lock::RunLock;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 pub const HEADER: &str = "step,loss,lr,tokens,elapsed_s,val_loss";
 
@@ -56,24 +59,22 @@ pub struct MetricsSpan {
     pub sha256: String,
 }
 
-/// `metrics.csv` of a running session. It is written whole once, atomically, when the
-/// session starts; each later save appends only the rows since the one before, so saving
-/// stays cheap however long the run. A checkpoint records the [`MetricsSpan`] it covers
-/// (kept up to date here, without re-reading the file); rows past it, from a save cut
-/// short, are dropped on resume.
+/// `metrics.csv` of a running session, in the directory its writer's lock holds. It is
+/// written whole once, atomically, when the session starts; each later save appends only the
+/// rows since the one before, so saving stays cheap however long the run. A checkpoint
+/// records the [`MetricsSpan`] it covers (kept up to date here, without re-reading the
+/// file); rows past it, from a save cut short, are dropped on resume.
 pub struct MetricsFile {
-    path: PathBuf,
     written: usize,
     bytes: u64,
     hasher: Sha256,
 }
 
 impl MetricsFile {
-    pub fn create(path: &Path, rows: &[Row]) -> Result<Self> {
+    pub fn create(lock: &mut RunLock, rows: &[Row]) -> Result<Self> {
         let text = to_csv(rows);
-        crate::data::files::write_atomic(path, text.as_bytes())?;
+        lock.write_atomic(METRICS_FILE, text.as_bytes())?;
         Ok(MetricsFile {
-            path: path.to_path_buf(),
             written: rows.len(),
             bytes: text.len() as u64,
             hasher: Sha256::new_with_prefix(text.as_bytes()),
@@ -89,18 +90,12 @@ impl MetricsFile {
         }
     }
 
-    /// Appends `rows[written..]`: `rows` is the session's whole, growing list.
-    pub fn append(&mut self, rows: &[Row]) -> Result<()> {
+    /// Appends `rows[written..]`: `rows` is the session's whole, growing list. The file
+    /// must still be the one this session wrote.
+    pub fn append(&mut self, lock: &mut RunLock, rows: &[Row]) -> Result<()> {
         let mut text = String::new();
         push_rows(&mut text, &rows[self.written..]);
-        let context = || format!("cannot append to {}", self.path.display());
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .with_context(context)?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_data())
-            .with_context(context)?;
+        lock.append(METRICS_FILE, self.bytes, text.as_bytes())?;
         self.written = rows.len();
         self.bytes += text.len() as u64;
         self.hasher.update(text.as_bytes());
@@ -109,22 +104,28 @@ impl MetricsFile {
 }
 
 /// The rows of `metrics.csv` that `span` covers, checked against its checksum; what
-/// follows them (steps past the checkpoint) is ignored.
+/// follows them (steps past the checkpoint) is not read.
 pub fn read_span(path: &Path, span: &MetricsSpan) -> Result<Vec<Row>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let covered = usize::try_from(span.bytes)
-        .ok()
-        .and_then(|n| bytes.get(..n))
-        .filter(|b| sha256_hex(b) == span.sha256)
-        .with_context(|| {
-            format!(
-                "{} is not the one the checkpoint at step {} was saved with: it was changed",
-                path.display(),
-                span.rows
-            )
-        })?;
-    let text =
-        std::str::from_utf8(covered).with_context(|| format!("{} is not UTF-8", path.display()))?;
+    let changed = || {
+        format!(
+            "{} is not the one the checkpoint at step {} was saved with: it was changed",
+            path.display(),
+            span.rows
+        )
+    };
+    let mut file = open_regular(path)?;
+    let mut covered = Vec::new();
+    // A span longer than any metrics file is a damaged manifest: refused before reading.
+    let want = span.bytes.min(MAX_INPUT_BYTES + 1);
+    (&mut file)
+        .take(want)
+        .read_to_end(&mut covered)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if covered.len() as u64 != span.bytes || sha256_hex(&covered) != span.sha256 {
+        bail!("{}", changed());
+    }
+    let text = std::str::from_utf8(&covered)
+        .with_context(|| format!("{} is not UTF-8", path.display()))?;
     let rows = parse(text, path)?;
     if rows.len() != span.rows || rows.iter().enumerate().any(|(i, r)| r.step != i + 1) {
         bail!(
@@ -171,9 +172,9 @@ fn parse_row(line: &str) -> Result<Row> {
     })
 }
 
+/// Every row of `path`, a regular file of at most [`MAX_INPUT_BYTES`].
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_regular_text(path, MAX_INPUT_BYTES)?;
     parse(&text, path)
 }
 
@@ -258,13 +259,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("microgpt-metrics-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("metrics.csv");
+        let mut lock = RunLock::acquire(&dir).unwrap();
         let mut rows = vec![row(1)];
-        let mut file = MetricsFile::create(&path, &rows).unwrap();
+        let mut file = MetricsFile::create(&mut lock, &rows).unwrap();
         rows.extend([row(2), row(3)]);
-        file.append(&rows).unwrap();
-        file.append(&rows).unwrap(); // nothing new: nothing written
+        file.append(&mut lock, &rows).unwrap();
+        file.append(&mut lock, &rows).unwrap(); // nothing new: nothing written
         rows.push(row(4));
-        file.append(&rows).unwrap();
+        file.append(&mut lock, &rows).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, to_csv(&rows));
         assert_eq!(read(&path).unwrap(), rows);
@@ -276,6 +278,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("line 6"));
+        // A file changed behind the writer's back is not appended to.
+        std::fs::write(&path, "step,loss,lr,tokens,elapsed_s,val_loss\n").unwrap();
+        rows.push(row(5));
+        let err = file.append(&mut lock, &rows).unwrap_err().to_string();
+        assert!(err.contains("was replaced or changed"), "{err}");
+        drop(lock);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //! line's rules, and the file must agree with itself and with the checkpoint it describes.
 //! A file of an older format is read as this one (`legacy.rs`); a newer one is refused.
 
-use crate::data::files::write_atomic;
+use crate::data::files::read_regular_text;
 use crate::data::Vocab;
 use crate::model::config::{Activation, ModelConfig};
 use crate::numerics::bf16::Kernel;
@@ -25,6 +25,10 @@ pub const FORMAT_VERSION: u32 = if SETTINGS_FORMAT > 3 {
     3
 };
 pub const CONFIG_FILE: &str = "config.json";
+
+/// The largest `config.json` or `manifest.json` read: settings, and a vocabulary of every
+/// Unicode character escaped.
+pub const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,15 +89,13 @@ pub fn check_version(found: Option<u64>, path: &Path) -> Result<u32> {
 impl RunConfig {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!(
-                    "{} is not a run directory (no {CONFIG_FILE})",
-                    dir.display()
-                )
-            }
-            r => r.with_context(|| format!("cannot read {}", path.display()))?,
-        };
+        if std::fs::symlink_metadata(&path).is_err() {
+            bail!(
+                "{} is not a run directory (no {CONFIG_FILE})",
+                dir.display()
+            )
+        }
+        let text = read_regular_text(&path, MAX_JSON_BYTES)?;
         let mut value: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
         let version = check_version(value.get("format_version").and_then(Value::as_u64), &path)?;
@@ -106,11 +108,9 @@ impl RunConfig {
         Ok(config)
     }
 
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(
-            &dir.join(CONFIG_FILE),
-            serde_json::to_string_pretty(self)?.as_bytes(),
-        )
+    /// The bytes of `config.json`, which a run's writer writes through its lock.
+    pub fn json(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_string_pretty(self)?.into_bytes())
     }
 
     pub fn vocab(&self) -> Vocab {

@@ -19,10 +19,11 @@ use crate::model::config::Activation;
 use crate::model::engine::EngineKind;
 use crate::model::optim::LrSchedule;
 use crate::numerics::dtype::Dtype;
+use crate::numerics::pool::MAX_THREADS;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The largest `batch_size`, `block_size`, `n_embd`, `n_head` and `threads`, and `n_layer`:
+/// The largest `batch_size`, `block_size`, `n_embd` and `n_head`, and `n_layer`:
 /// far beyond what trains on a CPU, small enough that a typo is an error rather than an
 /// allocator abort.
 pub const MAX_WIDTH: u64 = 1 << 16;
@@ -387,7 +388,7 @@ const SYSTEM: &[Setting] = &[
     },
     Setting {
         name: "threads",
-        kind: Count(MAX_WIDTH),
+        kind: Count(MAX_THREADS as u64),
         default: Cores,
         role: Runtime,
         since: Format { version: 2, absent_means: "1" },

@@ -9,7 +9,7 @@ use crate::model::{with_engine, EngineTask};
 use crate::numerics::dtype::{Dtype, Float};
 use crate::numerics::rng::Rng;
 use crate::settings::{DataSettings, ModelArgs};
-use crate::training::memory::{self, Workload};
+use crate::training::memory::{self, Need, Workload};
 use anyhow::{bail, Result};
 
 /// Batches checked unless asked otherwise: the first ones of the shuffled documents.
@@ -45,9 +45,10 @@ pub fn check(
     let corpus = Corpus::load(&data, model.block_size, &mut rng)?;
     let cfg = model.config(corpus.vocab.size());
     cfg.validate()?;
-    memory::check_all(
+    memory::check_with(
         &cfg,
         &Workload::gradcheck(dtype, batch_size, &corpus, model.block_size),
+        &[Need::batches(batches, batch_size)],
     )?;
     let params = cfg.layout().init(&mut rng, model.init_std);
     let source = corpus.batches(batch_size, model.block_size, data.seed);

@@ -35,8 +35,27 @@ pub fn install() -> Result<()> {
         }
     })
     .context("cannot install the signal handler")?;
+    #[cfg(unix)]
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            PARENT_DIED,
+            on_parent_died as *const () as libc::sighandler_t,
+        );
+    }
     let _ = INSTALLED.set(());
     Ok(())
+}
+
+/// The signal a sweep's run gets when the sweep dies (`PR_SET_PDEATHSIG`). It is a request
+/// to stop however often it comes: the kernel sends it again as each thread of the dying
+/// sweep goes, which must not count as the second interrupt that exits without saving.
+#[cfg(unix)]
+pub const PARENT_DIED: libc::c_int = libc::SIGUSR1;
+
+#[cfg(unix)]
+extern "C" fn on_parent_died(_: libc::c_int) {
+    REQUESTED.store(true, Ordering::SeqCst);
 }
 
 /// Whether an interrupt came since [`install`].

@@ -6,7 +6,12 @@
 //! The estimate counts what grows with the config: parameters, gradients, Adam's moments,
 //! the f64 copies the commands keep, checkpoint buffers, the tensor engine's activation
 //! buffers (`tensor/model.rs`, `Activations::reserve`) and the scalar engine's per-step
-//! graph (`scalar.rs`). Fixed costs (the dataset, the program) are left out.
+//! graph (`scalar.rs`) — and, as [`Need`]s, what else a command keeps: the dataset (checked
+//! before its documents are built, then counted against `--max-memory`), the samples kept
+//! until written, gradcheck's batches and the threads' address space. Every count a user
+//! types reaches this check before an allocator. The limits are `--max-memory` (else the
+//! memory available) and what the kernel enforces: the control group's limit and
+//! `ulimit -v` (`limits`). The program itself is left out.
 
 use crate::data::{Corpus, Text};
 use crate::model::config::ModelConfig;
@@ -14,7 +19,10 @@ use crate::model::engine::EngineKind;
 use crate::numerics::bf16::Kernel;
 use crate::numerics::dtype::Dtype;
 use crate::settings::{available_cores, RunSettings};
-use anyhow::{bail, Context, Result};
+use crate::training::limits::{check_needs, limits};
+pub use crate::training::limits::{Kind, Need, LIMIT_VAR};
+pub use crate::training::sizes::{format_size, parse_size};
+use anyhow::{bail, Result};
 use std::ops::{Add, Mul};
 
 /// A count or size that turns into "too large" (`None`) instead of overflowing.
@@ -205,65 +213,47 @@ pub fn estimate(cfg: &ModelConfig, w: &Workload) -> Option<u128> {
     (engine + layout_bytes(cfg)).0
 }
 
-/// The environment variable that sets the memory limit in bytes (`--max-memory` sets it,
-/// so that a sweep's runs inherit it).
-pub const LIMIT_VAR: &str = "MICROGPT_MAX_MEMORY";
-
-/// The limit and where it comes from: [`LIMIT_VAR`], else the memory available now.
-fn limit() -> Result<Option<(u64, &'static str)>> {
-    if let Ok(value) = std::env::var(LIMIT_VAR) {
-        let bytes = parse_size(&value).with_context(|| format!("{LIMIT_VAR}={value}"))?;
-        return Ok(Some((bytes, "--max-memory")));
-    }
-    Ok(available().map(|bytes| {
-        (
-            bytes,
-            "available (MemAvailable in /proc/meminfo; --max-memory sets another limit)",
-        )
-    }))
-}
-
-/// Fails, in one line naming the config and the estimate, when `cfg` under `w` needs more
-/// memory than the limit (`--max-memory`, else what the machine has available now), or
-/// more graph nodes than the scalar engine's 32-bit ids can address. Returns the estimate.
+/// Fails, in one line naming the largest part and the limit, when `cfg` under `w` needs
+/// more memory than a limit (`--max-memory`, else what the machine has available now, and
+/// what the kernel enforces), or more graph nodes than the scalar engine's 32-bit ids can
+/// address. Returns the estimate.
 pub fn check(cfg: &ModelConfig, w: &Workload) -> Result<u128> {
-    check_all(cfg, &[*w])
+    check_with(cfg, &[*w], &[])
 }
 
-/// [`check`] for several engines alive at once (gradcheck's two).
-pub fn check_all(cfg: &ModelConfig, uses: &[Workload]) -> Result<u128> {
-    check_within(cfg, uses, limit()?)
-}
-
-fn check_within(cfg: &ModelConfig, uses: &[Workload], limit: Option<(u64, &str)>) -> Result<u128> {
-    let mut total = Count(Some(0));
+/// [`check`] for engines alive at once and what else the command holds.
+pub fn check_with(cfg: &ModelConfig, uses: &[Workload], needs: &[Need]) -> Result<u128> {
+    let mut parts = Vec::new();
     for w in uses {
-        let what = describe(cfg, w);
-        if w.engine == EngineKind::Scalar {
-            let nodes = (params(cfg) + scalar_nodes(cfg, w)).0;
-            if nodes.is_none_or(|nodes| nodes > u128::from(u32::MAX)) {
-                bail!(
-                    "{what} needs {} scalar graph nodes a step, more than the scalar engine's 2^32: use --engine tensor or a smaller model or batch",
-                    nodes.map_or("more than 2^128".into(), |x| x.to_string())
-                );
-            }
-        }
-        let Some(bytes) = estimate(cfg, w) else {
-            bail!("{what} needs more than 2^128 bytes of memory: choose a smaller model or batch");
-        };
-        total = total + Count(Some(bytes));
-        let (Some(total), Some((limit, source))) = (total.0, limit) else {
-            continue;
-        };
-        if total > u128::from(limit) {
+        parts.push(model_need(cfg, w)?);
+    }
+    parts.extend_from_slice(needs);
+    check_needs(&parts, &limits()?)
+}
+
+/// `needs` alone (the dataset before its model is known) against the limits.
+pub fn check_needs_now(needs: &[Need]) -> Result<u128> {
+    check_needs(needs, &limits()?)
+}
+
+/// The model under `w` as a [`Need`], after the scalar engine's node count is checked.
+fn model_need(cfg: &ModelConfig, w: &Workload) -> Result<Need> {
+    let what = describe(cfg, w);
+    if w.engine == EngineKind::Scalar {
+        let nodes = (params(cfg) + scalar_nodes(cfg, w)).0;
+        if nodes.is_none_or(|nodes| nodes > u128::from(u32::MAX)) {
             bail!(
-                "{what} needs about {} of memory, more than the {} {source}: choose a smaller model or batch",
-                format_size(total),
-                format_size(u128::from(limit))
+                "{what} needs {} scalar graph nodes a step, more than the scalar engine's 2^32: use --engine tensor or a smaller model or batch",
+                nodes.map_or("more than 2^128".into(), |x| x.to_string())
             );
         }
     }
-    total.0.context("the memory estimate overflows")
+    Ok(Need {
+        what,
+        bytes: estimate(cfg, w),
+        kind: Kind::Resident,
+        advice: "choose a smaller model or batch",
+    })
 }
 
 fn describe(cfg: &ModelConfig, w: &Workload) -> String {
@@ -278,66 +268,27 @@ fn describe(cfg: &ModelConfig, w: &Workload) -> String {
     )
 }
 
-/// `MemAvailable` of `/proc/meminfo`: what can be allocated without swapping.
-pub fn available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
-}
-
-const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-
-/// Bytes in the largest binary unit that keeps the number at least 1 (`1.5 GiB`).
-pub fn format_size(bytes: u128) -> String {
-    let mut x = bytes as f64;
-    let mut unit = 0;
-    while x >= 1024.0 && unit + 1 < UNITS.len() {
-        x /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{x:.1} {}", UNITS[unit])
-    }
-}
-
-/// Parses a size such as `8G`, `512MiB`, `1.5g` or `1000000` (bytes). The units are
-/// binary: K, M, G and T are 1024, 1024², ...; `B`, `iB` and `ib` may follow them.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let x: f64 = number
-        .parse()
-        .ok()
-        .filter(|x: &f64| x.is_finite() && *x > 0.0)
-        .with_context(|| format!("{s:?} is not a positive size (such as 8G or 512M)"))?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let power = match unit.trim_end_matches('b').trim_end_matches('i') {
-        "" => 0,
-        "k" => 1,
-        "m" => 2,
-        "g" => 3,
-        "t" => 4,
-        _ => bail!("{s:?}: unknown unit {unit:?} (use K, M, G or T)"),
-    };
-    let bytes = x * 1024f64.powi(power);
-    if bytes >= u64::MAX as f64 {
-        bail!("{s:?} is more than 2^64 bytes");
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::config::Activation;
+    use crate::training::limits::Limit;
 
-    const TB: Option<(u64, &str)> = Some((1 << 40, "test"));
+    fn limit(bytes: u64) -> Vec<Limit> {
+        vec![Limit {
+            bytes,
+            source: "test".into(),
+            address_space: false,
+        }]
+    }
+
+    fn check_within(c: &ModelConfig, uses: &[Workload], limits: Vec<Limit>) -> Result<u128> {
+        let parts: Vec<Need> = uses
+            .iter()
+            .map(|w| model_need(c, w))
+            .collect::<Result<_>>()?;
+        check_needs(&parts, &limits)
+    }
 
     fn cfg(n_embd: usize, n_layer: usize, block_size: usize) -> ModelConfig {
         ModelConfig {
@@ -372,10 +323,12 @@ mod tests {
             cfg(16, usize::MAX, 16),
             cfg(16, 1, usize::MAX),
         ] {
-            let err = check_within(&c, &[w], TB).unwrap_err().to_string();
+            let err = check_within(&c, &[w], limit(1 << 40))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("more than"), "{err}");
         }
-        let err = check_within(&cfg(100_000, 1, 16), &[w], TB)
+        let err = check_within(&cfg(100_000, 1, 16), &[w], limit(1 << 40))
             .unwrap_err()
             .to_string();
         assert!(
@@ -383,7 +336,7 @@ mod tests {
             "{err}"
         );
         let scalar = Workload::train(EngineKind::Scalar, Dtype::F64, 1_000_000, 16);
-        let err = check_within(&cfg(16, 1, 16), &[scalar], None)
+        let err = check_within(&cfg(16, 1, 16), &[scalar], Vec::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("scalar graph nodes"), "{err}");
@@ -397,21 +350,8 @@ mod tests {
         };
         for engine in [EngineKind::Tensor, EngineKind::Scalar] {
             let w = Workload::train(engine, Dtype::F64, 1, 16);
-            let bytes = check_within(&c, &[w], Some((64 << 20, "test"))).unwrap();
+            let bytes = check_within(&c, &[w], limit(64 << 20)).unwrap();
             assert!(bytes > 100_000, "{engine}: {bytes}");
         }
-    }
-
-    #[test]
-    fn sizes_parse_and_print_in_binary_units() {
-        assert_eq!(parse_size("8G").unwrap(), 8 << 30);
-        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1.5 gb").unwrap(), 3 << 29);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        for bad in ["", "-1G", "8X", "1e400", "nan"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-        assert_eq!(format_size(3 << 29), "1.5 GiB");
-        assert_eq!(format_size(999), "999 B");
     }
 }

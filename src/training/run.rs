@@ -7,17 +7,18 @@
 use crate::data::Corpus;
 use crate::model::engine::Engine;
 use crate::model::{with_engine, EngineTask};
-use crate::rundir::checkpoint::RunIdentity;
-use crate::rundir::lock::{claim_new, RunLock};
+use crate::rundir::checkpoint::{RunIdentity, CONFIG_FILE};
+use crate::rundir::lock::RunLock;
 use crate::rundir::metrics::Row;
+use crate::rundir::outdir::claim_new;
 use crate::settings::{RunSettings, SettingsMap};
 use crate::training::interrupt::Outcome;
 use crate::training::session::Session;
 use crate::training::start::{self, Resumed, Start};
 use crate::training::step::{cast_params, Trainer};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a run learns before its first step.
 pub struct RunInfo<'a> {
@@ -73,17 +74,17 @@ pub fn train(
 ) -> Result<Trained> {
     settings.validate()?;
     let start = Start::new(settings)?;
+    set_threads(settings.system.threads)?;
     // Held until the run returns: no other process writes the run directory meanwhile.
-    let _lock: Option<RunLock> = match out {
+    let lock: Option<RunLock> = match out {
         Some(dir) => {
-            let lock = claim_new(dir)?;
-            start.run_config(settings)?.write(dir)?;
+            let mut lock = claim_new(dir)?;
+            lock.write_atomic(CONFIG_FILE, &start.run_config(settings)?.json()?)?;
             Some(lock)
         }
         None => None,
     };
-    let dir = out.map(Path::to_path_buf);
-    go(settings.clone(), start, None, dir, stop_after, observer)
+    go(settings.clone(), start, None, lock, stop_after, observer)
 }
 
 /// Continues the run in `dir` from its last checkpoint, with the `given` settings that may
@@ -94,22 +95,29 @@ pub fn resume(
     stop_after: Option<usize>,
     observer: &mut dyn Observer,
 ) -> Result<Trained> {
-    let (_lock, settings, start, resumed) = start::resume(dir, given)?;
+    let (lock, settings, start, resumed) = start::resume(dir, given)?;
+    set_threads(settings.system.threads)?;
     go(
         settings,
         start,
         Some(resumed),
-        Some(dir.to_path_buf()),
+        Some(lock),
         stop_after,
         observer,
     )
+}
+
+/// Starts the tensor engine's threads, or says why they would not start.
+fn set_threads(threads: usize) -> Result<()> {
+    crate::model::tensor::set_threads(threads)
+        .with_context(|| format!("cannot start {threads} threads: choose fewer --threads"))
 }
 
 fn go(
     settings: RunSettings,
     start: Start,
     resumed: Option<Resumed>,
-    out: Option<PathBuf>,
+    out: Option<RunLock>,
     stop_after: Option<usize>,
     observer: &mut dyn Observer,
 ) -> Result<Trained> {
@@ -119,7 +127,6 @@ fn go(
         .map_or(&start.init, |r| &r.model.params)
         .clone();
     let cfg = start.cfg.clone();
-    crate::model::tensor::set_threads(settings.system.threads);
     let (engine, dtype) = (settings.system.engine, settings.system.dtype);
     let task = TrainTask {
         settings: &settings,
@@ -135,7 +142,7 @@ fn go(
 
 struct TrainTask<'a> {
     settings: &'a RunSettings,
-    out: Option<PathBuf>,
+    out: Option<RunLock>,
     stop_after: Option<usize>,
     /// What the run is, for its checkpoints.
     run: RunIdentity,

@@ -6,9 +6,8 @@
 use crate::data::Corpus;
 use crate::model::engine::Engine;
 use crate::numerics::rng::Rng;
-use crate::rundir::checkpoint::{
-    self, NotFinite, RunIdentity, Snapshot, METRICS_FILE, SAMPLES_FILE,
-};
+use crate::rundir::checkpoint::{self, NotFinite, RunIdentity, Snapshot, SAMPLES_FILE};
+use crate::rundir::lock::{Lost, RunLock};
 use crate::rundir::metrics::{MetricsFile, Row};
 use crate::settings::{DataMode, RunSettings};
 use crate::training::interrupt::{self, Outcome};
@@ -16,7 +15,6 @@ use crate::training::run::Observer;
 use crate::training::sample;
 use crate::training::step::{evaluate, Trainer};
 use anyhow::Result;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How often the rows trained since the last write are appended to `metrics.csv`.
@@ -24,8 +22,8 @@ pub const METRICS_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) struct Session<'a> {
     pub settings: &'a RunSettings,
-    /// The run directory, if any.
-    pub out: Option<PathBuf>,
+    /// The run directory, if any, held by its lock, through which every write goes.
+    pub out: Option<RunLock>,
     pub run: RunIdentity,
     pub corpus: &'a Corpus,
     /// Every step of the run so far.
@@ -55,8 +53,8 @@ impl Session<'_> {
             .rows
             .last()
             .map_or((0, 0.0), |r| (r.tokens, r.elapsed_s));
-        let mut metrics_file = match &self.out {
-            Some(dir) => Some(MetricsFile::create(&dir.join(METRICS_FILE), &self.rows)?),
+        let mut metrics_file = match &mut self.out {
+            Some(lock) => Some(MetricsFile::create(lock, &self.rows)?),
             None => None,
         };
         let started = Instant::now();
@@ -93,12 +91,11 @@ impl Session<'_> {
                     return Err(self.stop(trainer, &mut metrics_file, e));
                 }
                 written = Instant::now();
-            } else if let Some(file) = metrics_file
-                .as_mut()
-                .filter(|_| written.elapsed() >= METRICS_EVERY)
-            {
-                if let Err(e) = file.append(&self.rows) {
-                    return Err(self.stop(trainer, &mut metrics_file, e));
+            } else if written.elapsed() >= METRICS_EVERY {
+                if let (Some(lock), Some(file)) = (self.out.as_mut(), metrics_file.as_mut()) {
+                    if let Err(e) = file.append(lock, &self.rows) {
+                        return Err(self.stop(trainer, &mut metrics_file, e));
+                    }
                 }
                 written = Instant::now();
             }
@@ -115,16 +112,16 @@ impl Session<'_> {
     /// Appends the new metrics rows, then commits the checkpoint that covers them; a state
     /// that is not finite is refused before either.
     fn save<E: Engine>(
-        &self,
+        &mut self,
         trainer: &Trainer<E>,
         metrics_file: &mut Option<MetricsFile>,
     ) -> Result<()> {
-        let (Some(dir), Some(metrics_file)) = (&self.out, metrics_file) else {
+        let (Some(lock), Some(metrics_file)) = (self.out.as_mut(), metrics_file) else {
             return Ok(());
         };
         let (config, params) = (trainer.engine.config(), trainer.engine.params());
         checkpoint::check_finite(config, trainer.step, params, &trainer.adam)?;
-        metrics_file.append(&self.rows)?;
+        metrics_file.append(lock, &self.rows)?;
         let snapshot = Snapshot {
             config,
             vocab: &self.corpus.vocab,
@@ -134,42 +131,71 @@ impl Session<'_> {
             metrics: metrics_file.span(),
             run: self.run.clone(),
         };
-        checkpoint::save(dir, &snapshot)
+        checkpoint::save(lock, &snapshot)
     }
 
     /// `why` training cannot go on, after saving the state if it is still finite, with
-    /// what the run directory keeps.
+    /// what the run directory keeps. A directory moved meanwhile is saved where it went; one
+    /// whose lock another writer took is not written again.
     fn stop<E: Engine>(
-        &self,
+        &mut self,
         trainer: &Trainer<E>,
         metrics_file: &mut Option<MetricsFile>,
-        why: anyhow::Error,
+        mut why: anyhow::Error,
     ) -> anyhow::Error {
-        let Some(dir) = &self.out else {
+        let Some(lock) = self.out.as_mut() else {
             return why;
         };
+        let step = trainer.step;
+        let mut moved = false;
+        if let Err(lost) = lock.verify() {
+            match lost.downcast_ref::<Lost>() {
+                Some(Lost::Moved { to, .. }) if lock.follow(&to.clone()).is_ok() => {
+                    (why, moved) = (lost, true);
+                }
+                _ => {
+                    return lost.context(format!(
+                        "training stopped at step {step}; nothing more is saved there"
+                    ))
+                }
+            }
+        }
+        let dir = lock.dir().to_path_buf();
         let saved = match self.save(trainer, metrics_file) {
-            Ok(()) => Ok(trainer.step),
-            Err(e) if e.is::<NotFinite>() => checkpoint::latest_step(dir).map(|s| s.unwrap_or(0)),
-            Err(e) => return e.context(format!("{why:#}")),
+            Ok(()) => Ok(step),
+            Err(e) if e.is::<NotFinite>() => checkpoint::latest_step(&dir).map(|s| s.unwrap_or(0)),
+            Err(e) => Err(e),
         };
         let kept = match saved {
             Ok(0) => "nothing is saved".to_string(),
-            Ok(step) if step == trainer.step => {
-                format!("the {step} steps before are saved in {}", dir.display())
-            }
-            Ok(step) => format!(
-                "the weights were no longer finite, so the last good checkpoint (the {step} steps before) is kept in {}",
+            Ok(s) if s == step && moved => format!(
+                "the {s} steps before are saved in {0}; continue with: microgpt train --resume {0}",
                 dir.display()
             ),
-            Err(e) => return e,
+            Ok(s) if s == step => format!("the {s} steps before are saved in {}", dir.display()),
+            Ok(s) => format!(
+                "the weights were no longer finite, so the last good checkpoint (the {s} steps before) is kept in {}",
+                dir.display()
+            ),
+            Err(e) => {
+                let last = checkpoint::latest_step(&dir).ok().flatten();
+                let kept = last.map_or("nothing is saved".into(), |s| {
+                    format!("the last checkpoint (step {s}) is kept")
+                });
+                // The save often fails as training did (a full disk): said once.
+                if format!("{e:#}") == format!("{why:#}") {
+                    kept
+                } else {
+                    format!("saving failed too ({e:#}); {kept}")
+                }
+            }
         };
         why.context(format!("training stopped; {kept}"))
     }
 
     /// The samples after training, written to the run directory: names (lines), or one
     /// continuation of a newline (stream).
-    pub fn sample<E: Engine>(&self, engine: &mut E, rng: &mut Rng) -> Result<Vec<String>> {
+    pub fn sample<E: Engine>(&mut self, engine: &mut E, rng: &mut Rng) -> Result<Vec<String>> {
         let s = &self.settings.sampling;
         let vocab = &self.corpus.vocab;
         let samples: Vec<String> = match self.settings.data.data {
@@ -192,9 +218,9 @@ impl Session<'_> {
                     .collect()
             }
         };
-        if let Some(dir) = &self.out {
+        if let Some(lock) = &mut self.out {
             let text: String = samples.iter().map(|s| format!("{s}\n")).collect();
-            crate::data::files::write_atomic(&dir.join(SAMPLES_FILE), text.as_bytes())?;
+            lock.write_atomic(SAMPLES_FILE, text.as_bytes())?;
         }
         Ok(samples)
     }

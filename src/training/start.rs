@@ -3,7 +3,7 @@
 //! checkpoint, settings and metrics loaded and checked against each other and against the
 //! dataset, so that the run continues exactly where its last checkpoint left it.
 
-use crate::data::{Corpus, Text};
+use crate::data::{input, Corpus, Text};
 use crate::model::config::ModelConfig;
 use crate::numerics::bf16;
 use crate::numerics::dtype::Dtype;
@@ -14,10 +14,12 @@ use crate::rundir::checkpoint::{
 use crate::rundir::lock::RunLock;
 use crate::rundir::metrics::{self, Row};
 use crate::settings::validate::resumed;
+use crate::settings::DataMode;
 use crate::settings::{RunSettings, SettingsMap};
-use crate::training::memory::{self, Workload};
+use crate::training::memory::{self, Kind, Need, Workload};
+use crate::training::sample::STREAM_CHARS;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Parameters a model may have: four copies (weights, gradients, Adam's two moments) of
 /// 2^28 f64s are 8 GiB, beyond which a typo is more likely than intent.
@@ -36,10 +38,29 @@ pub struct Start {
 impl Start {
     pub fn new(settings: &RunSettings) -> Result<Self> {
         let mut rng = Rng::new(settings.data.seed);
-        let corpus = Corpus::load(&settings.data, settings.model.block_size, &mut rng)?;
+        let budget = |read, most| {
+            let build = Need {
+                what: "splitting it into documents and tokens".into(),
+                bytes: Some(most),
+                kind: Kind::Resident,
+                advice: "use a smaller dataset",
+            };
+            memory::check_needs_now(&[Need::dataset(read), build]).map(|_| ())
+        };
+        let block_size = settings.model.block_size;
+        let corpus = Corpus::load_within(&settings.data, block_size, &mut rng, &budget)?;
         let cfg = settings.model.config(corpus.vocab.size());
         cfg.validate()?;
-        memory::check(&cfg, &Workload::for_run(settings, &corpus))?;
+        let samples = match settings.data.data {
+            DataMode::Lines => Need::samples(settings.sampling.num_samples, block_size),
+            DataMode::Stream => Need::samples(settings.sampling.num_samples.min(1), STREAM_CHARS),
+        };
+        let needs = [
+            Need::dataset(corpus.bytes()),
+            samples,
+            Need::threads(settings.system.threads),
+        ];
+        memory::check_with(&cfg, &[Workload::for_run(settings, &corpus)], &needs)?;
         let total = cfg.layout().total;
         if total > MAX_PARAMS {
             bail!("the model would have {total} parameters; microgpt trains at most {MAX_PARAMS}: choose a smaller --n-embd, --n-layer or --block-size");
@@ -97,9 +118,10 @@ pub struct Resumed {
 pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, Start, Resumed)> {
     // A clear error for what is no run directory, before anything is created in it.
     RunConfig::read(dir)?;
-    let lock = RunLock::acquire(dir)?;
-    checkpoint::clean(dir)?;
+    let mut lock = RunLock::acquire(dir)?;
     let (run, model) = checkpoint::load_run(dir)?;
+    let mut given = given.clone();
+    let dataset = dataset_path(&run, &mut given)?;
     let mut settings = resumed(&run.settings, given.clone(), &dir.join(CONFIG_FILE))?;
     let done = model.step;
     let steps = settings.schedule.steps;
@@ -119,12 +141,12 @@ pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, 
     }
     let optimizer = checkpoint::load_optimizer(dir, &model)?;
     // The same documents as the run started with, wherever it was started from.
-    settings.data.input = Some(run.dataset.clone());
+    settings.data.input = Some(dataset);
     let start = Start::new(&settings)
         .with_context(|| format!("cannot rebuild the data of the run in {}", dir.display()))?;
     same_data(&start, &run, &model)?;
     let rows = metrics::read_span(&dir.join(METRICS_FILE), &model.manifest.metrics)?;
-    start.run_config(&settings)?.write(dir)?;
+    lock.write_atomic(CONFIG_FILE, &start.run_config(&settings)?.json()?)?;
     let resumed = Resumed {
         model,
         optimizer,
@@ -132,6 +154,29 @@ pub fn resume(dir: &Path, given: &SettingsMap) -> Result<(RunLock, RunSettings, 
     };
     Ok((lock, settings, start, resumed))
 }
+/// Where to read the run's dataset from: its recorded path when that is a regular file;
+/// else (a pipe or FIFO it was trained from, a file since removed) `--input` taken out of
+/// `given`, whose text must be the same (checked by [`same_data`]).
+fn dataset_path(run: &RunConfig, given: &mut SettingsMap) -> Result<PathBuf> {
+    if input::check_rereadable(&run.dataset).is_ok() {
+        return Ok(run.dataset.clone());
+    }
+    match given.remove("input").as_ref().and_then(|v| v.as_str()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            input::check_rereadable(&path)
+                .with_context(|| format!("--input {}", path.display()))?;
+            Ok(path)
+        }
+        None => match input::check_rereadable(&run.dataset) {
+            Err(e) => {
+                bail!("the run's dataset {e:#}: resume with --input FILE holding the same text")
+            }
+            Ok(()) => Ok(run.dataset.clone()),
+        },
+    }
+}
+
 /// Errors unless the dataset is still the one the run was trained on.
 fn same_data(start: &Start, run: &RunConfig, model: &ModelCheckpoint) -> Result<()> {
     if start.corpus.vocab != model.vocab {

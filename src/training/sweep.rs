@@ -8,6 +8,7 @@ use crate::rundir::checkpoint::{self, RunConfig, CONFIG_FILE};
 use crate::settings::validate::flag;
 use crate::settings::{self, role, Role, RunSettings};
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The grid: each setting (flat name) with its values as given, in order.
@@ -112,17 +113,34 @@ fn escape(value: &str) -> String {
 
 /// Errors if two runs would share a directory (values the file system does not tell apart).
 fn distinct(points: Vec<Point>) -> Result<Vec<Point>> {
-    for (i, a) in points.iter().enumerate() {
-        if let Some(b) = points[..i].iter().find(|b| b.dir == a.dir) {
+    let mut dirs = HashMap::new();
+    for a in &points {
+        if let Some(b) = dirs.insert(&a.dir, &a.name) {
             bail!(
-                "runs {} and {} would share the directory {}: give grid values that differ",
-                b.name,
+                "runs {b} and {} would share the directory {}: give grid values that differ",
                 a.name,
                 a.dir.display()
             );
         }
     }
     Ok(points)
+}
+
+/// Errors if two runs are the same run (`lr=0.01,1e-2`: values that parse to the same
+/// setting).
+pub fn distinct_settings<'a>(
+    runs: impl IntoIterator<Item = (&'a str, &'a RunSettings)>,
+) -> Result<()> {
+    let mut seen = HashMap::new();
+    for (name, settings) in runs {
+        let key = serde_json::to_string(&settings.to_map())?;
+        if let Some(other) = seen.insert(key, name) {
+            bail!(
+                "runs {other} and {name} are the same run (their settings are equal): give each grid value once"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What a planned run needs, given what its directory holds.

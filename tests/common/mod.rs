@@ -169,3 +169,4 @@ pub fn goldens() -> Vec<Golden> {
 
 pub mod cli;
 pub mod deadline;
+pub mod live;

@@ -6,7 +6,7 @@
 use super::{plot, Drawn, Kind, SampleTask};
 use anyhow::{bail, Context, Result};
 use microgpt::data::files::write_atomic;
-use microgpt::data::{Corpus, Vocab};
+use microgpt::data::{input, Corpus, Vocab};
 use microgpt::model::config::predictions;
 use microgpt::model::engine::Engine;
 use microgpt::numerics::rng::Rng;
@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 /// Samples per temperature in a study when `--num-samples` is not given.
-const STUDY_SAMPLES: usize = 200;
+pub(super) const STUDY_SAMPLES: usize = 200;
 /// Samples listed per temperature in temperatures.md (the JSON has all of them).
 const MD_SAMPLES: usize = 30;
 /// Substrings of this many characters are looked up in the training text (stream study).
@@ -126,6 +126,7 @@ enum TrainingText {
 
 impl TrainingText {
     fn load(run: &RunConfig, vocab: &Vocab) -> Result<Self> {
+        input::check_rereadable(&run.dataset).context("the run's dataset")?;
         let data = DataSettings {
             input: Some(run.dataset.clone()),
             ..run.settings.data.clone()

@@ -13,7 +13,8 @@ pub use model::TensorGpt;
 
 /// Sets the threads the tensor engine uses for everything: GEMMs (split into blocks, each
 /// one single-threaded BLAS call), attention, the row-wise layers and Adam. Call it any
-/// number of times; the same thread count gives bit-identical results.
-pub fn set_threads(threads: usize) {
-    crate::numerics::pool::set_threads(threads);
+/// number of times; the same thread count gives bit-identical results. Errors past
+/// `numerics::pool::MAX_THREADS`, or when the system will not start them.
+pub fn set_threads(threads: usize) -> std::io::Result<()> {
+    crate::numerics::pool::set_threads(threads)
 }
