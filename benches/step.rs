@@ -1,9 +1,11 @@
 //! One training step (forward, backward, Adam) per engine and model size: on the names
 //! dataset at block_size 16, and on long documents (tiny Shakespeare in 300-character lines,
-//! as `scripts/bench_vs_torch.py`'s context table) at block_size 16 to 256. Quick settings:
+//! as `scripts/bench_vs_torch.py`'s context table) at block_size 16 to 256, in f32 and bf16
+//! (the fastest bf16 kernel this CPU runs). Quick settings:
 //! each benchmark samples for about two seconds. All threads of the machine.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use microgpt::bf16::Kernel;
 use microgpt::config::{Activation, ModelConfig};
 use microgpt::data::Corpus;
 use microgpt::engine::Engine;
@@ -136,7 +138,9 @@ fn steps(c: &mut Criterion) {
         let params = cfg.layout().init(&mut rng, 0.08);
         let engine = TensorGpt::<f32>::new(&cfg, &params).unwrap();
         let id = format!("d{n_embd}_L{n_layer}_H{n_head}_B{batch}_T{block_size}");
-        bench_steps(c, ("tensor_f32_context", id), &long, engine, batch);
+        bench_steps(c, ("tensor_f32_context", id.clone()), &long, engine, batch);
+        let engine = TensorGpt::new_bf16(&cfg, &params, Kernel::best()).unwrap();
+        bench_steps(c, ("tensor_bf16_context", id), &long, engine, batch);
     }
 }
 
