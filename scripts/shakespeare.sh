@@ -5,11 +5,14 @@
 # ms per step, total time, the first evaluation at val loss <= 1.88 (step and elapsed
 # seconds, evaluations included) and the final val loss.
 #
-#   bash scripts/shakespeare.sh OUT_DIR [TEXT]      # TEXT: ../shared/data/tinyshakespeare.txt
+#   bash scripts/shakespeare.sh OUT_DIR [TEXT] [DTYPE] [STEPS]
+#       TEXT: ../shared/data/tinyshakespeare.txt; DTYPE: f32 (or bf16); STEPS: 1200
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/shakespeare.sh OUT_DIR [TEXT]}
+out=${1:?usage: scripts/shakespeare.sh OUT_DIR [TEXT] [DTYPE] [STEPS]}
 text=${2:-../shared/data/tinyshakespeare.txt}
+dtype=${3:-f32}
+steps=${4:-1200}
 target=1.88
 [ -e "$out" ] && { echo "error: $out exists: choose a new OUT_DIR" >&2; exit 1; }
 
@@ -17,8 +20,8 @@ cargo build --release --quiet
 start=$(date +%s.%N)
 ./target/release/microgpt train --data stream --input "$text" --out "$out" \
     --n-embd 128 --n-head 4 --n-layer 4 --block-size 64 --batch-size 12 \
-    --dtype f32 --threads 2 --init-std 0.02 \
-    --activation gelu --steps 1200 --lr 4.5e-3 --warmup-steps 100 --lr-schedule cosine \
+    --dtype "$dtype" --threads 2 --init-std 0.02 \
+    --activation gelu --steps "$steps" --lr 4.5e-3 --warmup-steps 100 --lr-schedule cosine \
     --beta1 0.9 --beta2 0.99 --weight-decay 0.1 --grad-clip 1.0 \
     --val-frac 0.1 --eval-every 250 --eval-windows 256 --num-samples 1
 end=$(date +%s.%N)
