@@ -1,6 +1,7 @@
 //! One training step (forward, backward, Adam) per engine and model size: on the names
 //! dataset at block_size 16, and on long documents (tiny Shakespeare in 300-character lines,
-//! as `scripts/bench_vs_torch.py`'s context table) at block_size 16 to 256. Quick settings:
+//! as `scripts/bench_vs_torch.py`'s context table) at block_size 16 to 256, in f32 and bf16
+//! (the fastest bf16 kernel this CPU runs). Quick settings:
 //! each benchmark samples for about two seconds. All threads of the machine.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -10,6 +11,7 @@ use microgpt::model::engine::Engine;
 use microgpt::model::optim::LrSchedule;
 use microgpt::model::scalar::ScalarGpt;
 use microgpt::model::tensor::TensorGpt;
+use microgpt::numerics::bf16::Kernel;
 use microgpt::numerics::rng::Rng;
 use microgpt::settings::{DataMode, DataSettings, RunSettings};
 use microgpt::training::step::Trainer;
@@ -139,7 +141,9 @@ fn steps(c: &mut Criterion) {
         let params = cfg.layout().init(&mut rng, 0.08);
         let engine = TensorGpt::<f32>::new(&cfg, &params).unwrap();
         let id = format!("d{n_embd}_L{n_layer}_H{n_head}_B{batch}_T{block_size}");
-        bench_steps(c, ("tensor_f32_context", id), &long, engine, batch);
+        bench_steps(c, ("tensor_f32_context", id.clone()), &long, engine, batch);
+        let engine = TensorGpt::new_bf16(&cfg, &params, Kernel::best()).unwrap();
+        bench_steps(c, ("tensor_bf16_context", id), &long, engine, batch);
     }
 }
 
