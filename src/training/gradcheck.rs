@@ -8,12 +8,17 @@ use crate::model::scalar::ScalarGpt;
 use crate::model::{with_engine, EngineTask};
 use crate::numerics::dtype::{Dtype, Float};
 use crate::numerics::rng::Rng;
-use crate::settings::{DataSettings, ModelArgs};
+use crate::settings::{Choice, DataSettings, ModelArgs};
 use crate::training::memory::{self, Need, Workload};
 use anyhow::{bail, Result};
 
 /// Batches checked unless asked otherwise: the first ones of the shuffled documents.
 pub const BATCHES: usize = 3;
+
+/// The element types a gradient check checks (`gradcheck --dtype` offers these), and why
+/// not the others.
+pub const DTYPES: &[Dtype] = &[Dtype::F64, Dtype::F32];
+pub const WHY_NOT_BF16: &str = "bf16 rounds every GEMM operand to 8 bits, beyond a gradient check's tolerance (bf16 training is checked by its loss curve against f32's)";
 
 /// The largest relative error accepted per tensor unless asked otherwise.
 pub fn default_tolerance(dtype: Dtype) -> f64 {
@@ -34,8 +39,9 @@ pub fn check(
     batch_size: usize,
     batches: usize,
 ) -> Result<(Vec<Deviation>, Option<String>)> {
-    if dtype == Dtype::Bf16 {
-        bail!("gradcheck checks f64 or f32: bf16 rounds every GEMM operand to 8 bits, beyond a gradient check's tolerance (bf16 training is checked by its loss curve against f32's)");
+    if !DTYPES.contains(&dtype) {
+        let names: Vec<&str> = DTYPES.iter().map(|d| d.name()).collect();
+        bail!("gradcheck checks {}: {WHY_NOT_BF16}", names.join(" or "));
     }
     let data = DataSettings {
         val_frac: 0.0,
