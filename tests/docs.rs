@@ -127,9 +127,7 @@ fn every_command_shown_uses_flags_its_command_offers() {
 
 /// Every number of `text` (thousands separators dropped, a unit or `x` after it ignored).
 fn numbers(text: &str) -> Vec<f64> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
-        .filter_map(|w| w.replace(',', "").trim_matches('.').parse().ok())
-        .collect()
+    figures(text).into_iter().map(|(figure, _)| figure).collect()
 }
 
 #[test]
