@@ -127,7 +127,10 @@ fn every_command_shown_uses_flags_its_command_offers() {
 
 /// Every number of `text` (thousands separators dropped, a unit or `x` after it ignored).
 fn numbers(text: &str) -> Vec<f64> {
-    figures(text).into_iter().map(|(figure, _)| figure).collect()
+    figures(text)
+        .into_iter()
+        .map(|(figure, _)| figure)
+        .collect()
 }
 
 #[test]
