@@ -202,11 +202,18 @@ fn figures(cell: &str) -> Vec<(f64, i32)> {
 /// The pages whose every table must say where its figures come from.
 const BENCHMARK_PAGES: &[&str] = &["docs/performance.md", "docs/bf16.md"];
 
+/// A figure of a table: its cell, its value and the decimals it shows.
+struct Figure {
+    cell: String,
+    value: f64,
+    decimals: i32,
+}
+
 /// The figures a table's marker `<!-- figures: docs/FILE.txt; not from it: COLUMN, ... -->`
 /// (on the line above it) ties to an output: every number of every cell but the first
 /// (which names the row) and those of the columns named, with the decimals it shows; and
 /// the output's file. `<!-- figures: none: WHY -->` ties it to none.
-fn tied_figures(marker: &str, table: &[&str]) -> Option<(String, Vec<(String, f64, i32)>)> {
+fn tied_figures(marker: &str, table: &[&str]) -> Option<(String, Vec<Figure>)> {
     let spec = marker
         .trim()
         .strip_prefix("<!-- figures:")?
@@ -227,7 +234,11 @@ fn tied_figures(marker: &str, table: &[&str]) -> Option<(String, Vec<(String, f6
         for (column, cell) in header.iter().zip(cells(row)).skip(1) {
             if !exempt.contains(&column.as_str()) {
                 let each = figures(&cell).into_iter();
-                out.extend(each.map(|(figure, decimals)| (cell.clone(), figure, decimals)));
+                out.extend(each.map(|(value, decimals)| Figure {
+                    cell: cell.clone(),
+                    value,
+                    decimals,
+                }));
             }
         }
     }
@@ -274,11 +285,16 @@ fn every_benchmark_table_is_its_scripts_output() {
                             continue;
                         };
                         let printed = numbers(&output);
-                        for (cell, figure, decimals) in figures {
+                        for Figure {
+                            cell,
+                            value,
+                            decimals,
+                        } in figures
+                        {
                             checked += 1;
-                            if !holds(&printed, figure, decimals) {
+                            if !holds(&printed, value, decimals) {
                                 problems.push(format!(
-                                    "{page}:{}: {figure} (cell `{cell}`) is not in {file}",
+                                    "{page}:{}: {value} (cell `{cell}`) is not in {file}",
                                     i + 1
                                 ));
                             }
