@@ -11,7 +11,8 @@
 # original's algorithm, whose losses are checked against the golden here: the first step is
 # excluded, PY_STEPS more are timed). PY_STEPS=0 skips it.
 #
-# Usage: scripts/bench_engines.sh        Env: DATA=path/to/names.txt RUNS=15 PY_STEPS=6
+# Usage: scripts/bench_engines.sh | tee docs/bench_engines.txt
+#        Env: DATA=path/to/names.txt RUNS=15 PY_STEPS=6
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,14 +59,20 @@ if [ "$PY_STEPS" -gt 0 ]; then
         --steps $((PY_STEPS + 1)) "${check[@]}" | awk '/^ms_per_step/ {print $2}')
 fi
 
+# Printed in the units of docs/performance.md's per-step table, whose figures tests/docs.rs
+# checks against this output (committed as docs/bench_engines.txt).
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg)"
 awk -v s="$scalar" -v t="$tensor" -v w="$whole" -v py="$python_ms" -v pysteps="$PY_STEPS" -v runs="$RUNS" 'BEGIN {
     printf "default config (d16 L1 H4 block 16, batch 1, f64), fastest of %d runs\n", runs
-    printf "  scalar engine  %10.1f us/step\n", s / 1e3
-    printf "  tensor engine  %10.1f us/step   %.0fx the scalar engine\n", t / 1e3, s / t
     if (py > 0) {
-        printf "  Python original %10.1f us/step   (reference_microgpt.py, mean of %d steps)\n", py * 1e3, pysteps
-        printf "    scalar engine %.0fx faster, tensor engine %.0fx faster per step\n", py * 1e6 / s, py * 1e6 / t
-        printf "    whole default run vs the original'"'"'s 1000 steps: %.0fx faster\n", py * 1e9 / w
+        printf "  Python original  %9.1f ms/step   (reference_microgpt.py, mean of %d steps)\n", py, pysteps
     }
-    printf "whole default run (microgpt train, 1000 steps + 20 samples): %.1f ms\n", w / 1e6
+    printf "  scalar engine    %9.3f ms/step", s / 1e6
+    if (py > 0) printf "   %.0fx faster than the Python original", py * 1e6 / s
+    printf "\n  tensor engine    %9.1f us/step", t / 1e3
+    if (py > 0) printf "   %.0fx faster than the Python original,", py * 1e6 / t
+    printf " %.0fx the scalar engine\n", s / t
+    printf "whole default run (microgpt train, 1000 steps + 20 samples): %.1f ms", w / 1e6
+    if (py > 0) printf ", %.0fx faster than the original'"'"'s 1000 steps", py * 1e9 / w
+    printf "\n"
 }'

@@ -287,7 +287,7 @@ fn bf16_runs_name_their_kernel_resume_bit_for_bit_and_sample_in_f32() {
 }
 
 #[test]
-fn a_bad_kernel_choice_and_bf16_gradcheck_are_one_line_errors() {
+fn a_bad_kernel_choice_and_bf16_gradcheck_are_refused() {
     let dir = tmp("bf16-errors");
     let data = dataset(&dir);
     let o = with_kernel(
@@ -311,8 +311,12 @@ fn a_bad_kernel_choice_and_bf16_gradcheck_are_one_line_errors() {
         err.contains("MICROGPT_BF16_KERNEL=\"avx9\": use avx512_bf16, portable or auto"),
         "{err}"
     );
-    let err = fails(&["gradcheck", "--input", s(&data), "--dtype", "bf16"]);
-    assert!(err.contains("gradcheck checks f64 or f32"), "{err}");
+    // gradcheck offers only the dtypes it checks, and says why in its help.
+    let o = microgpt(&["gradcheck", "--input", s(&data), "--dtype", "bf16"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("[possible values: f64, f32]"), "{err}");
+    assert!(ok(&["gradcheck", "--help"]).contains("not bf16: bf16 rounds"));
     let err = fails(&[
         "train",
         "--input",

@@ -1,7 +1,7 @@
 //! The pages a newcomer reads cannot go stale unnoticed: every link of README.md and docs/
 //! leads to a file that exists, every `microgpt` command they show uses only flags its
-//! command offers, and every figure of the README's speed table is one the benchmark script
-//! printed (docs/bench_*.txt, its committed output).
+//! command offers, and every figure of the README's speed table and of the benchmark tables
+//! of docs/ is one the benchmark script printed (docs/bench_*.txt, its committed output).
 
 mod common;
 use common::cli::*;
@@ -127,8 +127,9 @@ fn every_command_shown_uses_flags_its_command_offers() {
 
 /// Every number of `text` (thousands separators dropped, a unit or `x` after it ignored).
 fn numbers(text: &str) -> Vec<f64> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
-        .filter_map(|w| w.replace(',', "").trim_matches('.').parse().ok())
+    figures(text)
+        .into_iter()
+        .map(|(figure, _)| figure)
         .collect()
 }
 
@@ -160,15 +161,10 @@ fn the_readme_speed_table_is_the_benchmark_output() {
                 continue;
             };
             figures += 1;
-            // Printed to more digits than the table shows: equal once rounded as it is.
             let decimals = cell.split('.').nth(1).map_or(0, |d| {
                 d.chars().take_while(char::is_ascii_digit).count() as i32
             });
-            let scale = 10f64.powi(decimals);
-            if !printed
-                .iter()
-                .any(|&p| (p * scale).round() == (figure * scale).round())
-            {
+            if !holds(&printed, figure, decimals) {
                 missing.push(cell.to_string());
             }
         }
@@ -180,5 +176,142 @@ fn the_readme_speed_table_is_the_benchmark_output() {
     assert!(
         missing.is_empty(),
         "README speed figures that docs/bench_*.txt (the benchmark's output) does not hold: {missing:?}"
+    );
+}
+
+/// Whether `printed` holds `figure`, shown with `decimals` decimals: printed to more digits
+/// than the table shows, equal once rounded as it is.
+fn holds(printed: &[f64], figure: f64, decimals: i32) -> bool {
+    let scale = 10f64.powi(decimals);
+    printed
+        .iter()
+        .any(|&p| (p * scale).round() == (figure * scale).round())
+}
+
+/// Every figure of `cell` with the decimals it shows.
+fn figures(cell: &str) -> Vec<(f64, i32)> {
+    cell.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .map(|w| w.trim_matches(|c| c == '.' || c == ','))
+        .filter_map(|w| {
+            let decimals = w.split('.').nth(1).map_or(0, |d| d.len() as i32);
+            Some((w.replace(',', "").parse().ok()?, decimals))
+        })
+        .collect()
+}
+
+/// The pages whose every table must say where its figures come from.
+const BENCHMARK_PAGES: &[&str] = &["docs/performance.md", "docs/bf16.md"];
+
+/// A figure of a table: its cell, its value and the decimals it shows.
+struct Figure {
+    cell: String,
+    value: f64,
+    decimals: i32,
+}
+
+/// The figures a table's marker `<!-- figures: docs/FILE.txt; not from it: COLUMN, ... -->`
+/// (on the line above it) ties to an output: every number of every cell but the first
+/// (which names the row) and those of the columns named, with the decimals it shows; and
+/// the output's file. `<!-- figures: none: WHY -->` ties it to none.
+fn tied_figures(marker: &str, table: &[&str]) -> Option<(String, Vec<Figure>)> {
+    let spec = marker
+        .trim()
+        .strip_prefix("<!-- figures:")?
+        .strip_suffix("-->")?;
+    let (file, exempt) = spec.split_once("; not from it:").unwrap_or((spec, ""));
+    let file = file.trim();
+    if file.starts_with("none:") {
+        return None;
+    }
+    let cells = |row: &str| -> Vec<String> {
+        let row = row.trim().trim_start_matches('|').trim_end_matches('|');
+        row.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    let header = cells(table[0]);
+    let exempt: Vec<&str> = exempt.split(',').map(str::trim).collect();
+    let mut out = Vec::new();
+    for row in &table[2..] {
+        for (column, cell) in header.iter().zip(cells(row)).skip(1) {
+            if !exempt.contains(&column.as_str()) {
+                let each = figures(&cell).into_iter();
+                out.extend(each.map(|(value, decimals)| Figure {
+                    cell: cell.clone(),
+                    value,
+                    decimals,
+                }));
+            }
+        }
+    }
+    Some((file.to_string(), out))
+}
+
+#[test]
+fn every_benchmark_table_is_its_scripts_output() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (path, text) in pages() {
+        let page = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if !lines[i].starts_with('|') {
+                i += 1;
+                continue;
+            }
+            let end = (i..lines.len())
+                .find(|&j| !lines[j].starts_with('|'))
+                .unwrap_or(lines.len());
+            let (table, marker) = (&lines[i..end], i.checked_sub(1).map(|m| lines[m]));
+            let marked = marker.filter(|m| m.starts_with("<!-- figures:"));
+            match marked {
+                None if BENCHMARK_PAGES.contains(&page.as_str()) => problems.push(format!(
+                    "{page}:{}: a table without a `<!-- figures: docs/FILE.txt -->` line above it",
+                    i + 1
+                )),
+                None => {}
+                Some(marker) => match tied_figures(marker, table) {
+                    None if !marker.contains("none:") => {
+                        problems.push(format!("{page}:{i}: a marker not understood: {marker}"))
+                    }
+                    None => {}
+                    Some((file, figures)) => {
+                        let Ok(output) = std::fs::read_to_string(root().join(&file)) else {
+                            problems.push(format!("{page}:{i}: {file} does not exist"));
+                            i = end;
+                            continue;
+                        };
+                        let printed = numbers(&output);
+                        for Figure {
+                            cell,
+                            value,
+                            decimals,
+                        } in figures
+                        {
+                            checked += 1;
+                            if !holds(&printed, value, decimals) {
+                                problems.push(format!(
+                                    "{page}:{}: {value} (cell `{cell}`) is not in {file}",
+                                    i + 1
+                                ));
+                            }
+                        }
+                    }
+                },
+            }
+            i = end;
+        }
+    }
+    assert!(
+        checked >= 60,
+        "only {checked} figures checked: are the markers still read?"
+    );
+    assert!(
+        problems.is_empty(),
+        "benchmark tables that are not their script's output:\n{}",
+        problems.join("\n")
     );
 }

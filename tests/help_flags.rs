@@ -131,9 +131,6 @@ const KNOWN: &[(&str, &str, &[&str])] = &[
     ("sample", "--temperatures", &["--temperatures", "0.5,1"]),
     ("sample", "--engine", &["--engine", "tensor"]),
     ("gradcheck", "--tolerance", &["--tolerance", "1"]),
-    // The dtype setting's values; gradcheck refuses bf16 with its reason (its --help still
-    // lists it: the flag comes from the settings table whole).
-    ("gradcheck", "--dtype", &["--dtype", "f32"]),
     ("inspect", "--run", &["--run", "{run}"]),
     ("inspect", "--text", &["--text", "zoë"]),
     ("inspect", "--engine", &["--engine", "tensor"]),

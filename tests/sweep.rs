@@ -45,6 +45,14 @@ fn sweep_trains_the_grid_and_compare_draws_and_summarises() {
     assert!(!out.exists(), "--print-commands trains nothing");
 
     let stdout = ok(&args);
+    // Each finished run's line estimates the rest; the last has nothing left to estimate.
+    let finished: Vec<&str> = stdout.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(finished.len(), 4, "{stdout}");
+    assert!(
+        finished[..3].iter().all(|l| l.contains(" | eta ")),
+        "{stdout}"
+    );
+    assert!(!finished[3].contains("eta"), "{stdout}");
     let names = [
         "n_embd=4,activation=relu",
         "n_embd=4,activation=gelu",

@@ -279,7 +279,7 @@ pub fn gradcheck<'py>(
     let batches = size(whole("batches", batches, true)?).unwrap_or(check::BATCHES);
     let batch_size = s.schedule.batch_size;
     let (deviations, crop_warning) = py
-        .detach(|| check::check(&s.data, &s.model, dtype, batch_size, batches))
+        .detach(|| check::check(&s.data, &s.model, dtype, batch_size, batches, &mut |_| {}))
         .map_err(error)?;
     if let Some(warning) = crop_warning {
         let message = std::ffi::CString::new(warning).unwrap_or_default();

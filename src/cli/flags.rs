@@ -6,15 +6,35 @@ use super::values::Utf8Path;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches};
-use microgpt::settings::{self, DefaultValue, Kind, RunSettings, Setting, SettingsMap};
+use microgpt::settings::{self, Choice, DefaultValue, Kind, RunSettings, Setting, SettingsMap};
+use microgpt::training::gradcheck;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::marker::PhantomData;
 
 /// The settings a command takes as flags.
 pub trait Selection: Clone + std::fmt::Debug + Send + Sync + 'static {
-    /// Each setting, with the help it gets here where the table's does not fit.
-    fn flags() -> Vec<(&'static Setting, Option<&'static str>)>;
+    /// Each setting, with what differs here from its table entry.
+    fn flags() -> Vec<Flag>;
+}
+
+/// A setting's flag in one command: the table's entry, but where the command says otherwise.
+pub struct Flag {
+    pub setting: &'static Setting,
+    /// Its help here, where the table's does not fit.
+    pub help: Option<String>,
+    /// The values it takes here, where the command takes fewer than the setting's.
+    pub choices: Option<Vec<&'static str>>,
+}
+
+impl Flag {
+    fn new(setting: &'static Setting) -> Self {
+        Flag {
+            setting,
+            help: None,
+            choices: None,
+        }
+    }
 }
 
 /// Every setting: `train` and `sweep`.
@@ -22,23 +42,18 @@ pub trait Selection: Clone + std::fmt::Debug + Send + Sync + 'static {
 pub struct AllSettings;
 
 impl Selection for AllSettings {
-    fn flags() -> Vec<(&'static Setting, Option<&'static str>)> {
-        settings::all().map(|s| (s, None)).collect()
+    fn flags() -> Vec<Flag> {
+        settings::all().map(Flag::new).collect()
     }
 }
 
 /// The data (but its split), the whole model group, the batch size and the dtype:
-/// `gradcheck`, which checks the model a run would train.
+/// `gradcheck`, which checks the model a run would train, in the dtypes it can check.
 #[derive(Clone, Debug)]
 pub struct GradcheckSettings;
 
 impl Selection for GradcheckSettings {
-    fn flags() -> Vec<(&'static Setting, Option<&'static str>)> {
-        let own_help = |s: &Setting| match s.name {
-            "batch_size" => Some("Documents per checked batch"),
-            "dtype" => Some("Element type of the tensor engine (the reference is always f64)"),
-            _ => None,
-        };
+    fn flags() -> Vec<Flag> {
         let named = |names: &[&str]| -> Vec<&'static Setting> {
             let named = names.iter().map(|name| settings::setting(name));
             named.map(|s| s.expect("a setting")).collect()
@@ -47,11 +62,26 @@ impl Selection for GradcheckSettings {
             .iter()
             .filter(|(group, _)| *group == "model")
             .flat_map(|(_, settings)| settings.iter());
+        let own = |flag: Flag| match flag.setting.name {
+            "batch_size" => Flag {
+                help: Some("Documents per checked batch".into()),
+                ..flag
+            },
+            "dtype" => Flag {
+                help: Some(format!(
+                    "Element type of the tensor engine (the reference is always f64); not bf16: {}",
+                    gradcheck::WHY_NOT_BF16
+                )),
+                choices: Some(gradcheck::DTYPES.iter().map(|d| d.name()).collect()),
+                ..flag
+            },
+            _ => flag,
+        };
         named(&["input", "data", "seed"])
             .into_iter()
             .chain(model)
             .chain(named(&["batch_size", "dtype"]))
-            .map(|s| (s, own_help(s)))
+            .map(|s| own(Flag::new(s)))
             .collect()
     }
 }
@@ -78,8 +108,9 @@ impl<S: Selection> FromArgMatches for SettingFlags<S> {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         let given = S::flags()
             .into_iter()
-            .filter(|(s, _)| matches.value_source(s.name) == Some(ValueSource::CommandLine))
-            .filter_map(|(s, _)| {
+            .map(|flag| flag.setting)
+            .filter(|s| matches.value_source(s.name) == Some(ValueSource::CommandLine))
+            .filter_map(|s| {
                 let value = matches.get_one::<Value>(s.name)?;
                 Some((s.name.to_string(), value.clone()))
             })
@@ -100,7 +131,7 @@ impl<S: Selection> Args for SettingFlags<S> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         S::flags()
             .into_iter()
-            .fold(cmd, |cmd, (setting, help)| cmd.arg(arg(setting, help)))
+            .fold(cmd, |cmd, flag| cmd.arg(arg(flag)))
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -108,9 +139,10 @@ impl<S: Selection> Args for SettingFlags<S> {
     }
 }
 
-/// A setting's flag, as its table entry describes it.
-fn arg(setting: &'static Setting, help: Option<&'static str>) -> Arg {
-    let mut help = help.unwrap_or(setting.help).to_string();
+/// A setting's flag, as its table entry describes it but where the command says otherwise.
+fn arg(flag: Flag) -> Arg {
+    let setting = flag.setting;
+    let mut help = flag.help.unwrap_or_else(|| setting.help.into());
     if let DefaultValue::Null(meaning) = setting.default {
         help.push_str(&format!(" [default: {meaning}]"));
     }
@@ -123,7 +155,10 @@ fn arg(setting: &'static Setting, help: Option<&'static str>) -> Arg {
                 .value_name
                 .map_or_else(|| setting.name.to_uppercase(), Into::into),
         )
-        .value_parser(SettingParser(setting));
+        .value_parser(SettingParser {
+            setting,
+            choices: flag.choices,
+        });
     if let Some(default) = setting.default_text() {
         arg = arg.default_value(default);
     }
@@ -137,12 +172,29 @@ where
     T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let setting = settings::setting(name).expect("a setting of the table");
-    SettingParser(setting).map(|value| serde_json::from_value(value).expect("a checked value"))
+    let parser = SettingParser {
+        setting,
+        choices: None,
+    };
+    parser.map(|value| serde_json::from_value(value).expect("a checked value"))
 }
 
 /// Parses a flag's text by its setting's rule into the value `config.json` stores.
 #[derive(Clone)]
-struct SettingParser(&'static Setting);
+struct SettingParser {
+    setting: &'static Setting,
+    /// A choice's names the command takes (`None`: all of the setting's).
+    choices: Option<Vec<&'static str>>,
+}
+
+impl SettingParser {
+    fn names(&self) -> Option<Vec<&'static str>> {
+        match self.setting.kind {
+            Kind::Choice(names) => Some(self.choices.clone().unwrap_or_else(names)),
+            _ => None,
+        }
+    }
+}
 
 impl TypedValueParser for SettingParser {
     type Value = Value;
@@ -153,11 +205,13 @@ impl TypedValueParser for SettingParser {
         arg: Option<&Arg>,
         value: &OsStr,
     ) -> Result<Value, clap::Error> {
-        let setting = self.0;
-        match setting.kind {
-            Kind::Choice(names) => PossibleValuesParser::new(names())
+        let setting = self.setting;
+        if let Some(names) = self.names() {
+            return PossibleValuesParser::new(names)
                 .parse_ref(cmd, arg, value)
-                .map(Value::String),
+                .map(Value::String);
+        }
+        match setting.kind {
             Kind::Path => Utf8Path
                 .parse_ref(cmd, arg, value)
                 .map(|path| Value::String(path.to_string_lossy().into())),
@@ -167,9 +221,7 @@ impl TypedValueParser for SettingParser {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        match self.0.kind {
-            Kind::Choice(names) => Some(Box::new(names().into_iter().map(PossibleValue::new))),
-            _ => None,
-        }
+        let names = self.names()?;
+        Some(Box::new(names.into_iter().map(PossibleValue::new)))
     }
 }

@@ -239,11 +239,9 @@ pub struct GradcheckArgs {
 
 impl GradcheckArgs {
     pub fn tolerance(&self) -> f64 {
+        let dtype = self.flags.settings().system.dtype;
         self.tolerance
-            .unwrap_or(match self.flags.settings().system.dtype {
-                Dtype::F64 => 1e-9,
-                Dtype::F32 | Dtype::Bf16 => 1e-3,
-            })
+            .unwrap_or_else(|| microgpt::training::gradcheck::default_tolerance(dtype))
     }
 }
 

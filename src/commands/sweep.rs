@@ -5,6 +5,7 @@
 
 mod process;
 
+use super::progress::duration;
 use crate::cli::SweepArgs;
 use anyhow::{bail, Context, Result};
 use microgpt::settings::validate::flag;
@@ -168,6 +169,7 @@ fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
     let exe = std::env::current_exe().context("cannot find the microgpt executable")?;
     let next = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
+    let clock = Mutex::new(Clock::new(runs, jobs));
     let results: Mutex<Vec<Option<RunResult>>> =
         Mutex::new((0..runs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -179,14 +181,24 @@ fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
                 }
                 let run = &runs[i];
                 let started = Instant::now();
+                clock
+                    .lock()
+                    .expect("no panics while locked")
+                    .start(i, started);
                 let result =
                     run_one(&exe, run).unwrap_or_else(|e| RunResult::Failed(format!("{e:#}")));
                 let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                let took = started.elapsed().as_secs_f64();
+                let eta = clock
+                    .lock()
+                    .expect("no panics while locked")
+                    .finish(i, matches!(result, RunResult::Done).then_some(took));
+                let eta = eta.map_or(String::new(), |s| format!(" | eta {}", duration(s)));
                 let status = match &result {
-                    RunResult::Done => format!("done in {:.1}s", started.elapsed().as_secs_f64()),
+                    RunResult::Done => format!("done in {took:.1}s{eta}"),
                     RunResult::AlreadyDone => "already done".into(),
                     RunResult::Interrupted => "interrupted".into(),
-                    RunResult::Failed(why) => format!("FAILED: {why}"),
+                    RunResult::Failed(why) => format!("FAILED: {why}{eta}"),
                 };
                 println!("[{n}/{}] {}: {status}", runs.len(), run.name);
                 results.lock().expect("no panics while locked")[i] = Some(result);
@@ -194,6 +206,60 @@ fn execute(runs: &[Planned], jobs: usize) -> Result<Vec<Option<RunResult>>> {
         }
     });
     Ok(results.into_inner().expect("no panics while locked"))
+}
+
+/// What the sweep's estimate of its end is made of.
+struct Clock {
+    jobs: usize,
+    /// The runs not started yet that will train (not already done).
+    to_start: Vec<bool>,
+    /// When each running run started.
+    running: Vec<(usize, Instant)>,
+    /// How long each run trained in this sweep took.
+    took: Vec<f64>,
+}
+
+impl Clock {
+    fn new(runs: &[Planned], jobs: usize) -> Self {
+        Clock {
+            jobs,
+            to_start: runs.iter().map(|r| r.action != Action::Done).collect(),
+            running: Vec::new(),
+            took: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, run: usize, at: Instant) {
+        self.to_start[run] = false;
+        self.running.push((run, at));
+    }
+
+    /// Records the end of `run` (`trained_in`: its time, when it trained to its end) and
+    /// estimates the seconds left, if any run has trained yet and any is left.
+    fn finish(&mut self, run: usize, trained_in: Option<f64>) -> Option<f64> {
+        self.running.retain(|&(r, _)| r != run);
+        self.took.extend(trained_in);
+        let running: Vec<f64> = self
+            .running
+            .iter()
+            .map(|(_, at)| at.elapsed().as_secs_f64())
+            .collect();
+        let to_start = self.to_start.iter().filter(|&&t| t).count();
+        seconds_left(&self.took, to_start, &running, self.jobs)
+    }
+}
+
+/// Seconds until the sweep ends: `to_start` runs at the mean time `took` of those trained so
+/// far, and what that mean leaves of the `running` ones (seconds in), shared among the jobs.
+fn seconds_left(took: &[f64], to_start: usize, running: &[f64], jobs: usize) -> Option<f64> {
+    if took.is_empty() || to_start + running.len() == 0 {
+        return None;
+    }
+    let mean = took.iter().sum::<f64>() / took.len() as f64;
+    let left: f64 =
+        to_start as f64 * mean + running.iter().map(|r| (mean - r).max(0.0)).sum::<f64>();
+    let lanes = jobs.min(to_start + running.len()).max(1);
+    Some(left / lanes as f64)
 }
 
 /// Trains one run to its end in a child process, resuming or skipping what a previous
@@ -262,5 +328,22 @@ fn shell_quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_left;
+
+    #[test]
+    fn the_estimate_shares_the_runs_left_among_the_jobs() {
+        assert_eq!(seconds_left(&[], 3, &[], 1), None, "nothing trained yet");
+        assert_eq!(seconds_left(&[10.0], 0, &[], 2), None, "nothing left");
+        assert_eq!(seconds_left(&[10.0, 20.0], 4, &[], 1), Some(60.0));
+        assert_eq!(seconds_left(&[10.0, 20.0], 4, &[], 2), Some(30.0));
+        // A run 5 s in has 10 s left of the 15 s mean; one past the mean, none.
+        assert_eq!(seconds_left(&[15.0], 1, &[5.0, 20.0], 3), Some(25.0 / 3.0));
+        // More jobs than runs left: the runs left set the pace.
+        assert_eq!(seconds_left(&[10.0], 1, &[], 4), Some(10.0));
     }
 }

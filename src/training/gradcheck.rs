@@ -8,12 +8,17 @@ use crate::model::scalar::ScalarGpt;
 use crate::model::{with_engine, EngineTask};
 use crate::numerics::dtype::{Dtype, Float};
 use crate::numerics::rng::Rng;
-use crate::settings::{DataSettings, ModelArgs};
+use crate::settings::{Choice, DataSettings, ModelArgs};
 use crate::training::memory::{self, Need, Workload};
 use anyhow::{bail, Result};
 
 /// Batches checked unless asked otherwise: the first ones of the shuffled documents.
 pub const BATCHES: usize = 3;
+
+/// The element types a gradient check checks (`gradcheck --dtype` offers these), and why
+/// not the others.
+pub const DTYPES: &[Dtype] = &[Dtype::F64, Dtype::F32];
+pub const WHY_NOT_BF16: &str = "bf16 rounds every GEMM operand to 8 bits, beyond a gradient check's tolerance (bf16 training is checked by its loss curve against f32's)";
 
 /// The largest relative error accepted per tensor unless asked otherwise.
 pub fn default_tolerance(dtype: Dtype) -> f64 {
@@ -26,16 +31,19 @@ pub fn default_tolerance(dtype: Dtype) -> f64 {
 /// The tensor engine in `dtype` against the scalar reference, from the initial weights of
 /// `model` on `data` (its validation split ignored), on the first `batches` batches of
 /// `batch_size` documents; with the warning when the data's lines are cropped to the block
-/// ([`Corpus::crop_warning`]).
+/// ([`Corpus::crop_warning`]). `checked(n)` is called as each batch is done, `n` of
+/// `batches` (the reference engine takes minutes on a large model).
 pub fn check(
     data: &DataSettings,
     model: &ModelArgs,
     dtype: Dtype,
     batch_size: usize,
     batches: usize,
+    checked: &mut dyn FnMut(usize),
 ) -> Result<(Vec<Deviation>, Option<String>)> {
-    if dtype == Dtype::Bf16 {
-        bail!("gradcheck checks f64 or f32: bf16 rounds every GEMM operand to 8 bits, beyond a gradient check's tolerance (bf16 training is checked by its loss curve against f32's)");
+    if !DTYPES.contains(&dtype) {
+        let names: Vec<&str> = DTYPES.iter().map(|d| d.name()).collect();
+        bail!("gradcheck checks {}: {WHY_NOT_BF16}", names.join(" or "));
     }
     let data = DataSettings {
         val_frac: 0.0,
@@ -56,6 +64,7 @@ pub fn check(
     let task = CompareTask {
         reference: ScalarGpt::new(&cfg, &params)?,
         batches: &batches,
+        checked,
     };
     let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, &params, task)?;
     Ok((deviations, corpus.crop_warning(model.block_size)))
@@ -64,12 +73,13 @@ pub fn check(
 struct CompareTask<'a> {
     reference: ScalarGpt,
     batches: &'a [Vec<&'a [usize]>],
+    checked: &'a mut dyn FnMut(usize),
 }
 
 impl EngineTask for CompareTask<'_> {
     type Output = Vec<Deviation>;
     fn run<E: Engine>(mut self, mut engine: E) -> Vec<Deviation> {
-        deviations(&mut engine, &mut self.reference, self.batches)
+        deviations_reporting(&mut engine, &mut self.reference, self.batches, self.checked)
     }
 }
 
@@ -125,6 +135,16 @@ pub fn deviations<E: Engine, R: Engine<F = f64>>(
     reference: &mut R,
     batches: &[Vec<&[usize]>],
 ) -> Vec<Deviation> {
+    deviations_reporting(engine, reference, batches, &mut |_| {})
+}
+
+/// [`deviations`], calling `checked(n)` as the `n`th batch is done.
+fn deviations_reporting<E: Engine, R: Engine<F = f64>>(
+    engine: &mut E,
+    reference: &mut R,
+    batches: &[Vec<&[usize]>],
+    checked: &mut dyn FnMut(usize),
+) -> Vec<Deviation> {
     let specs = reference.layout().specs.clone();
     let mut deviations = vec![Deviation::new("loss", (1, 1))];
     deviations.extend(
@@ -132,7 +152,7 @@ pub fn deviations<E: Engine, R: Engine<F = f64>>(
             .iter()
             .map(|s| Deviation::new(&s.name, (s.rows, s.cols))),
     );
-    for batch in batches {
+    for (n, batch) in batches.iter().enumerate() {
         let ours = engine.forward_backward(batch);
         let want = reference.forward_backward(batch);
         deviations[0].update(std::iter::once(ours), &[want]);
@@ -140,6 +160,7 @@ pub fn deviations<E: Engine, R: Engine<F = f64>>(
             let grads = engine.grads()[spec.range()].iter().map(|g| g.as_f64());
             dev.update(grads, &reference.grads()[spec.range()]);
         }
+        checked(n + 1);
     }
     deviations
 }
