@@ -254,10 +254,10 @@ impl Work {
         }
     }
 
-    /// The first count past a multiple of a tenth of the work after `done`.
+    /// The first count past a multiple of a tenth of the work after `done`, or the end.
     fn next_tenth(&self) -> usize {
         let tenth = self.total.div_ceil(10).max(1);
-        (self.done / tenth + 1) * tenth
+        ((self.done / tenth + 1) * tenth).min(self.total)
     }
 
     /// Clears the bar; the results follow on stdout.
