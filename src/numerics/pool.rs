@@ -280,6 +280,24 @@ pub fn for_each(tasks: usize, flops: f64, job: &(dyn Fn(usize, usize) + Sync)) {
     (0..tasks).for_each(|task| job(task, 0));
 }
 
+/// [`for_each`] over the items of `parts`, one item per task (`tasks` of them): the items
+/// can be disjoint `&mut` pieces of the outputs (from `split_at_mut`, `chunks_mut`, or
+/// ndarray's `split_at` and axis iterators), so each task writes its own without `unsafe`.
+/// Tasks take the next item under a lock, and an item says which piece it is, so results
+/// do not depend on which thread took it.
+pub fn for_each_part<I: Iterator + Send>(
+    tasks: usize,
+    flops: f64,
+    parts: I,
+    job: &(dyn Fn(I::Item, usize) + Sync),
+) {
+    let parts = Mutex::new(parts);
+    for_each(tasks, flops, &|_, worker| {
+        let part = parts.lock().unwrap_or_else(|e| e.into_inner()).next();
+        job(part.expect("one part per task"), worker);
+    });
+}
+
 /// About 10 µs of one core's work: regions smaller than that run on one thread.
 const MIN_PARALLEL_FLOPS: f64 = 4e5;
 

@@ -20,11 +20,13 @@
 //! In a bf16 run the GEMM path's products take bf16 operands (`Q`, `K`, `V`, `P`, `dY`, `dS`
 //! rounded), summed in f32, as the linear layers' do; the softmax and the loop path stay f32.
 
+use super::buffers::PerWorker;
 use super::gemm::{Bf16, Products};
 use super::ops::{dot, softmax_in_place};
+use super::rows::Rows;
 use crate::numerics::dtype::Float;
-use crate::numerics::pool::{self, Shards};
-use ndarray::{s, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use crate::numerics::pool;
+use ndarray::{s, ArrayView2, ArrayViewMut2, ArrayViewMut3, ArrayViewMut4, Axis, ShapeBuilder};
 use std::ops::Range;
 
 /// Query rows per block of the causal GEMMs: large enough for efficient GEMMs, small enough
@@ -81,28 +83,24 @@ fn strided<F: Float>(
         .expect("strided view")
 }
 
-/// One (document, head) of the GEMM path: where its rows are, and `q, k, v: [n, hd]`.
+/// One (document, head) of the GEMM path: `q, k, v: [n, hd]`, views into the document's
+/// rows of `qkv`.
 struct Head<'a, F> {
     n: usize,
-    /// Offsets of the head's first row: in `qkv` (its `q`), in `out` and in `att`.
-    qkv_at: usize,
-    out_at: usize,
-    att_at: usize,
+    head: usize,
     q: ArrayView2<'a, F>,
     k: ArrayView2<'a, F>,
     v: ArrayView2<'a, F>,
 }
 
 impl<'a, F: Float> Head<'a, F> {
-    fn new(qkv: &'a [F], doc: &Range<usize>, head: usize, shape: &AttentionShape<F>) -> Self {
-        let (hd, c, n) = (shape.head_dim, shape.c(), doc.len());
-        let qkv_at = doc.start * 3 * c + head * hd;
-        let view = |offset| strided(qkv, qkv_at + offset, (n, hd), 3 * c);
+    fn new(qkv: &'a [F], head: usize, shape: &AttentionShape<F>) -> Self {
+        let (hd, c) = (shape.head_dim, shape.c());
+        let n = qkv.len() / (3 * c);
+        let view = |offset| strided(qkv, offset + head * hd, (n, hd), 3 * c);
         Head {
             n,
-            qkv_at,
-            out_at: doc.start * c + head * hd,
-            att_at: doc.start * shape.n_head * shape.block_size + head * shape.block_size,
+            head,
             q: view(0),
             k: view(c),
             v: view(2 * c),
@@ -118,63 +116,91 @@ impl<'a, F: Float> Head<'a, F> {
     }
 }
 
+/// What one task of attention writes: a document's rows of the outputs (`D`) on the loop
+/// path, all heads; or on the GEMM path, one head's views of them (`H`).
+enum Task<'a, D, H> {
+    Loops(&'a Range<usize>, D),
+    Gemm(&'a Range<usize>, usize, H),
+}
+
+/// The tasks of `docs`, given each document's rows of the outputs (`rows`): one per head
+/// of a document on the GEMM path (`gemm`), the head views `heads` cuts its rows into;
+/// one per document on the loop path. Returns how many, and the tasks.
+fn tasks<'a, D: 'a, H: 'a, Heads: Iterator<Item = H> + 'a>(
+    docs: &'a [Range<usize>],
+    rows: impl Iterator<Item = D> + 'a,
+    (n_head, gemm): (usize, impl Fn(&Range<usize>) -> bool + 'a),
+    heads: impl Fn(D, usize) -> Heads + 'a,
+) -> (usize, impl Iterator<Item = Task<'a, D, H>> + 'a) {
+    let count = docs.iter().map(|d| if gemm(d) { n_head } else { 1 }).sum();
+    let tasks = docs.iter().zip(rows).flat_map(move |(doc, d)| {
+        let (whole, by_head) = if gemm(doc) {
+            (None, Some(heads(d, doc.len()).enumerate()))
+        } else {
+            (Some(Task::Loops(doc, d)), None)
+        };
+        let by_head = by_head.into_iter().flatten();
+        whole
+            .into_iter()
+            .chain(by_head.map(move |(h, v)| Task::Gemm(doc, h, v)))
+    });
+    (count, tasks)
+}
+
+/// Head by head, disjoint views `[n, W]` of a document's rows `[n, H * W]`.
+fn heads<F>(rows: &mut [F], n: usize, n_head: usize) -> impl Iterator<Item = ArrayViewMut2<'_, F>> {
+    let shape = (n, n_head, rows.len() / (n * n_head));
+    let rows = ArrayViewMut3::from_shape(shape, rows).expect("head views");
+    rows.into_axis_iter_mut(Axis(1))
+}
+
 /// Causal attention forward for the query rows `r` of the packed batch, whose documents are
 /// `docs` (each row's keys are its document's rows up to it): rows of documents before
 /// `r.start` are the key/value cache when decoding. `qkv: [N, 3C]` -> `out: [N, C]`,
 /// `att: [N, H, T]` (rows `r` written). `bf16` (a bf16 run) makes the GEMMs bf16 GEMMs.
 pub fn attention_forward<F: Float>(
-    out: &mut [F],
-    att: &mut [F],
-    qkv: &[F],
+    out: &mut Rows<F>,
+    att: &mut Rows<F>,
+    qkv: &Rows<F>,
     (docs, r): (&[Range<usize>], &Range<usize>),
     shape: &AttentionShape<F>,
     bf16: Option<Bf16<'_>>,
 ) {
-    let (h, t, c) = (shape.n_head, shape.block_size, shape.c());
-    let (out, att) = (Shards::new(out), Shards::new(att));
+    let h = shape.n_head;
     let docs = &docs[docs.partition_point(|d| d.end <= r.start)..];
     let flops = docs.iter().map(|d| shape.flops(d.len())).sum();
-    // One task per (document, head); a document on the loop path is its head 0's task.
-    pool::for_each(docs.len() * h, flops, &|task, worker| {
-        let (doc, head) = (&docs[task / h], task % h);
-        if shape.gemm_path(doc.len()) && doc.start >= r.start {
-            let x = Head::new(qkv, doc, head, shape);
+    let gemm = |d: &Range<usize>| shape.gemm_path(d.len()) && d.start >= r.start;
+    let rows = out.split_mut(docs).zip(att.split_mut(docs));
+    let (count, tasks) = tasks(docs, rows, (h, gemm), |(o, a), n| {
+        heads(o, n, h).zip(heads(a, n, h))
+    });
+    pool::for_each_part(count, flops, tasks, &|task, worker| match task {
+        Task::Gemm(doc, head, (out, att)) => {
+            let x = Head::new(qkv.rows(doc), head, shape);
             let how = Products {
                 bf16: bf16.as_ref(),
                 worker,
             };
-            // SAFETY: this task alone writes this document's rows of this head.
-            unsafe { forward_gemm(&out, &att, &x, shape, how) };
-        } else if head == 0 {
+            forward_gemm(out, att, &x, shape, how);
+        }
+        Task::Loops(doc, (out, att)) => {
             let first = r.start.max(doc.start) - doc.start;
-            // SAFETY: this task alone writes this document's rows.
-            let (o, a) = unsafe {
-                (
-                    out.slice(doc.start * c, doc.len() * c),
-                    att.slice(doc.start * h * t, doc.len() * h * t),
-                )
-            };
-            forward_loops(o, a, &qkv[doc.start * 3 * c..doc.end * 3 * c], first, shape);
+            forward_loops(out, att, qkv.rows(doc), first, shape);
         }
     });
 }
 
-/// One (document, head) of [`attention_forward`] as blocked causal GEMMs.
-///
-/// # Safety
-/// No other thread may touch this document's rows of this head in `out` or `att`.
-unsafe fn forward_gemm<F: Float>(
-    out: &Shards<'_, F>,
-    att: &Shards<'_, F>,
+/// One (document, head) of [`attention_forward`] as blocked causal GEMMs, into the head's
+/// `out: [n, hd]` and `att: [n, T]`.
+fn forward_gemm<F: Float>(
+    mut out: ArrayViewMut2<'_, F>,
+    mut att: ArrayViewMut2<'_, F>,
     x: &Head<'_, F>,
     shape: &AttentionShape<F>,
     how: Products<'_>,
 ) {
-    let (att_stride, c) = (shape.n_head * shape.block_size, shape.c());
     for rb in x.blocks() {
-        // SAFETY: this head's rows of this document are the caller's (see above).
-        let mut p =
-            unsafe { att.matrix(x.att_at + rb.start * att_stride, rb.len(), x.n, att_stride) };
+        let mut p = att.slice_mut(s![rb.clone(), ..x.n]);
         // S[rb, ..end] = scale Q[rb] K[..end]ᵀ; keys past the block's end are masked for all its rows.
         let keys = s![..rb.end, ..];
         let mut scores = p.slice_mut(s![.., ..rb.end]);
@@ -191,8 +217,7 @@ unsafe fn forward_gemm<F: Float>(
             masked.fill(F::zero());
         }
         // Y[rb] = P[rb, ..end] V[..end]
-        // SAFETY: as above.
-        let mut y = unsafe { out.matrix(x.out_at + rb.start * c, rb.len(), shape.head_dim, c) };
+        let mut y = out.slice_mut(s![rb.clone(), ..]);
         how.mm(
             F::one(),
             &p.slice(s![.., ..rb.end]),
@@ -242,86 +267,68 @@ fn forward_loops<F: Float>(
     }
 }
 
-/// The space [`attention_backward`] works in: `scratch` holds
-/// [`AttentionShape::scratch_len`] elements per thread of the pool; `bf16` (a bf16 run)
-/// makes the GEMMs bf16 GEMMs.
+/// The space [`attention_backward`] works in: `scratch` holds each thread's
+/// [`AttentionShape::scratch_len`] elements; `bf16` (a bf16 run) makes the GEMMs bf16 GEMMs.
 pub struct Workspace<'a, F> {
-    pub scratch: &'a mut [F],
+    pub scratch: &'a PerWorker<Vec<F>>,
     pub bf16: Option<Bf16<'a>>,
 }
 
 /// Backward of [`attention_forward`] over whole documents, overwriting `dqkv: [N, 3C]`
 /// (each document's rows).
 pub fn attention_backward<F: Float>(
-    dqkv: &mut [F],
-    dout: &[F],
-    att: &[F],
-    qkv: &[F],
+    dqkv: &mut Rows<F>,
+    dout: &Rows<F>,
+    att: &Rows<F>,
+    qkv: &Rows<F>,
     docs: &[Range<usize>],
     shape: &AttentionShape<F>,
     Workspace { scratch, bf16 }: Workspace<'_, F>,
 ) {
-    let (h, t, c) = (shape.n_head, shape.block_size, shape.c());
-    let per_thread = shape.scratch_len();
-    assert!(
-        scratch.len() >= per_thread * pool::threads(),
-        "attention scratch too small"
-    );
-    let (dqkv, scratch) = (Shards::new(dqkv), Shards::new(scratch));
+    let (h, hd) = (shape.n_head, shape.head_dim);
     let flops = 2.0 * docs.iter().map(|d| shape.flops(d.len())).sum::<f64>();
-    // One task per (document, head); a document on the loop path is its head 0's task.
-    pool::for_each(docs.len() * h, flops, &|task, worker| {
-        let (doc, head) = (&docs[task / h], task % h);
-        // SAFETY: one task at a time per worker.
-        let scratch = unsafe { scratch.slice(worker * per_thread, per_thread) };
-        if shape.gemm_path(doc.len()) {
-            let x = Head::new(qkv, doc, head, shape);
-            let how = Products {
-                bf16: bf16.as_ref(),
-                worker,
-            };
-            // SAFETY: this task alone writes this document's rows of this head.
-            unsafe { backward_gemm(&dqkv, (dout, att), &x, shape, scratch, how) };
-        } else if head == 0 {
-            // SAFETY: this task alone writes this document's rows.
-            let d = unsafe { dqkv.slice(doc.start * 3 * c, doc.len() * 3 * c) };
-            let (o, a) = (
-                &dout[doc.start * c..doc.end * c],
-                &att[doc.start * h * t..doc.end * h * t],
-            );
-            let x = &qkv[doc.start * 3 * c..doc.end * 3 * c];
-            backward_loops(d, o, a, x, shape, scratch);
+    let gemm = |d: &Range<usize>| shape.gemm_path(d.len());
+    // A head's task writes its `dq | dk | dv` columns of each row, `[n, 3, hd]`.
+    let (count, tasks) = tasks(docs, dqkv.split_mut(docs), (h, gemm), |rows, n| {
+        let rows = ArrayViewMut4::from_shape((n, 3, h, hd), rows).expect("head views");
+        rows.into_axis_iter_mut(Axis(2))
+    });
+    pool::for_each_part(count, flops, tasks, &|task, worker| {
+        let scratch = &mut scratch.get(worker)[..shape.scratch_len()];
+        match task {
+            Task::Gemm(doc, head, dqkv) => {
+                let x = Head::new(qkv.rows(doc), head, shape);
+                let how = Products {
+                    bf16: bf16.as_ref(),
+                    worker,
+                };
+                let read = (dout.rows(doc), att.rows(doc));
+                backward_gemm(dqkv, read, &x, shape, scratch, how);
+            }
+            Task::Loops(doc, dqkv) => {
+                let read = (dout.rows(doc), att.rows(doc), qkv.rows(doc));
+                backward_loops(dqkv, read, shape, scratch);
+            }
         }
     });
 }
 
-/// One (document, head) of [`attention_backward`] as blocked causal GEMMs: first by
-/// blocks of queries (`dP`, then `dS` in place in the `[n, n]` scratch `ds`, and `dQ`), then
-/// by blocks of keys (`dV`, `dK`: a key is attended by the queries from its row on).
-///
-/// # Safety
-/// No other thread may touch this document's rows of this head in `dqkv`.
-unsafe fn backward_gemm<F: Float>(
-    dqkv: &Shards<'_, F>,
+/// One (document, head) of [`attention_backward`] as blocked causal GEMMs into the head's
+/// `dqkv: [n, 3, hd]`: first by blocks of queries (`dP`, then `dS` in place in the `[n, n]`
+/// scratch `ds`, and `dQ`), then by blocks of keys (`dV`, `dK`: a key is attended by the
+/// queries from its row on). `dout` and `att` are the document's rows.
+fn backward_gemm<F: Float>(
+    mut dqkv: ArrayViewMut3<'_, F>,
     (dout, att): (&[F], &[F]),
     x: &Head<'_, F>,
     shape: &AttentionShape<F>,
     ds: &mut [F],
     how: Products<'_>,
 ) {
-    let (hd, c, n) = (shape.head_dim, shape.c(), x.n);
-    let dy = strided(dout, x.out_at, (n, hd), c);
-    let p = strided(att, x.att_at, (n, n), shape.n_head * shape.block_size);
+    let (hd, c, n, t) = (shape.head_dim, shape.c(), x.n, shape.block_size);
+    let dy = strided(dout, x.head * hd, (n, hd), c);
+    let p = strided(att, x.head * t, (n, n), shape.n_head * t);
     let mut ds = ArrayViewMut2::from_shape((n, n), &mut ds[..n * n]).expect("scratch view");
-    // SAFETY (each `dqkv.matrix`): this head's rows of this document are the caller's.
-    let grad = |offset: usize, rows: &Range<usize>| unsafe {
-        dqkv.matrix(
-            x.qkv_at + offset + rows.start * 3 * c,
-            rows.len(),
-            hd,
-            3 * c,
-        )
-    };
     for rb in x.blocks() {
         let (queries, keys) = (s![rb.clone(), ..], s![..rb.end, ..]);
         // dP[rb, ..end] = dY[rb] V[..end]ᵀ, then dS = scale P ∘ (dP - rowsum(P ∘ dP)).
@@ -339,23 +346,16 @@ unsafe fn backward_gemm<F: Float>(
             masked.fill(F::zero());
         }
         // dQ[rb] = dS[rb, ..end] K[..end]
-        how.mm(F::one(), &dsb.view(), &x.k.slice(keys), &mut grad(0, &rb));
+        let mut dq = dqkv.slice_mut(s![rb.clone(), 0, ..]);
+        how.mm(F::one(), &dsb.view(), &x.k.slice(keys), &mut dq);
     }
     for kb in x.blocks() {
         // dV[kb] = P[kb.start.., kb]ᵀ dY[kb.start..], dK[kb] = dS[kb.start.., kb]ᵀ Q[kb.start..].
         let (below, later) = (s![kb.start.., kb.clone()], s![kb.start.., ..]);
-        how.mm(
-            F::one(),
-            &p.slice(below).t(),
-            &dy.slice(later),
-            &mut grad(2 * c, &kb),
-        );
-        how.mm(
-            F::one(),
-            &ds.slice(below).t(),
-            &x.q.slice(later),
-            &mut grad(c, &kb),
-        );
+        let mut dv = dqkv.slice_mut(s![kb.clone(), 2, ..]);
+        how.mm(F::one(), &p.slice(below).t(), &dy.slice(later), &mut dv);
+        let mut dk = dqkv.slice_mut(s![kb.clone(), 1, ..]);
+        how.mm(F::one(), &ds.slice(below).t(), &x.q.slice(later), &mut dk);
     }
 }
 
@@ -365,9 +365,7 @@ unsafe fn backward_gemm<F: Float>(
 /// `dq_i += scale Σ_j ds_j k_j` and `dk_j += scale ds_j q_i`.
 fn backward_loops<F: Float>(
     dqkv: &mut [F],
-    dout: &[F],
-    att: &[F],
-    qkv: &[F],
+    (dout, att, qkv): (&[F], &[F], &[F]),
     shape: &AttentionShape<F>,
     scratch: &mut [F],
 ) {

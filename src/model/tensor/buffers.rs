@@ -1,19 +1,22 @@
 //! What [`super::TensorGpt`] works on besides its parameters: where each weight matrix sits
-//! in the flat vector, the batch packed as rows, and every activation and gradient buffer,
-//! allocated once per batch size.
+//! in the flat vector, the batch packed as rows, every activation and gradient buffer
+//! (allocated once per batch size), and each thread's scratch.
 
 use super::attention::AttentionShape;
 use super::gemm::Bf16;
 use super::ops::Weight;
+use super::rows::Rows;
 use crate::model::config::predictions;
 use crate::model::config::{ModelConfig, ParamLayout};
 use crate::numerics::dtype::Float;
 use crate::numerics::pool;
 use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
 
-/// One layer's matrices in the flat parameter (and gradient) vector. `attn_wq`, `attn_wk`
-/// and `attn_wv` are adjacent in the layout, so together they are one `[3C, C]` matrix.
-pub struct LayerWeights {
+/// Where one layer's matrices sit in the flat parameter (and gradient) vector. `attn_wq`,
+/// `attn_wk` and `attn_wv` are adjacent in the layout, so together they are one `[3C, C]`
+/// matrix.
+pub struct LayerRanges {
     pub qkv: Range<usize>,
     pub wo: Range<usize>,
     pub fc1: Range<usize>,
@@ -28,7 +31,7 @@ pub struct LayerMatrices<T> {
     pub fc2: T,
 }
 
-impl LayerWeights {
+impl LayerRanges {
     /// This layer's matrices as its linear layers read them: of the flat parameters, or of
     /// their bf16 copy when the run keeps one ([`Weight::of`]).
     pub fn weights<'a, F>(
@@ -61,22 +64,23 @@ impl LayerWeights {
     }
 }
 
-pub struct Weights {
+/// Where every weight matrix sits in the flat parameter (and gradient) vector.
+pub struct WeightRanges {
     pub wte: Range<usize>,
     pub wpe: Range<usize>,
     pub lm_head: Range<usize>,
-    pub layers: Vec<LayerWeights>,
+    pub layers: Vec<LayerRanges>,
 }
 
-impl Weights {
+impl WeightRanges {
     pub fn new(layout: &ParamLayout) -> Self {
-        let layers = layout.layers.iter().map(|l| LayerWeights {
+        let layers = layout.layers.iter().map(|l| LayerRanges {
             qkv: l.attn_wq.offset..l.attn_wv.range().end,
             wo: l.attn_wo.range(),
             fc1: l.mlp_fc1.range(),
             fc2: l.mlp_fc2.range(),
         });
-        Weights {
+        WeightRanges {
             wte: layout.wte.range(),
             wpe: layout.wpe.range(),
             lm_head: layout.lm_head.range(),
@@ -87,7 +91,7 @@ impl Weights {
 
 /// The batch as rows: each document's predicted positions, one after another.
 #[derive(Default)]
-pub struct Packing {
+pub struct PackedBatch {
     pub tokens: Vec<usize>,
     pub positions: Vec<usize>,
     pub targets: Vec<usize>,
@@ -95,7 +99,7 @@ pub struct Packing {
     pub docs: Vec<Range<usize>>,
 }
 
-impl Packing {
+impl PackedBatch {
     /// Packs `min(block_size, len - 1)` positions of each document. Room is made for the
     /// most rows a batch of this many documents can have, so the vectors grow once per batch
     /// size, not at every longer batch.
@@ -124,17 +128,17 @@ impl Packing {
 /// What one layer's forward pass keeps for its backward pass; `N` rows each.
 #[derive(Default)]
 pub struct LayerActivations<F> {
-    pub ln1: Vec<F>,      // [N, C]
-    pub ln1_rstd: Vec<F>, // [N]
+    pub ln1: Rows<F>,      // [N, C]
+    pub ln1_rstd: Rows<F>, // [N, 1]
     /// `[N, 3C]`; while decoding, the rows of earlier positions are the key/value cache.
-    pub qkv: Vec<F>,
-    pub att: Vec<F>,      // [N, H, T] softmax weights (layout in `attention`)
-    pub atty: Vec<F>,     // [N, C] attention output before the projection
-    pub mid: Vec<F>,      // [N, C] residual stream between attention and MLP
-    pub ln2: Vec<F>,      // [N, C]
-    pub ln2_rstd: Vec<F>, // [N]
-    pub fc: Vec<F>,       // [N, M] after the activation (M = mlp_dim)
-    pub fc_dact: Vec<F>,  // [N, M] the activation's derivative act'(x) at its input
+    pub qkv: Rows<F>,
+    pub att: Rows<F>,      // [N, H * T] softmax weights (layout in `attention`)
+    pub atty: Rows<F>,     // [N, C] attention output before the projection
+    pub mid: Rows<F>,      // [N, C] residual stream between attention and MLP
+    pub ln2: Rows<F>,      // [N, C]
+    pub ln2_rstd: Rows<F>, // [N, 1]
+    pub fc: Rows<F>,       // [N, M] after the activation (M = mlp_dim)
+    pub fc_dact: Rows<F>,  // [N, M] the activation's derivative act'(x) at its input
 }
 
 /// Every activation and backward buffer, allocated for `capacity` rows and grown only when
@@ -142,38 +146,37 @@ pub struct LayerActivations<F> {
 #[derive(Default)]
 pub struct Activations<F> {
     capacity: usize,
-    pub emb: Vec<F>,        // [N, C] token + position embedding
-    pub emb_rstd: Vec<F>,   // [N]
-    pub resid: Vec<Vec<F>>, // n_layer + 1 of [N, C]: the residual stream into each layer, and out
+    pub emb: Rows<F>,        // [N, C] token + position embedding
+    pub emb_rstd: Rows<F>,   // [N, 1]
+    pub resid: Vec<Rows<F>>, // n_layer + 1 of [N, C]: the residual stream into each layer, and out
     pub layers: Vec<LayerActivations<F>>,
-    pub logits: Vec<F>, // [N, V], then probabilities, then their gradient
-    pub losses: Vec<F>, // [N]
+    pub logits: Rows<F>, // [N, V], then probabilities, then their gradient
+    pub losses: Rows<F>, // [N, 1]
     // Backward.
-    pub dresid: Vec<F>, // [N, C] gradient of the residual stream, updated in place layer by layer
-    pub dln: Vec<F>,    // [N, C] gradient of a normalised input (ln1 or ln2)
-    pub datty: Vec<F>,  // [N, C]
-    pub dqkv: Vec<F>,   // [N, 3C]
-    pub dfc: Vec<F>,    // [N, M]
-    pub demb: Vec<F>,   // [N, C] gradient of the embedding sum
-    /// [`AttentionShape::scratch_len`] elements per thread.
-    pub attention_scratch: Vec<F>,
+    pub dresid: Rows<F>, // [N, C] gradient of the residual stream, updated in place layer by layer
+    pub dln: Rows<F>,    // [N, C] gradient of a normalised input (ln1 or ln2)
+    pub datty: Rows<F>,  // [N, C]
+    pub dqkv: Rows<F>,   // [N, 3C]
+    pub dfc: Rows<F>,    // [N, M]
+    pub demb: Rows<F>,   // [N, C] gradient of the embedding sum
+    /// Each thread's [`AttentionShape::scratch_len`] elements.
+    pub attention_scratch: PerWorker<Vec<F>>,
 }
 
 impl<F: Float> Activations<F> {
     /// Room for `rows` rows and the current thread count.
     pub fn reserve(&mut self, cfg: &ModelConfig, attention: &AttentionShape<F>, rows: usize) {
-        let scratch = attention.scratch_len() * pool::threads();
-        if self.attention_scratch.len() < scratch {
-            self.attention_scratch.resize(scratch, F::zero());
-        }
+        let scratch = attention.scratch_len();
+        self.attention_scratch
+            .resize(|| vec![F::zero(); scratch], |s| s.len() >= scratch);
         if rows <= self.capacity {
             return;
         }
         let (c, m) = (cfg.n_embd, cfg.mlp_dim());
-        let grow = |buf: &mut Vec<F>, width: usize| buf.resize(rows * width, F::zero());
+        let grow = |buf: &mut Rows<F>, width: usize| buf.resize(rows, width, F::zero());
         grow(&mut self.emb, c);
         grow(&mut self.emb_rstd, 1);
-        self.resid.resize_with(cfg.n_layer + 1, Vec::new);
+        self.resid.resize_with(cfg.n_layer + 1, Rows::default);
         self.resid.iter_mut().for_each(|r| grow(r, c));
         self.layers.resize_with(cfg.n_layer, Default::default);
         for la in &mut self.layers {
@@ -200,15 +203,32 @@ impl<F: Float> Activations<F> {
     }
 }
 
-/// Rows `r` of row-major buffers: `rows.of(buf, width)`.
-pub struct Rows(pub Range<usize>);
+/// One `T` per thread of the pool, for the task a thread is running (the pool runs one
+/// task at a time per worker index). Each sits behind its own lock, which only that
+/// thread takes, so it is never contended, and tasks borrow their scratch safely.
+pub struct PerWorker<T>(Vec<Mutex<T>>);
 
-impl Rows {
-    pub fn of<'a, F>(&self, buf: &'a [F], width: usize) -> &'a [F] {
-        &buf[self.0.start * width..self.0.end * width]
+impl<T> Default for PerWorker<T> {
+    fn default() -> Self {
+        PerWorker(Vec::new())
+    }
+}
+
+impl<T> PerWorker<T> {
+    /// One `T` per thread of the pool: kept where `fits`, else made again by `make`.
+    pub fn resize(&mut self, make: impl Fn() -> T, fits: impl Fn(&T) -> bool) {
+        self.0.resize_with(pool::threads(), || Mutex::new(make()));
+        for slot in &mut self.0 {
+            let t = slot.get_mut().unwrap_or_else(|e| e.into_inner());
+            if !fits(t) {
+                *t = make();
+            }
+        }
     }
 
-    pub fn of_mut<'a, F>(&self, buf: &'a mut [F], width: usize) -> &'a mut [F] {
-        &mut buf[self.0.start * width..self.0.end * width]
+    /// Worker `worker`'s `T`.
+    pub fn get(&self, worker: usize) -> MutexGuard<'_, T> {
+        let slot = self.0.get(worker).expect("a scratch for every thread");
+        slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

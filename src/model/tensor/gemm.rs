@@ -3,11 +3,13 @@
 //! with bf16 operands summed in f32 (`crate::numerics::bf16`, for `--dtype bf16`), with each thread's
 //! packing scratch. No block's result depends on how the others are cut.
 
+use super::buffers::PerWorker;
+use super::rows::split_axis;
 use crate::numerics::bf16::{self, Kernel, Operand, Scratch};
 use crate::numerics::dtype::Float;
-use crate::numerics::pool::{self, Shards};
+use crate::numerics::pool;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, ArrayView2, ArrayViewMut2};
+use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 use std::ops::Range;
 
 /// Rows (or columns) of an output split into blocks of this many: a multiple of the GEMM
@@ -76,19 +78,22 @@ fn gemm_blocks<F: Float>(
         let c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("matrix shape");
         return block(&Block::Whole, c, 0);
     }
-    let c = Shards::new(&mut c[..m * n]);
-    pool::for_each(parts, flops, &|part, worker| {
+    let ranges = (0..parts).map(move |part| {
         let t = pool::split(tiles, parts, part);
-        let r = t.start * GEMM_TILE..(t.end * GEMM_TILE).min(long);
-        if by_rows {
-            // SAFETY: each task owns its rows of c.
-            let cb = unsafe { c.matrix(r.start * n, r.len(), n, n) };
-            block(&Block::Rows(r), cb, worker);
+        t.start * GEMM_TILE..(t.end * GEMM_TILE).min(long)
+    });
+    let c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n]).expect("matrix shape");
+    let axis = if by_rows { Axis(0) } else { Axis(1) };
+    let blocks = split_axis(c, axis, ranges).map(|(r, cb)| {
+        let b = if by_rows {
+            Block::Rows(r)
         } else {
-            // SAFETY: each task owns its columns of c.
-            let cb = unsafe { c.matrix(r.start, m, r.len(), n) };
-            block(&Block::Cols(r), cb, worker);
-        }
+            Block::Cols(r)
+        };
+        (b, cb)
+    });
+    pool::for_each_part(parts, flops, blocks, &|(b, cb), worker| {
+        block(&b, cb, worker)
     });
 }
 
@@ -108,7 +113,7 @@ pub fn gemm<F: Float>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, beta: F, c: &m
 pub struct Bf16<'a> {
     pub bits: &'a [u16],
     pub kernel: Kernel,
-    pub scratch: &'a Shards<'a, Scratch>,
+    pub scratch: &'a PerWorker<Scratch>,
 }
 
 impl Bf16<'_> {
@@ -121,9 +126,8 @@ impl Bf16<'_> {
         beta: f32,
         c: &mut ArrayViewMut2<'_, f32>,
     ) {
-        // SAFETY: no two tasks run at once on the same worker.
-        let scratch = unsafe { &mut self.scratch.slice(worker, 1)[0] };
-        bf16::gemm(self.kernel, alpha, a, b, beta, c, scratch);
+        let mut scratch = self.scratch.get(worker);
+        bf16::gemm(self.kernel, alpha, a, b, beta, c, &mut scratch);
     }
 }
 

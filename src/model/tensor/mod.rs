@@ -8,6 +8,7 @@ mod buffers;
 mod gemm;
 mod model;
 pub mod ops;
+mod rows;
 
 pub use model::TensorGpt;
 

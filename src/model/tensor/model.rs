@@ -4,14 +4,13 @@
 //! the layer's buffers it reads where the call would not fit); then the [`Engine`].
 
 use super::attention::{attention_backward, attention_forward, AttentionShape, Workspace};
-use super::buffers::{Activations, Packing, Rows, Weights};
+use super::buffers::{Activations, PackedBatch, PerWorker, WeightRanges};
 use super::gemm::Bf16;
 use super::ops::{self, Linear, Weight};
 use crate::model::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::model::engine::Engine;
 use crate::numerics::bf16::{Kernel, Scratch};
 use crate::numerics::dtype::Float;
-use crate::numerics::pool::{self, Shards};
 use std::ops::Range;
 
 /// microgpt's GPT with flat `F` parameters and batched kernels.
@@ -20,9 +19,9 @@ pub struct TensorGpt<F: Float> {
     layout: ParamLayout,
     params: Vec<F>,
     grads: Vec<F>,
-    weights: Weights,
+    weights: WeightRanges,
     attention: AttentionShape<F>,
-    batch: Packing,
+    batch: PackedBatch,
     acts: Activations<F>,
     /// A bf16 run's copy of the weights (`--dtype bf16`), `None` otherwise.
     bf16: Option<Bf16Copy>,
@@ -35,21 +34,16 @@ struct Bf16Copy {
     kernel: Kernel,
     bits: Vec<u16>,
     stale: bool,
-    scratch: Vec<Scratch>,
+    scratch: PerWorker<Scratch>,
 }
 
 impl Bf16Copy {
-    /// The copy's bits and kernel, and its scratch as per-thread shards.
-    fn parts(&mut self) -> (&[u16], Kernel, Shards<'_, Scratch>) {
-        (&self.bits, self.kernel, Shards::new(&mut self.scratch))
-    }
-
-    /// What the layers read of [`Bf16Copy::parts`].
-    fn view<'a>((bits, kernel, scratch): &'a (&'a [u16], Kernel, Shards<'a, Scratch>)) -> Bf16<'a> {
+    /// What the layers read of it.
+    fn view(&self) -> Bf16<'_> {
         Bf16 {
-            bits,
-            kernel: *kernel,
-            scratch,
+            bits: &self.bits,
+            kernel: self.kernel,
+            scratch: &self.scratch,
         }
     }
 }
@@ -68,7 +62,7 @@ impl TensorGpt<f32> {
             kernel,
             bits: vec![0; model.params.len()],
             stale: true,
-            scratch: Vec::new(),
+            scratch: PerWorker::default(),
         });
         Ok(model)
     }
@@ -113,11 +107,11 @@ impl<F: Float> TensorGpt<F> {
         // Decoding needs block_size rows; batches of one document fit in them too.
         acts.reserve(cfg, &attention, cfg.block_size);
         Ok(TensorGpt {
-            weights: Weights::new(&layout),
+            weights: WeightRanges::new(&layout),
             attention,
             params: params.iter().map(|&p| F::of(p)).collect(),
             grads: vec![F::zero(); layout.total],
-            batch: Packing::default(),
+            batch: PackedBatch::default(),
             acts,
             cfg: cfg.clone(),
             layout,
@@ -131,8 +125,7 @@ impl<F: Float> TensorGpt<F> {
     /// element `[i][h][j]` is the weight on the document's position `j` for `j <= i`, 0 for
     /// later positions of the document, and unspecified past the document's length.
     pub fn attention_weights(&self, layer: usize) -> &[F] {
-        let width = self.cfg.n_head * self.cfg.block_size;
-        &self.acts.layers[layer].att[..self.batch.len() * width]
+        self.acts.layers[layer].att.rows(&(0..self.batch.len()))
     }
 
     /// The forward pass up to the logits for rows `r` of the packed batch. `r` must end
@@ -140,53 +133,41 @@ impl<F: Float> TensorGpt<F> {
     /// inside (decoding computes one row with the ones before it as the cache).
     fn forward(&mut self, r: Range<usize>) {
         self.refresh_bf16();
-        let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
+        let c = self.cfg.n_embd;
         let (p, w, b, a) = (&self.params, &self.weights, &self.batch, &mut self.acts);
-        let parts = self.bf16.as_mut().map(Bf16Copy::parts);
-        let bf16 = parts.as_ref().map(Bf16Copy::view);
-        let shape = Shapes::new(&self.cfg, r.len());
-        let at = Rows(r.clone());
+        let bf16 = self.bf16.as_ref().map(Bf16Copy::view);
+        let (shape, attn) = (Shapes::new(&self.cfg, r.len()), &self.attention);
         let (tokens, positions) = (&b.tokens[r.clone()], &b.positions[r.clone()]);
         let (wte, wpe) = (&p[w.wte.clone()], &p[w.wpe.clone()]);
-        let emb = at.of_mut(&mut a.emb, c);
+        let emb = a.emb.rows_mut(&r);
         ops::embedding_forward(emb, tokens, positions, wte, wpe, c);
-        ops::rmsnorm_forward(
-            at.of_mut(&mut a.resid[0], c),
-            at.of_mut(&mut a.emb_rstd, 1),
-            emb,
-            c,
-        );
-        let attn = &self.attention;
+        ops::rmsnorm_forward(a.resid[0].rows_mut(&r), a.emb_rstd.rows_mut(&r), emb, c);
         for (l, (lw, la)) in w.layers.iter().zip(&mut a.layers).enumerate() {
             let (before, after) = a.resid.split_at_mut(l + 1);
-            let (x, out) = (at.of(&before[l], c), at.of_mut(&mut after[0], c));
+            let (x, out) = (before[l].rows(&r), after[0].rows_mut(&r));
             let lp = lw.weights(p, bf16);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ. Attention reads and writes
             // whole buffers: a decoded row attends to the cached rows before it.
-            let (ln1, ln1_rstd) = (at.of_mut(&mut la.ln1, c), at.of_mut(&mut la.ln1_rstd, 1));
+            let (ln1, ln1_rstd) = (la.ln1.rows_mut(&r), la.ln1_rstd.rows_mut(&r));
             ops::rmsnorm_forward(ln1, ln1_rstd, x, c);
-            ops::matmul_forward(at.of_mut(&mut la.qkv, 3 * c), ln1, lp.qkv, shape.qkv);
+            ops::matmul_forward(la.qkv.rows_mut(&r), ln1, lp.qkv, shape.qkv);
             let (docs, rows) = (&b.docs[..], &r);
             attention_forward(&mut la.atty, &mut la.att, &la.qkv, (docs, rows), attn, bf16);
-            let mid = at.of_mut(&mut la.mid, c);
+            let mid = la.mid.rows_mut(&r);
             mid.copy_from_slice(x);
-            ops::matmul_forward_residual(mid, at.of(&la.atty, c), lp.wo, shape.wo);
+            ops::matmul_forward_residual(mid, la.atty.rows(&r), lp.wo, shape.wo);
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ.
-            let (ln2, ln2_rstd) = (at.of_mut(&mut la.ln2, c), at.of_mut(&mut la.ln2_rstd, 1));
+            let (ln2, ln2_rstd) = (la.ln2.rows_mut(&r), la.ln2_rstd.rows_mut(&r));
             ops::rmsnorm_forward(ln2, ln2_rstd, mid, c);
-            let (fc, fc_dact) = (at.of_mut(&mut la.fc, m), at.of_mut(&mut la.fc_dact, m));
+            let (fc, fc_dact) = (la.fc.rows_mut(&r), la.fc_dact.rows_mut(&r));
             ops::matmul_forward(fc, ln2, lp.fc1, shape.fc1);
             ops::activation_forward(fc, fc_dact, self.cfg.activation);
             out.copy_from_slice(mid);
             ops::matmul_forward_residual(out, fc, lp.fc2, shape.fc2);
         }
-        let x = at.of(&a.resid[self.cfg.n_layer], c);
-        ops::matmul_forward(
-            at.of_mut(&mut a.logits, v),
-            x,
-            Weight::of(p, bf16, w.lm_head.clone()),
-            shape.lm_head,
-        );
+        let (x, logits) = (a.resid[self.cfg.n_layer].rows(&r), a.logits.rows_mut(&r));
+        let lm_head = Weight::of(p, bf16, w.lm_head.clone());
+        ops::matmul_forward(logits, x, lm_head, shape.lm_head);
     }
 
     /// Rounds the weights' bf16 copy again if they changed since it was made, and gives
@@ -200,8 +181,7 @@ impl<F: Float> TensorGpt<F> {
             copy.stale = false;
         }
         let kernel = copy.kernel;
-        copy.scratch
-            .resize_with(pool::threads(), || Scratch::new(kernel));
+        copy.scratch.resize(|| Scratch::new(kernel), |_| true);
     }
 
     /// Packs `batch`, runs the forward pass and the loss; returns the mean loss.
@@ -213,9 +193,9 @@ impl<F: Float> TensorGpt<F> {
         let most_rows = batch.len() * self.cfg.block_size;
         self.acts.reserve(&self.cfg, &self.attention, most_rows);
         self.forward(0..n);
-        let v = self.cfg.vocab_size;
-        let losses = &mut self.acts.losses[..n];
-        let logits = &mut self.acts.logits[..n * v];
+        let (v, all) = (self.cfg.vocab_size, &(0..n));
+        let a = &mut self.acts;
+        let (logits, losses) = (a.logits.rows_mut(all), a.losses.rows_mut(all));
         ops::softmax_crossentropy_forward(logits, losses, &self.batch.targets, v);
         // The scalar engine's order: a left-to-right sum, then times 1/N.
         losses.iter().map(|l| l.as_f64()).sum::<f64>() * (1.0 / n as f64)
@@ -223,56 +203,42 @@ impl<F: Float> TensorGpt<F> {
 
     /// The backward pass of the whole packed batch after [`TensorGpt::forward_loss`].
     fn backward(&mut self) {
-        let (c, m, v) = (self.cfg.n_embd, self.cfg.mlp_dim(), self.cfg.vocab_size);
-        let n = self.batch.len();
+        let (c, v, n) = (self.cfg.n_embd, self.cfg.vocab_size, self.batch.len());
         let (p, g, w, b) = (&self.params, &mut self.grads, &self.weights, &self.batch);
         let a = &mut self.acts;
-        let parts = self.bf16.as_mut().map(Bf16Copy::parts);
-        let bf16 = parts.as_ref().map(Bf16Copy::view);
-        let shape = Shapes::new(&self.cfg, n);
-        let at = Rows(0..n);
-        let dlogits = at.of_mut(&mut a.logits, v);
+        let bf16 = self.bf16.as_ref().map(Bf16Copy::view);
+        let (shape, attn, all) = (Shapes::new(&self.cfg, n), &self.attention, &(0..n));
+        let dlogits = a.logits.rows_mut(all);
         ops::softmax_crossentropy_backward(dlogits, &b.targets, v, n);
-        let (dresid, dln, dfc) = (
-            at.of_mut(&mut a.dresid, c),
-            at.of_mut(&mut a.dln, c),
-            at.of_mut(&mut a.dfc, m),
-        );
-        let (datty, dqkv) = (at.of_mut(&mut a.datty, c), at.of_mut(&mut a.dqkv, 3 * c));
-        let x = at.of(&a.resid[self.cfg.n_layer], c);
+        let (dresid, dln) = (a.dresid.rows_mut(all), a.dln.rows_mut(all));
+        let (x, dfc) = (a.resid[self.cfg.n_layer].rows(all), a.dfc.rows_mut(all));
         let dlm_head = &mut g[w.lm_head.clone()];
         let lm_head = Weight::of(p, bf16, w.lm_head.clone());
         ops::matmul_backward(dresid, dlm_head, dlogits, x, lm_head, shape.lm_head);
         for (l, (lw, la)) in w.layers.iter().zip(&a.layers).enumerate().rev() {
             let (lp, lg) = (lw.weights(p, bf16), lw.of_mut(g));
             // MLP block: out = mid + act(rmsnorm(mid) W1ᵀ) W2ᵀ; dresid becomes dmid.
-            let (fc, ln2) = (at.of(&la.fc, m), at.of(&la.ln2, c));
+            let (fc, ln2) = (la.fc.rows(all), la.ln2.rows(all));
             ops::matmul_backward(dfc, lg.fc2, dresid, fc, lp.fc2, shape.fc2);
-            ops::activation_backward(dfc, at.of(&la.fc_dact, m));
+            ops::activation_backward(dfc, la.fc_dact.rows(all));
             ops::matmul_backward(dln, lg.fc1, dfc, ln2, lp.fc1, shape.fc1);
-            let (mid, ln2_rstd) = (at.of(&la.mid, c), at.of(&la.ln2_rstd, 1));
+            let (mid, ln2_rstd) = (la.mid.rows(all), la.ln2_rstd.rows(all));
             ops::rmsnorm_backward(dresid, dln, mid, ln2_rstd, c);
             // Attention block: mid = x + attention(rmsnorm(x)) Woᵀ; dresid becomes dx.
-            ops::matmul_backward(datty, lg.wo, dresid, at.of(&la.atty, c), lp.wo, shape.wo);
-            let scratch = &mut a.attention_scratch;
+            let (datty, atty) = (a.datty.rows_mut(all), la.atty.rows(all));
+            ops::matmul_backward(datty, lg.wo, dresid, atty, lp.wo, shape.wo);
+            let (scratch, dqkv) = (&a.attention_scratch, &mut a.dqkv);
             let space = Workspace { scratch, bf16 };
-            attention_backward(
-                dqkv,
-                datty,
-                &la.att,
-                &la.qkv,
-                &b.docs,
-                &self.attention,
-                space,
-            );
-            ops::matmul_backward(dln, lg.qkv, dqkv, at.of(&la.ln1, c), lp.qkv, shape.qkv);
-            let (x, ln1_rstd) = (at.of(&a.resid[l], c), at.of(&la.ln1_rstd, 1));
+            attention_backward(dqkv, &a.datty, &la.att, &la.qkv, &b.docs, attn, space);
+            let (dqkv, ln1) = (a.dqkv.rows(all), la.ln1.rows(all));
+            ops::matmul_backward(dln, lg.qkv, dqkv, ln1, lp.qkv, shape.qkv);
+            let (x, ln1_rstd) = (a.resid[l].rows(all), la.ln1_rstd.rows(all));
             ops::rmsnorm_backward(dresid, dln, x, ln1_rstd, c);
         }
         // resid[0] = rmsnorm(wte[token] + wpe[position]).
-        let demb = at.of_mut(&mut a.demb, c);
+        let demb = a.demb.rows_mut(all);
         demb.fill(F::zero());
-        ops::rmsnorm_backward(demb, dresid, at.of(&a.emb, c), at.of(&a.emb_rstd, 1), c);
+        ops::rmsnorm_backward(demb, dresid, a.emb.rows(all), a.emb_rstd.rows(all), c);
         // The embeddings' gradients are scatter-adds; every other matrix was overwritten.
         let (dwte, dwpe) = g[w.wte.start..w.wpe.end].split_at_mut(w.wte.len());
         dwte.fill(F::zero());
@@ -339,8 +305,7 @@ impl<F: Float> Engine for TensorGpt<F> {
         b.positions.push(pos);
         b.docs[0] = 0..pos + 1;
         self.forward(pos..pos + 1);
-        let v = self.cfg.vocab_size;
-        for (out, &l) in logits.iter_mut().zip(&self.acts.logits[pos * v..][..v]) {
+        for (out, &l) in logits.iter_mut().zip(self.acts.logits.row(pos)) {
             *out = l.as_f64();
         }
     }

@@ -16,11 +16,12 @@
 //! depends on how rows are split, so these layers give the same bits on any thread count.
 
 use super::gemm::{f32_operand, gemm, gemm_bf16, Bf16};
+use super::rows::{for_rows, split_axis};
 use crate::model::config::{Activation, GELU_A, GELU_C};
 use crate::numerics::bf16::{self, Kernel, Operand};
 use crate::numerics::dtype::{fold_lanes, Dtype, Float};
-use crate::numerics::pool::{self, Shards};
-use ndarray::ArrayView2;
+use crate::numerics::pool;
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use std::ops::Range;
 
 /// `Σ a_i b_i` in eight interleaved partial sums, which the compiler turns into SIMD lanes
@@ -38,14 +39,6 @@ pub fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     }
     let lanes = acc.iter().fold(F::zero(), |s, &v| s + v);
     tail.fold(lanes, |s, (&x, &y)| s + x * y)
-}
-
-/// Runs `rows_kernel` over row ranges of `0..rows` on the pool; `flops` is the whole cost.
-fn for_rows(rows: usize, flops: f64, rows_kernel: &(dyn Fn(Range<usize>) + Sync)) {
-    let parts = pool::parts(flops).min(rows.max(1));
-    pool::for_each(parts, flops, &|part, _| {
-        rows_kernel(pool::split(rows, parts, part))
-    });
 }
 
 /// Gathers and adds the token and position embeddings.
@@ -78,19 +71,21 @@ pub fn embedding_backward<F: Float>(
     positions: &[usize],
     c: usize,
 ) {
-    let (dwte, dwpe) = (Shards::new(dwte), Shards::new(dwpe));
     let flops = pool::pass_cost(dout.len());
     let parts = pool::parts(flops).min(c);
-    pool::for_each(parts, flops, &|part, _| {
-        let cols = pool::split(c, parts, part);
+    let ranges = || (0..parts).map(move |part| pool::split(c, parts, part));
+    let (v, t) = (dwte.len() / c, dwpe.len() / c);
+    let dwte = ArrayViewMut2::from_shape((v, c), dwte).expect("dwte: [V, C]");
+    let dwpe = ArrayViewMut2::from_shape((t, c), dwpe).expect("dwpe: [T, C]");
+    let columns = |m| split_axis(m, Axis(1), ranges());
+    let tasks = columns(dwte).zip(columns(dwpe));
+    pool::for_each_part(parts, flops, tasks, &|((cols, mut te), (_, mut pe)), _| {
         for ((d, &tok), &pos) in dout.chunks_exact(c).zip(tokens).zip(positions) {
             let d = &d[cols.clone()];
-            // SAFETY: each task owns its columns of every row.
-            let te = unsafe { dwte.slice(tok * c + cols.start, cols.len()) };
-            te.iter_mut().zip(d).for_each(|(g, &x)| *g += x);
-            // SAFETY: as above.
-            let pe = unsafe { dwpe.slice(pos * c + cols.start, cols.len()) };
-            pe.iter_mut().zip(d).for_each(|(g, &x)| *g += x);
+            for g in [te.row_mut(tok), pe.row_mut(pos)] {
+                let g = g.into_slice().expect("contiguous row");
+                g.iter_mut().zip(d).for_each(|(g, &x)| *g += x);
+            }
         }
     });
 }
@@ -100,16 +95,8 @@ pub fn embedding_backward<F: Float>(
 pub fn rmsnorm_forward<F: Float>(out: &mut [F], rstd: &mut [F], x: &[F], c: usize) {
     let inv_c = F::of(1.0 / c as f64);
     let eps = F::of(1e-5);
-    let rows = rstd.len();
-    let (out, rstd) = (Shards::new(out), Shards::new(rstd));
-    for_rows(rows, pool::pass_cost(2 * x.len()), &|r| {
-        // SAFETY: each task owns its rows.
-        let (out, rstd) = unsafe {
-            (
-                out.slice(r.start * c, r.len() * c),
-                rstd.slice(r.start, r.len()),
-            )
-        };
+    let (rows, cost) = (rstd.len(), pool::pass_cost(2 * x.len()));
+    for_rows(rows, cost, [(out, c), (rstd, 1)], &|r, [out, rstd]| {
         let x = &x[r.start * c..r.end * c];
         for ((o, s), xr) in out.chunks_exact_mut(c).zip(rstd).zip(x.chunks_exact(c)) {
             let ms = dot(xr, xr) * inv_c;
@@ -123,10 +110,8 @@ pub fn rmsnorm_forward<F: Float>(out: &mut [F], rstd: &mut [F], x: &[F], c: usiz
 /// `dx_i = s dout_i + Σ_j dout_j x_j ds/dx_i = s dout_i - (s³/C) (dout · x) x_i`.
 pub fn rmsnorm_backward<F: Float>(dx: &mut [F], dout: &[F], x: &[F], rstd: &[F], c: usize) {
     let inv_c = F::of(1.0 / c as f64);
-    let dx = Shards::new(dx);
-    for_rows(rstd.len(), pool::pass_cost(3 * x.len()), &|r| {
-        // SAFETY: each task owns its rows.
-        let dx = unsafe { dx.slice(r.start * c, r.len() * c) };
+    let (rows, cost) = (rstd.len(), pool::pass_cost(3 * x.len()));
+    for_rows(rows, cost, [(dx, c)], &|r, [dx]| {
         let (dout, x) = (&dout[r.start * c..r.end * c], &x[r.start * c..r.end * c]);
         for (((dxr, dor), xr), &s) in dx
             .chunks_exact_mut(c)
@@ -183,10 +168,8 @@ impl<'a, F> Weight<'a, F> {
 pub fn round_to_bf16<F: Float>(kernel: Kernel, bits: &mut [u16], values: &[F]) {
     let values = F::f32_view(values.into()).expect("bf16 runs are f32 runs");
     let values = values.to_slice().expect("contiguous");
-    let bits = Shards::new(bits);
-    for_rows(values.len(), pool::pass_cost(values.len()), &|r| {
-        // SAFETY: each task owns its elements.
-        let out = unsafe { bits.slice(r.start, r.len()) };
+    let cost = pool::pass_cost(values.len());
+    for_rows(values.len(), cost, [(bits, 1)], &|r, [out]| {
         bf16::round_slice(kernel, &values[r], out);
     });
 }
@@ -242,37 +225,39 @@ pub fn matmul_backward<F: Float>(
 /// local derivative, kept so the backward pass is one multiply.
 pub fn activation_forward<F: Float>(x: &mut [F], dact: &mut [F], act: Activation) {
     let len = x.len();
-    let (x, dact) = (Shards::new(x), Shards::new(dact));
-    for_rows(len, pool::pass_cost(2 * len), &|r| {
-        // SAFETY: each task owns its elements.
-        let (x, dact) = unsafe { (x.slice(r.start, r.len()), dact.slice(r.start, r.len())) };
-        let pairs = x.iter_mut().zip(dact);
-        match act {
-            // Exact in F as in f64 (a product of two F is exact in f64), so no conversions.
-            Activation::Relu => pairs.for_each(|(v, g)| {
-                (*v, *g) = if *v > F::zero() {
-                    (*v, F::one())
-                } else {
-                    (F::zero(), F::zero())
+    for_rows(
+        len,
+        pool::pass_cost(2 * len),
+        [(x, 1), (dact, 1)],
+        &|_, [x, dact]| {
+            let pairs = x.iter_mut().zip(dact);
+            match act {
+                // Exact in F as in f64 (a product of two F is exact in f64), so no conversions.
+                Activation::Relu => pairs.for_each(|(v, g)| {
+                    (*v, *g) = if *v > F::zero() {
+                        (*v, F::one())
+                    } else {
+                        (F::zero(), F::zero())
+                    }
+                }),
+                Activation::Relu2 => pairs.for_each(|(v, g)| {
+                    (*v, *g) = if *v > F::zero() {
+                        (*v * *v, *v + *v)
+                    } else {
+                        (F::zero(), F::zero())
+                    }
+                }),
+                // f32 runs take f32's own gelu: f64's `tanh` costs as much as the MLP's GEMMs.
+                Activation::Gelu if F::DTYPE == Dtype::F32 => {
+                    pairs.for_each(|(v, g)| (*v, *g) = gelu_via_exp(*v))
                 }
-            }),
-            Activation::Relu2 => pairs.for_each(|(v, g)| {
-                (*v, *g) = if *v > F::zero() {
-                    (*v * *v, *v + *v)
-                } else {
-                    (F::zero(), F::zero())
-                }
-            }),
-            // f32 runs take f32's own gelu: f64's `tanh` costs as much as the MLP's GEMMs.
-            Activation::Gelu if F::DTYPE == Dtype::F32 => {
-                pairs.for_each(|(v, g)| (*v, *g) = gelu_via_exp(*v))
+                Activation::Gelu => pairs.for_each(|(v, g)| {
+                    let (y, dy) = act.forward_and_grad(v.as_f64());
+                    (*v, *g) = (F::of(y), F::of(dy));
+                }),
             }
-            Activation::Gelu => pairs.for_each(|(v, g)| {
-                let (y, dy) = act.forward_and_grad(v.as_f64());
-                (*v, *g) = (F::of(y), F::of(dy));
-            }),
-        }
-    });
+        },
+    );
 }
 
 /// GPT-2's tanh gelu and its derivative in `F` (the formula of
@@ -295,10 +280,8 @@ fn gelu_via_exp<F: Float>(x: F) -> (F, F) {
 
 /// Backward of [`activation_forward`], in place: `d = d * act'(x)` (chain rule, elementwise).
 pub fn activation_backward<F: Float>(d: &mut [F], dact: &[F]) {
-    let d = Shards::new(d);
-    for_rows(dact.len(), pool::pass_cost(2 * dact.len()), &|r| {
-        // SAFETY: each task owns its elements.
-        let d = unsafe { d.slice(r.start, r.len()) };
+    let cost = pool::pass_cost(2 * dact.len());
+    for_rows(dact.len(), cost, [(d, 1)], &|r, [d]| {
         d.iter_mut().zip(&dact[r]).for_each(|(d, &g)| *d *= g);
     });
 }
@@ -329,21 +312,19 @@ pub fn softmax_crossentropy_forward<F: Float>(
     targets: &[usize],
     v: usize,
 ) {
-    let (logits, losses) = (Shards::new(logits), Shards::new(losses));
-    for_rows(targets.len(), pool::pass_cost(targets.len() * v), &|r| {
-        // SAFETY: each task owns its rows.
-        let (logits, losses) = unsafe {
-            (
-                logits.slice(r.start * v, r.len() * v),
-                losses.slice(r.start, r.len()),
-            )
-        };
-        for ((row, loss), &target) in logits.chunks_exact_mut(v).zip(losses).zip(&targets[r]) {
-            let target_logit = row[target];
-            let (max, total) = softmax_in_place(row);
-            *loss = total.ln() - (target_logit - max);
-        }
-    });
+    let (rows, cost) = (targets.len(), pool::pass_cost(targets.len() * v));
+    for_rows(
+        rows,
+        cost,
+        [(logits, v), (losses, 1)],
+        &|r, [logits, losses]| {
+            for ((row, loss), &target) in logits.chunks_exact_mut(v).zip(losses).zip(&targets[r]) {
+                let target_logit = row[target];
+                let (max, total) = softmax_in_place(row);
+                *loss = total.ln() - (target_logit - max);
+            }
+        },
+    );
 }
 
 /// Fused backward of the mean cross-entropy over `n_targets` rows, in place on `probs`:
@@ -356,10 +337,8 @@ pub fn softmax_crossentropy_backward<F: Float>(
     n_targets: usize,
 ) {
     let inv_n = F::of(1.0 / n_targets as f64);
-    let probs = Shards::new(probs);
-    for_rows(targets.len(), pool::pass_cost(targets.len() * v), &|r| {
-        // SAFETY: each task owns its rows.
-        let probs = unsafe { probs.slice(r.start * v, r.len() * v) };
+    let (rows, cost) = (targets.len(), pool::pass_cost(targets.len() * v));
+    for_rows(rows, cost, [(probs, v)], &|r, [probs]| {
         for (row, &target) in probs.chunks_exact_mut(v).zip(&targets[r]) {
             row[target] -= F::one();
             row.iter_mut()
