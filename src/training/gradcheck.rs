@@ -57,7 +57,7 @@ pub fn check(
         reference: ScalarGpt::new(&cfg, &params)?,
         batches: &batches,
     };
-    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, &params, task)?;
+    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, params.as_slice(), task)?;
     Ok((deviations, corpus.crop_warning(model.block_size)))
 }
 
