@@ -25,6 +25,8 @@ fn long_documents(dir: &Path) -> Option<PathBuf> {
 }
 
 /// The peak resident bytes of `microgpt train args`, from `wait4`'s usage of that child.
+// Reaped by `wait4`, which `Child::wait` cannot replace: it alone gives the usage.
+#[allow(clippy::zombie_processes)]
 fn peak_rss(args: &[String]) -> u64 {
     let child = Command::new(env!("CARGO_BIN_EXE_microgpt"))
         .arg("train")
