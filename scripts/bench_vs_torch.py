@@ -10,9 +10,12 @@ under torch.autocast("cpu", bfloat16)). Two tables:
   short: the names dataset at block_size 16 (documents of ~7 characters), several model sizes;
   context: long documents (tiny Shakespeare cut into 300-character lines, so every document
     fills the block) at block_size 16, 64, 128, 256 for (128, 4, 4, B 12), and (384, 6, 6, B 8)
-    at 256; per-step time against block_size is drawn to docs/bench_context.png (matplotlib).
+    and GPT-2 small's shape (768, 12, 12, B 4) at 256; per-step time against block_size is drawn
+    to docs/bench_context.png (matplotlib).
 Each side runs as a subprocess that writes metrics.csv (step, loss, tokens, elapsed_s); tokens/s
 counts real target tokens (no padding) over the steps after a warm-up (the first 10%, at least 1).
+Each subprocess's peak resident memory (wait4's ru_maxrss: the process and what it waited for)
+is the RSS column, the largest over a side's runs of the config.
 The number of steps is chosen per side from a short calibration run so that each timed run takes
 about --seconds; the two sides take turns for --repeats timed runs each and each side's best is
 kept, so a slow phase of the machine falls on both rather than on one side's every run. The 2 cores
@@ -42,6 +45,7 @@ import math
 import os
 import shutil
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -69,7 +73,10 @@ SHORT_CONFIGS = [  # (n_embd, n_layer, n_head, batch, block_size)
     (256, 4, 8, 32, 16),
     (512, 6, 8, 64, 16),
 ]
-CONTEXT_CONFIGS = [(128, 4, 4, 12, t) for t in (16, 64, 128, 256)] + [(384, 6, 6, 8, 256)]
+CONTEXT_CONFIGS = [(128, 4, 4, 12, t) for t in (16, 64, 128, 256)] + [(384, 6, 6, 8, 256), (768, 12, 12, 4, 256)]
+# Models this large (matrix weights) time a few steps only: seconds each, and the memory column
+# needs no more.
+BIG_MATMUL_PARAMS = 50e6
 LONG_DOC_CHARS = 300
 
 
@@ -197,11 +204,12 @@ class Side:
         out = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
         try:
             cmd = self.command(cfg, steps, out)
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.args.timeout)
+            code, output, rss = run_measured(cmd, self.args.timeout)
+            self.peak_rss = max(getattr(self, "peak_rss", 0), rss)
             metrics = os.path.join(out, "metrics.csv")
-            if p.returncode != 0 or not os.path.exists(metrics):
-                tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
-                raise RuntimeError(f"exit {p.returncode}: {' | '.join(tail) or 'no metrics.csv'}\n    command: {' '.join(cmd)}")
+            if code != 0 or not os.path.exists(metrics):
+                tail = output.strip().splitlines()[-3:]
+                raise RuntimeError(f"exit {code}: {' | '.join(tail) or 'no metrics.csv'}\n    command: {' '.join(cmd)}")
             try:
                 return read_metrics(metrics)
             except ValueError as err:
@@ -213,10 +221,28 @@ class Side:
     def calibrate(self, cfg, est_step_s):
         """A short run; returns the steps for a timed run of about --seconds."""
         a = self.args
-        self.busy = 0.0
+        self.busy, self.peak_rss = 0.0, 0
         calib = int(min(max(a.calib_seconds / max(est_step_s, 1e-6), 3), 400))
         per_step = seconds_per_step(self.run(cfg, calib))
-        return int(min(max(math.ceil(a.seconds / 0.9 / max(per_step, 1e-7)), a.min_steps), a.max_steps))
+        e, l = cfg[0], cfg[1]
+        floor = 3 if 12 * l * e * e > BIG_MATMUL_PARAMS else a.min_steps
+        return int(min(max(math.ceil(a.seconds / 0.9 / max(per_step, 1e-7)), floor), a.max_steps))
+
+
+def run_measured(cmd, timeout):
+    """Runs `cmd`; returns its exit code, its output (stdout and stderr) and its peak resident
+    bytes (wait4's ru_maxrss, KiB on Linux)."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        finally:
+            timer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        return p.returncode, log.read(), usage.ru_maxrss * 1024
 
 
 def measure(sides, cfg, est_step_s, args):
@@ -317,6 +343,7 @@ def header(sides):
     cols += [f"{SIDES[n][0] + ' ms':>15}" for n in sides]
     cols += [f"{label:>15}" for label, fast, slow in RATIOS if fast in sides and (slow is None or slow in sides)]
     cols += [f"{'MFU ' + SIDES[n][0]:>17}" for n in sides]
+    cols += [f"{'RSS ' + SIDES[n][0]:>16}" for n in sides]
     return " ".join(cols)
 
 
@@ -330,7 +357,12 @@ def render(res, sides):
             r = ratio(res, fast, slow or fastest_torch(res)) if (slow or fastest_torch(res)) else None
             cols.append(f"{('%.2fx' % r) if r else 'n/a':>15}")
     cols += [f"{fmt_pct(res.get(n) and res[n]['mfu']):>17}" for n in sides]
+    cols += [f"{fmt_gib(res.get(n) and res[n]['peak_rss']):>16}" for n in sides]
     return " ".join(cols)
+
+
+def fmt_gib(x):
+    return "n/a" if not x else f"{x / 2**30:.2f} GiB"
 
 
 def fmt_ms(side):
@@ -412,7 +444,8 @@ def run_table(title, input_path, configs, sides, args, peaks):
             rate, steps, rows = got
             res[side.name] = {"tokens_per_s": rate, "steps": steps, "seconds": rows[-1][2],
                               "tokens_per_step": rows[-1][1] / steps,
-                              "mfu": rate * fpt / peaks[SIDES[side.name][1]], "others_cpu_busy": side.busy}
+                              "mfu": rate * fpt / peaks[SIDES[side.name][1]], "others_cpu_busy": side.busy,
+                              "peak_rss": side.peak_rss}
             if side.busy > 0.25:
                 print(f"  note: other processes kept the CPUs {100 * side.busy:.0f}% busy before a {side.name} run",
                       flush=True)
@@ -421,7 +454,7 @@ def run_table(title, input_path, configs, sides, args, peaks):
                 print(f"  warning: {side.name} {cfg}: {rows[-1][1]} tokens in {steps} steps, expected {want} "
                       "(different data or batching?)", flush=True)
             print(f"  {side.name:5} {cfg}: {steps} steps in {rows[-1][2]:.2f} s -> {rate:,.0f} tok/s (best of "
-                  f"{args.repeats})", flush=True)
+                  f"{args.repeats}), peak RSS {fmt_gib(side.peak_rss)}", flush=True)
         results.append(res)
     return results
 

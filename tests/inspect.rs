@@ -46,7 +46,7 @@ fn scalar_reference(run: &Path, text: &str) -> Reference {
         cfg.block_size,
     )
     .unwrap();
-    let mut engine = ScalarGpt::new(cfg, &model.params).unwrap();
+    let mut engine = ScalarGpt::new(cfg, &model.params().unwrap()).unwrap();
     let mut logits = vec![0.0; cfg.vocab_size];
     let mut probs = Vec::new();
     let mut att = vec![vec![Vec::new(); cfg.n_head]; cfg.n_layer];

@@ -311,6 +311,7 @@ print(json.dumps({
         serde_json::from_str(meta["config"].as_str().unwrap()).unwrap();
     assert_eq!(config, model.config);
     let layout = model.config.layout();
+    let params = model.params().unwrap();
     assert_eq!(j["tensors"].as_object().unwrap().len(), layout.specs.len());
     for spec in &layout.specs {
         let t = &j["tensors"][&spec.name];
@@ -322,10 +323,7 @@ print(json.dumps({
             .iter()
             .map(|v| v.as_str().unwrap().parse::<f64>().unwrap().to_bits())
             .collect();
-        let ours: Vec<u64> = model.params[spec.range()]
-            .iter()
-            .map(|x| x.to_bits())
-            .collect();
+        let ours: Vec<u64> = params[spec.range()].iter().map(|x| x.to_bits()).collect();
         assert_eq!(values, ours, "{}", spec.name);
     }
 }

@@ -145,7 +145,7 @@ fn temperature_zero_is_greedy_decoding() {
         let (_, model) = checkpoint::load_run(&run).unwrap();
         let cfg = &model.config;
         let bos = cfg.vocab_size - 1;
-        let mut engine = ScalarGpt::new(cfg, &model.params).unwrap();
+        let mut engine = ScalarGpt::new(cfg, &model.params().unwrap()).unwrap();
         let (mut a, mut b) = (Rng::new(1), Rng::new(2));
         let untouched = Rng::new(1).random();
         let (first, second) = if mode == "lines" {

@@ -77,8 +77,8 @@ fn run_directory_holds_config_metrics_samples_and_checkpoint() {
     let model = checkpoint::load_model(&run).unwrap();
     assert_eq!(model.step, 24);
     assert_eq!(model.config, cfg.model);
-    assert_eq!(model.params.len(), cfg.num_params);
-    assert!(model.params.iter().all(|p| p.is_finite()));
+    assert_eq!(model.params().unwrap().len(), cfg.num_params);
+    assert!(model.params().unwrap().iter().all(|p| p.is_finite()));
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn a_diverging_step_never_overwrites_the_last_finite_checkpoint() {
     assert!(!o.status.success(), "did not diverge");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     let model = checkpoint::load_model(&run).unwrap();
-    assert!(model.params.iter().all(|x| x.is_finite()));
+    assert!(model.params().unwrap().iter().all(|x| x.is_finite()));
     assert_eq!(rows(&run).len(), model.step);
     assert!(
         err.starts_with("error: training stopped; the weights were no longer finite")

@@ -67,12 +67,20 @@ pub fn weights(py: Python<'_>, dir: PathBuf) -> PyResult<(Bound<'_, PyAny>, Vec<
         .into_iter()
         .map(|s| (s.name, s.offset, s.rows, s.cols))
         .collect();
+    // Read straight into the array's own buffer, in the checkpoint's dtype (exact).
     let flat = match model.dtype.storage() {
-        Dtype::F64 => PyArray1::from_vec(py, model.params).into_any(),
-        // Exact: the checkpoint's f32 values were widened on reading (bf16 runs keep f32).
+        Dtype::F64 => {
+            let params = py.detach(|| model.params()).map_err(error)?;
+            PyArray1::from_vec(py, params).into_any()
+        }
+        // bf16 runs keep f32.
         Dtype::F32 | Dtype::Bf16 => {
-            let narrow: Vec<f32> = model.params.iter().map(|&x| x as f32).collect();
-            PyArray1::from_vec(py, narrow).into_any()
+            let read = || -> anyhow::Result<Vec<f32>> {
+                let mut params = vec![0.0f32; model.num_params()];
+                model.read_params(&mut params)?;
+                Ok(params)
+            };
+            PyArray1::from_vec(py, py.detach(read).map_err(error)?).into_any()
         }
     };
     Ok((flat, places))
@@ -113,7 +121,7 @@ pub fn sample<'py>(
         request: &request,
         vocab: &model.vocab,
     };
-    py.detach(|| with_engine(kind, model.dtype, &model.config, &model.params, task))
+    py.detach(|| with_engine(kind, model.dtype, &model.config, &model, task))
         .map_err(error)
 }
 

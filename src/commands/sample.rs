@@ -63,7 +63,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         request,
         study,
     };
-    with_engine(engine, dtype, &model.config, &model.params, task)?
+    with_engine(engine, dtype, &model.config, &model, task)?
 }
 
 struct SampleTask<'a> {

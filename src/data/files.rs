@@ -44,12 +44,26 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn create_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = create_new(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn create_new(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     no_follow(&mut options);
-    let mut f = options.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    options.open(path)
+}
+
+/// [`write_synced`] of what `write` writes into the file as it makes it, for contents
+/// never held whole; returns what `write` returns.
+pub fn write_synced_with<T>(path: &Path, write: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+    let cannot = || format!("cannot write {}", path.display());
+    let mut f = create_new(path).with_context(cannot)?;
+    let out = write(&mut f).with_context(cannot)?;
+    f.sync_all().with_context(cannot)?;
+    Ok(out)
 }
 
 /// Opens without following a symbolic link in the last component, and without blocking on
@@ -151,6 +165,34 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
         bail!("{} grew past {limit} bytes while read", path.display());
     }
     Ok(bytes)
+}
+
+/// The SHA-256 of `path`, a regular file ([`open_regular`]) of at most `limit` bytes, read
+/// in bounded chunks rather than whole.
+pub fn sha256_file(path: &Path, limit: u64) -> Result<String> {
+    let file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > limit {
+        bail!(
+            "{} holds {len} bytes, more than the {limit} such a file may: not one microgpt wrote",
+            path.display()
+        );
+    }
+    sha256_of(file.take(limit + 1)).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The SHA-256 of what `reader` reads, a chunk at a time.
+pub fn sha256_of(mut reader: impl Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(hex(&hasher.finalize())),
+            Ok(n) => hasher.update(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// [`read_regular`] as UTF-8 text.

@@ -23,10 +23,12 @@
 //! never removed: when it is the highest, loading names it and stops. The checkpoint of
 //! formats 1 and 2 (`legacy.rs`) is read until the first save replaces it.
 
-use crate::data::files::{self, sha256_hex};
+use crate::data::files;
 use crate::data::Vocab;
 use crate::model::config::ModelConfig;
+use crate::model::config::ParamLayout;
 use crate::model::optim::Adam;
+use crate::model::Weights;
 use crate::numerics::dtype::{Dtype, Float};
 use crate::rundir::legacy;
 pub use crate::rundir::metrics::MetricsSpan;
@@ -34,7 +36,7 @@ pub use crate::rundir::runconfig::{
     check_version, RunConfig, RunIdentity, CONFIG_FILE, FORMAT_VERSION, MAX_JSON_BYTES,
 };
 pub use crate::rundir::save::{save, Snapshot};
-use crate::rundir::tensorfile::{first_bad, TensorFile};
+use crate::rundir::tensorfile::{bad_at, first_bad, TensorReader};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,7 +53,7 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// The largest checkpoint file read: the optimizer file of the largest model training
 /// allows (2^28 parameters, two f64 moments each), and room for its header.
-const MAX_TENSOR_FILE_BYTES: u64 = (2 << 28) * 8 + (64 << 20);
+pub(crate) const MAX_TENSOR_FILE_BYTES: u64 = (2 << 28) * 8 + (64 << 20);
 
 /// `manifest.json`, the checkpoint's table of contents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,7 +68,9 @@ pub struct Manifest {
     pub run: RunIdentity,
 }
 
-/// A checkpoint's model, weights widened to `f64` (exact for both dtypes).
+/// A checkpoint's model, checked whole (checksum, metadata, finite weights) and held open:
+/// its weights are read only into the buffers that keep them ([`ModelCheckpoint::read_params`],
+/// or as the [`Weights`] an engine is built from), never held here.
 #[derive(Clone, Debug)]
 pub struct ModelCheckpoint {
     pub config: ModelConfig,
@@ -74,18 +78,64 @@ pub struct ModelCheckpoint {
     /// The dtype the run trained in (a bf16 run's weights are stored as f32).
     pub dtype: Dtype,
     pub step: usize,
-    pub params: Vec<f64>,
     pub manifest: Manifest,
     /// Its `checkpoints/step-N` directory.
     pub path: PathBuf,
+    file: TensorReader,
 }
 
-/// A checkpoint's Adam state, moments widened to `f64`.
+impl ModelCheckpoint {
+    /// The number of weights.
+    pub fn num_params(&self) -> usize {
+        self.config.layout().total
+    }
+
+    /// Reads the weights into `dest` (layout order, rounded to `F`: exact for the run's
+    /// own dtype), checksum verified as they pass; on an error `dest` is not to be used.
+    pub fn read_params<F: Float>(&self, dest: &mut [F]) -> Result<()> {
+        let layout = self.config.layout();
+        self.file.read_into(&layout, self.dtype, &[""], &mut [dest])
+    }
+
+    /// The weights widened to `f64` (exact for every dtype), in layout order.
+    pub fn params(&self) -> Result<Vec<f64>> {
+        let mut params = vec![0.0; self.num_params()];
+        self.read_params(&mut params)?;
+        Ok(params)
+    }
+}
+
+impl Weights for &ModelCheckpoint {
+    fn fill<F: Float>(self, dest: &mut [F]) -> Result<()> {
+        self.read_params(dest)
+    }
+}
+
+/// A checkpoint's Adam state, checked whole (checksum, step, finite moments, second moments
+/// not negative) and held open: its moments are read into the optimizer's own buffers
+/// ([`OptimizerState::read_into`]).
 #[derive(Clone, Debug)]
 pub struct OptimizerState {
     pub t: usize,
-    pub m: Vec<f64>,
-    pub v: Vec<f64>,
+    layout: ParamLayout,
+    dtype: Dtype,
+    file: TensorReader,
+}
+
+impl OptimizerState {
+    /// Reads the first and second moments into `m` and `v` (layout order, rounded to `F`),
+    /// checksum verified as they pass; on an error they are not to be used.
+    pub fn read_into<F: Float>(&self, m: &mut [F], v: &mut [F]) -> Result<()> {
+        self.file
+            .read_into(&self.layout, self.dtype, &["m.", "v."], &mut [m, v])
+    }
+
+    /// The moments widened to `f64`.
+    pub fn moments(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut m, mut v) = (vec![0.0; self.layout.total], vec![0.0; self.layout.total]);
+        self.read_into(&mut m, &mut v)?;
+        Ok((m, v))
+    }
 }
 
 /// Why a state was not saved: it is not one training can go on from.
@@ -162,8 +212,7 @@ pub(crate) fn is_ours(path: &Path, step: usize, run: &RunIdentity) -> bool {
 }
 
 fn finite<F: Float>(what: &'static str, step: usize, cfg: &ModelConfig, xs: &[F]) -> Result<()> {
-    let values: Vec<f64> = xs.iter().map(|x| x.as_f64()).collect();
-    match first_bad(&cfg.layout(), &values, f64::is_finite) {
+    match first_bad(&cfg.layout(), xs, f64::is_finite) {
         Some(first) => Err(NotFinite { what, step, first }.into()),
         None => Ok(()),
     }
@@ -182,8 +231,8 @@ pub fn check_finite<F: Float>(
     finite("Adam moments", step, cfg, &adam.v)
 }
 
-/// A file of the checkpoint in `path`, checked against the manifest's checksum.
-pub(crate) fn read_checked(path: &Path, name: &str, manifest: &Manifest) -> Result<Vec<u8>> {
+/// A file of the checkpoint in `path`, checked against the manifest's checksum, opened.
+pub(crate) fn open_checked(path: &Path, name: &str, manifest: &Manifest) -> Result<TensorReader> {
     let file = path.join(name);
     if std::fs::symlink_metadata(&file).is_err() {
         bail!(
@@ -191,18 +240,11 @@ pub(crate) fn read_checked(path: &Path, name: &str, manifest: &Manifest) -> Resu
             file.display()
         )
     }
-    let bytes = files::read_regular(&file, MAX_TENSOR_FILE_BYTES)?;
     let recorded = manifest
         .files
         .get(name)
         .with_context(|| format!("{} lists no {name}", path.join(MANIFEST_FILE).display()))?;
-    if sha256_hex(&bytes) != *recorded {
-        bail!(
-            "{} does not match the checksum recorded when it was saved: it was changed or damaged",
-            file.display()
-        );
-    }
-    Ok(bytes)
+    TensorReader::open(&file, MAX_TENSOR_FILE_BYTES, recorded)
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
@@ -214,13 +256,13 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
     serde_json::from_value(value).with_context(|| format!("{} is malformed", file.display()))
 }
 
-fn parse_ours<'a>(bytes: &'a [u8], path: &Path) -> Result<TensorFile<'a>> {
-    let file = TensorFile::parse(bytes, path)?;
+fn open_ours(path: &Path, name: &str, manifest: &Manifest) -> Result<TensorReader> {
+    let file = open_checked(path, name, manifest)?;
     if file.meta_opt("format") != Some(FORMAT) {
-        bail!("{} is not a microgpt checkpoint", path.display());
+        bail!("{} is not a microgpt checkpoint", file.path.display());
     }
     let version = file.meta_opt("format_version").and_then(|v| v.parse().ok());
-    check_version(version, path)?;
+    check_version(version, &file.path)?;
     Ok(file)
 }
 
@@ -261,8 +303,7 @@ fn load_model_at(path: PathBuf, step: usize) -> Result<ModelCheckpoint> {
 /// The model of the checkpoint in `path`, checked against `manifest`.
 fn load_model_with(path: PathBuf, manifest: Manifest) -> Result<ModelCheckpoint> {
     let file_path = path.join(MODEL_FILE);
-    let bytes = read_checked(&path, MODEL_FILE, &manifest)?;
-    let file = parse_ours(&bytes, &file_path)?;
+    let file = open_ours(&path, MODEL_FILE, &manifest)?;
     let config: ModelConfig = serde_json::from_str(file.meta("config")?)
         .with_context(|| format!("{}: metadata config is malformed", file_path.display()))?;
     config
@@ -270,7 +311,7 @@ fn load_model_with(path: PathBuf, manifest: Manifest) -> Result<ModelCheckpoint>
         .with_context(|| format!("{}: metadata config", file_path.display()))?;
     // A config claiming more parameters than the file holds is corrupt: refused before its
     // layout is built, which for an absurd one would not fit in memory.
-    let room = bytes.len() as u128 / 4;
+    let room = file.size() as u128 / 4;
     if config.param_count().is_none_or(|p| p > room) {
         bail!(
             "{}: metadata config has more parameters than the file holds",
@@ -301,8 +342,7 @@ fn load_model_with(path: PathBuf, manifest: Manifest) -> Result<ModelCheckpoint>
         );
     }
     let layout = config.layout();
-    let params = file.read(&layout, dtype, &[""])?.remove(0);
-    if let Some(bad) = first_bad(&layout, &params, f64::is_finite) {
+    if let Some(bad) = first_failing(&file, &layout, dtype, &[""], |_, x| x.is_finite())? {
         bail!("{} holds a non-finite weight ({bad})", file_path.display());
     }
     Ok(ModelCheckpoint {
@@ -310,9 +350,9 @@ fn load_model_with(path: PathBuf, manifest: Manifest) -> Result<ModelCheckpoint>
         vocab: Vocab::from_chars(vocab.chars().collect()),
         dtype,
         step,
-        params,
         manifest,
         path,
+        file,
     })
 }
 
@@ -327,8 +367,7 @@ pub fn load_optimizer(dir: &Path, model: &ModelCheckpoint) -> Result<OptimizerSt
         );
     }
     let path = model.path.join(OPTIMIZER_FILE);
-    let bytes = read_checked(&model.path, OPTIMIZER_FILE, &model.manifest)?;
-    let file = parse_ours(&bytes, &path)?;
+    let file = open_ours(&model.path, OPTIMIZER_FILE, &model.manifest)?;
     let (step, t) = (file.meta_usize("step")?, file.meta_usize("adam_t")?);
     if step != model.step || t != step {
         bail!(
@@ -338,19 +377,46 @@ pub fn load_optimizer(dir: &Path, model: &ModelCheckpoint) -> Result<OptimizerSt
         );
     }
     let layout = model.config.layout();
-    let mut moments = file.read(&layout, model.dtype, &["m.", "v."])?;
-    let v = moments.pop().expect("two groups");
-    let m = moments.pop().expect("two groups");
-    let bad = first_bad(&layout, &m, f64::is_finite)
-        .map(|b| format!("first moment {b}"))
-        .or_else(|| {
-            first_bad(&layout, &v, |x| x.is_finite() && x >= 0.0)
-                .map(|b| format!("second moment {b}"))
-        });
-    if let Some(bad) = bad {
+    let possible = |group, x: f64| x.is_finite() && (group == 0 || x >= 0.0);
+    if let Some(bad) = first_failing(&file, &layout, model.dtype, &["m.", "v."], possible)? {
         bail!("{} holds an impossible Adam state ({bad})", path.display());
     }
-    Ok(OptimizerState { t, m, v })
+    Ok(OptimizerState {
+        t,
+        layout,
+        dtype: model.dtype,
+        file,
+    })
+}
+
+/// Streams the `groups` of `file` through `ok(group, value)`, keeping nothing: the first
+/// value that fails and where (its moment too, for the optimizer's two groups), if any.
+fn first_failing(
+    file: &TensorReader,
+    layout: &ParamLayout,
+    dtype: Dtype,
+    groups: &[&str],
+    ok: impl Fn(usize, f64) -> bool,
+) -> Result<Option<String>> {
+    let mut bad = None;
+    let read = file.stream(layout, dtype, groups, false, |group, at, values| {
+        if let Some(i) = values.iter().position(|&x| !ok(group, x)) {
+            let which = match (groups.len(), group) {
+                (1, _) => "",
+                (_, 0) => "first moment ",
+                _ => "second moment ",
+            };
+            let at = bad_at(layout, at + i, values[i]).unwrap_or_default();
+            bad = Some(format!("{which}{at}"));
+            // Found: the rest need not be read.
+            bail!("{at}");
+        }
+        Ok(())
+    });
+    match bad {
+        Some(bad) => Ok(Some(bad)),
+        None => read.map(|()| None),
+    }
 }
 
 /// A run's config and latest model checkpoint, checked against each other.
@@ -368,12 +434,12 @@ pub fn load_run(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
                 model.path.display()
             )
         })?;
-    if config.num_params != model.params.len() {
+    if config.num_params != model.num_params() {
         bail!(
             "{}: num_params is {}, the model has {}",
             dir.join(CONFIG_FILE).display(),
             config.num_params,
-            model.params.len()
+            model.num_params()
         );
     }
     Ok((config, model))

@@ -9,11 +9,13 @@
 //!   directory holds. A resume writes the current format; its first checkpoint replaces
 //!   the old files.
 
-use crate::data::files::sha256_hex;
-use crate::rundir::checkpoint::{Manifest, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE};
+use crate::data::files::{sha256_file, sha256_hex};
+use crate::rundir::checkpoint::{
+    Manifest, MAX_TENSOR_FILE_BYTES, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE,
+};
 use crate::rundir::metrics::MetricsSpan;
 use crate::rundir::runconfig::{check_version, RunConfig};
-use crate::rundir::tensorfile::TensorFile;
+use crate::rundir::tensorfile::TensorReader;
 use crate::settings::{Since, GROUPS};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
@@ -103,8 +105,9 @@ pub fn step(dir: &Path) -> Result<Option<usize>> {
         return Ok(None);
     }
     let path = dir.join(MODEL_FILE);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Some(TensorFile::parse(&bytes, &path)?.meta_usize("step")?))
+    let sha256 = sha256_file(&path, MAX_TENSOR_FILE_BYTES)?;
+    let file = TensorReader::open(&path, MAX_TENSOR_FILE_BYTES, &sha256)?;
+    Ok(Some(file.meta_usize("step")?))
 }
 
 /// The manifest formats 1 and 2 did not write, made from what `dir` holds: the files'
@@ -112,25 +115,18 @@ pub fn step(dir: &Path) -> Result<Option<usize>> {
 /// run as `config.json` describes it (nothing else recorded what it was trained as).
 pub fn manifest(dir: &Path) -> Result<Manifest> {
     let mut files = std::collections::BTreeMap::new();
-    let mut model = Vec::new();
     for name in [MODEL_FILE, OPTIMIZER_FILE] {
         let path = dir.join(name);
-        let bytes = match std::fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!(
-                    "the checkpoint is incomplete: {} is missing",
-                    path.display()
-                )
-            }
-            r => r.with_context(|| format!("cannot read {}", path.display()))?,
-        };
-        files.insert(name.to_string(), sha256_hex(&bytes));
-        if name == MODEL_FILE {
-            model = bytes;
+        if std::fs::symlink_metadata(&path).is_err() {
+            bail!(
+                "the checkpoint is incomplete: {} is missing",
+                path.display()
+            )
         }
+        files.insert(name.to_string(), sha256_file(&path, MAX_TENSOR_FILE_BYTES)?);
     }
     let path = dir.join(MODEL_FILE);
-    let file = TensorFile::parse(&model, &path)?;
+    let file = TensorReader::open(&path, MAX_TENSOR_FILE_BYTES, &files[MODEL_FILE])?;
     let version = file.meta_opt("format_version").and_then(|v| v.parse().ok());
     let step = file.meta_usize("step")?;
     Ok(Manifest {

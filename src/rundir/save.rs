@@ -2,21 +2,22 @@
 //! temporary directory, committed by one rename where the writer's lock is, read back, and
 //! only then the run's older checkpoints removed.
 
-use crate::data::files::{self, sha256_hex, sync_dir, write_synced};
+use crate::data::files::{self, sync_dir, write_synced, write_synced_with};
 use crate::data::Vocab;
 use crate::model::config::ModelConfig;
 use crate::model::optim::Adam;
 use crate::numerics::dtype::Float;
 use crate::rundir::checkpoint::{
-    check_finite, checked_manifest, checkpoints, is_ours, read_checked, step_name, Manifest,
+    check_finite, checked_manifest, checkpoints, is_ours, open_checked, step_name, Manifest,
     MetricsSpan, RunIdentity, CHECKPOINTS_DIR, FORMAT, FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE,
     OPTIMIZER_FILE,
 };
 use crate::rundir::legacy;
 use crate::rundir::lock::RunLock;
-use crate::rundir::tensorfile::serialize;
+use crate::rundir::tensorfile;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// The state to save after `step` steps.
 pub struct Snapshot<'a, F: Float> {
@@ -48,36 +49,18 @@ pub fn save<F: Float>(lock: &mut RunLock, snap: &Snapshot<F>) -> Result<()> {
             target.display()
         );
     }
-    let (model, optimizer) = serialize_snapshot(snap)?;
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        step,
-        files: [
-            (MODEL_FILE.to_string(), sha256_hex(&model)),
-            (OPTIMIZER_FILE.to_string(), sha256_hex(&optimizer)),
-        ]
-        .into(),
-        metrics: snap.metrics.clone(),
-        run: snap.run.clone(),
-    };
-    let text = serde_json::to_string_pretty(&manifest)?;
-    let files = [
-        (MODEL_FILE, &model[..]),
-        (OPTIMIZER_FILE, &optimizer[..]),
-        (MANIFEST_FILE, text.as_bytes()),
-    ];
-    let committed = commit(lock, step, &files);
+    let committed = commit(lock, snap);
     lock.explain(committed)?;
     remove_older(lock, step, &snap.run)
 }
 
-/// Writes `files` into a recorded temporary directory, syncs them, and renames it to the
-/// checkpoint of `step` where the lock is now; reads it back.
-fn commit(lock: &mut RunLock, step: usize, files: &[(&str, &[u8])]) -> Result<()> {
+/// Writes the checkpoint of `snap` into a recorded temporary directory, syncs it, and
+/// renames it to the checkpoint of its step where the lock is now; reads it back.
+fn commit<F: Float>(lock: &mut RunLock, snap: &Snapshot<F>) -> Result<()> {
     lock.verify()?;
     let root = lock.dir().join(CHECKPOINTS_DIR);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let name = step_name(step);
+    let name = step_name(snap.step);
     let staging_name = files::temporary_name(&name);
     lock.record(Some(&format!("{CHECKPOINTS_DIR}/{staging_name}")))?;
     let staging = root.join(&staging_name);
@@ -88,9 +71,7 @@ fn commit(lock: &mut RunLock, step: usize, files: &[(&str, &[u8])]) -> Result<()
     }
     std::fs::create_dir(&staging)
         .with_context(|| format!("cannot create {}", staging.display()))?;
-    for (file, bytes) in files {
-        write_synced(&staging.join(file), bytes)?;
-    }
+    stage(&staging, snap)?;
     sync_dir(&staging)?;
     // The one rename that commits it.
     lock.verify()?;
@@ -98,12 +79,51 @@ fn commit(lock: &mut RunLock, step: usize, files: &[(&str, &[u8])]) -> Result<()
     std::fs::rename(&staging, &target)
         .with_context(|| format!("cannot commit {}", target.display()))?;
     sync_dir(&root)?;
-    // Nothing is removed before what replaces it reads back as saved.
-    let saved = checked_manifest(&target, step)?;
+    // Nothing is removed before what replaces it reads back as saved: each file hashed
+    // again from the disk, its header parsed.
+    let saved = checked_manifest(&target, snap.step)?;
     for file in [MODEL_FILE, OPTIMIZER_FILE] {
-        read_checked(&target, file, &saved)?;
+        open_checked(&target, file, &saved)?;
     }
     Ok(())
+}
+
+/// Writes the files of `snap` into `dir`: the model's and the optimizer's streamed from
+/// their buffers (hashed as they are written, never whole in memory), then the manifest
+/// with those hashes.
+fn stage<F: Float>(dir: &Path, snap: &Snapshot<F>) -> Result<()> {
+    let (cfg, step) = (snap.config, snap.step);
+    let layout = cfg.layout();
+    let model_meta = metadata([
+        ("config", serde_json::to_string(cfg)?),
+        ("vocab", snap.vocab.chars().iter().collect()),
+        ("dtype", F::DTYPE.to_string()),
+        ("step", step.to_string()),
+    ]);
+    let model = write_synced_with(&dir.join(MODEL_FILE), |f| {
+        tensorfile::write(f, &layout, &[("", snap.params)], &model_meta)
+    })?;
+    let optimizer_meta = metadata([
+        ("step", step.to_string()),
+        ("adam_t", snap.adam.t.to_string()),
+    ]);
+    let moments = [("m.", &snap.adam.m[..]), ("v.", &snap.adam.v[..])];
+    let optimizer = write_synced_with(&dir.join(OPTIMIZER_FILE), |f| {
+        tensorfile::write(f, &layout, &moments, &optimizer_meta)
+    })?;
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        step,
+        files: [
+            (MODEL_FILE.to_string(), model),
+            (OPTIMIZER_FILE.to_string(), optimizer),
+        ]
+        .into(),
+        metrics: snap.metrics.clone(),
+        run: snap.run.clone(),
+    };
+    let text = serde_json::to_string_pretty(&manifest)?;
+    write_synced(&dir.join(MANIFEST_FILE), text.as_bytes())
 }
 
 /// Removes the checkpoints of `run` older than `step` (and nothing else). Each is first
@@ -123,31 +143,6 @@ fn remove_older(lock: &mut RunLock, step: usize, run: &RunIdentity) -> Result<()
     }
     // A run of format 1 or 2 kept its one checkpoint in the directory itself.
     legacy::remove_checkpoint(lock.dir())
-}
-
-/// The model and optimizer files of `snap`.
-fn serialize_snapshot<F: Float>(snap: &Snapshot<F>) -> Result<(Vec<u8>, Vec<u8>)> {
-    let (cfg, step) = (snap.config, snap.step);
-    let layout = cfg.layout();
-    let optimizer = serialize(
-        &layout,
-        &[("m.", &snap.adam.m), ("v.", &snap.adam.v)],
-        &metadata([
-            ("step", step.to_string()),
-            ("adam_t", snap.adam.t.to_string()),
-        ]),
-    )?;
-    let model = serialize(
-        &layout,
-        &[("", snap.params)],
-        &metadata([
-            ("config", serde_json::to_string(cfg)?),
-            ("vocab", snap.vocab.chars().iter().collect()),
-            ("dtype", F::DTYPE.to_string()),
-            ("step", step.to_string()),
-        ]),
-    )?;
-    Ok((model, optimizer))
 }
 
 fn metadata<const N: usize>(entries: [(&str, String); N]) -> BTreeMap<String, String> {

@@ -66,7 +66,7 @@ pub fn check(
         batches: &batches,
         checked,
     };
-    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, &params, task)?;
+    let deviations = with_engine(EngineKind::Tensor, dtype, &cfg, params.as_slice(), task)?;
     Ok((deviations, corpus.crop_warning(model.block_size)))
 }
 

@@ -186,7 +186,7 @@ impl Inspected {
         });
         let task = InspectTask { tokens: &tokens };
         let dtype = dtype.unwrap_or(model.dtype);
-        let view = with_engine(kind, dtype, &model.config, &model.params, task)?;
+        let view = with_engine(kind, dtype, &model.config, &model, task)?;
         Ok(Inspected {
             dir: dir.to_path_buf(),
             name,

@@ -299,9 +299,10 @@ pub fn check_needs(parts: &[Need], limits: &[Limit]) -> Result<u128> {
             largest.advice
         );
     }
+    // What `--max-memory` counts: the peak resident memory estimated.
     Ok(parts
         .iter()
-        .filter(|p| p.kind == Kind::Resident)
+        .filter(|p| p.kind != Kind::Reserved)
         .map(bytes)
         .sum())
 }

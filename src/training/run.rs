@@ -15,7 +15,7 @@ use crate::settings::{RunSettings, SettingsMap};
 use crate::training::interrupt::Outcome;
 use crate::training::session::Session;
 use crate::training::start::{self, Resumed, Start};
-use crate::training::step::{cast_params, Trainer};
+use crate::training::step::Trainer;
 use anyhow::{Context, Result};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -115,17 +115,18 @@ fn set_threads(threads: usize) -> Result<()> {
 
 fn go(
     settings: RunSettings,
-    start: Start,
+    mut start: Start,
     resumed: Option<Resumed>,
     out: Option<RunLock>,
     stop_after: Option<usize>,
     observer: &mut dyn Observer,
 ) -> Result<Trained> {
     let run = start.run_config(&settings)?.identity();
-    let params = resumed
-        .as_ref()
-        .map_or(&start.init, |r| &r.model.params)
-        .clone();
+    // The weights go straight into the engine: the initial ones are freed once it holds
+    // them (a resumed run's, drawn for the order of draws only, before it is built), a
+    // checkpoint's are read into it.
+    let init = std::mem::take(&mut start.init);
+    let checkpoint = resumed.as_ref().map(|r| r.model.clone());
     let cfg = start.cfg.clone();
     let (engine, dtype) = (settings.system.engine, settings.system.dtype);
     let task = TrainTask {
@@ -137,7 +138,13 @@ fn go(
         resumed,
         observer,
     };
-    with_engine(engine, dtype, &cfg, &params, task)?
+    match checkpoint {
+        Some(model) => {
+            drop(init);
+            with_engine(engine, dtype, &cfg, &model, task)?
+        }
+        None => with_engine(engine, dtype, &cfg, init, task)?,
+    }
 }
 
 struct TrainTask<'a> {
@@ -159,8 +166,9 @@ impl EngineTask for TrainTask<'_> {
         if let Some(r) = self.resumed {
             trainer.step = r.model.step;
             trainer.adam.t = r.optimizer.t;
-            trainer.adam.m = cast_params(&r.optimizer.m);
-            trainer.adam.v = cast_params(&r.optimizer.v);
+            // Into the trainer's own buffers.
+            let adam = &mut trainer.adam;
+            r.optimizer.read_into(&mut adam.m, &mut adam.v)?;
             rows = r.rows;
         }
         let Start {

@@ -33,6 +33,9 @@ pub struct Start {
     pub init: Vec<f64>,
     /// The stream after both, for sampling at the end.
     pub rng: Rng,
+    /// The bytes the run is estimated to need at its peak, in all (checked against the
+    /// limits before anything of the model is allocated).
+    pub memory: u128,
 }
 
 impl Start {
@@ -60,7 +63,7 @@ impl Start {
             samples,
             Need::threads(settings.system.threads),
         ];
-        memory::check_with(&cfg, &[Workload::for_run(settings, &corpus)], &needs)?;
+        let memory = memory::check_with(&cfg, &[Workload::for_run(settings, &corpus)], &needs)?;
         let total = cfg.layout().total;
         if total > MAX_PARAMS {
             bail!("the model would have {total} parameters; microgpt trains at most {MAX_PARAMS}: choose a smaller --n-embd, --n-layer or --block-size");
@@ -71,6 +74,7 @@ impl Start {
             cfg,
             init,
             rng,
+            memory,
         })
     }
 

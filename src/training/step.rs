@@ -4,7 +4,6 @@
 use crate::model::config::predictions;
 use crate::model::engine::Engine;
 use crate::model::optim::{clip_grad_norm, Adam};
-use crate::numerics::dtype::Float;
 use crate::settings::{OptimizerSettings, RunSettings, ScheduleSettings};
 use anyhow::{bail, Result};
 
@@ -87,9 +86,4 @@ pub fn evaluate<E: Engine>(engine: &mut E, sequences: &[&[usize]], batch_size: u
         count += n;
     }
     sum / count.max(1) as f64
-}
-
-/// Converts layout-ordered `f64` parameters into an engine's element type.
-pub fn cast_params<F: Float>(params: &[f64]) -> Vec<F> {
-    params.iter().map(|&p| F::of(p)).collect()
 }

@@ -57,14 +57,18 @@ impl TensorGpt<f32> {
         params: &[f64],
         kernel: Kernel,
     ) -> Result<Self, ConfigError> {
-        let mut model = Self::new(cfg, params)?;
-        model.bf16 = Some(Bf16Copy {
+        Ok(Self::new(cfg, params)?.into_bf16(kernel))
+    }
+
+    /// This model with its GEMMs in bf16 on `kernel` (see [`TensorGpt::new_bf16`]).
+    pub fn into_bf16(mut self, kernel: Kernel) -> Self {
+        self.bf16 = Some(Bf16Copy {
             kernel,
-            bits: vec![0; model.params.len()],
+            bits: vec![0; self.params.len()],
             stale: true,
             scratch: PerWorker::default(),
         });
-        Ok(model)
+        self
     }
 }
 
@@ -95,7 +99,19 @@ impl<F: Float> TensorGpt<F> {
     /// A model with layout-ordered `params`, rounded to `F`; the config must be valid and
     /// fit them.
     pub fn new(cfg: &ModelConfig, params: &[f64]) -> Result<Self, ConfigError> {
-        let layout = cfg.check_params(params)?;
+        cfg.check_params(params)?;
+        let mut model = Self::zeros(cfg)?;
+        for (p, &x) in model.params.iter_mut().zip(params) {
+            *p = F::of(x);
+        }
+        Ok(model)
+    }
+
+    /// A model of `cfg` (which must be valid) with every weight 0, for weights written
+    /// into it afterwards ([`Engine::params_and_grads_mut`]) rather than copied from others.
+    pub fn zeros(cfg: &ModelConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let layout = cfg.layout();
         let hd = cfg.head_dim();
         let attention = AttentionShape {
             n_head: cfg.n_head,
@@ -109,7 +125,7 @@ impl<F: Float> TensorGpt<F> {
         Ok(TensorGpt {
             weights: WeightRanges::new(&layout),
             attention,
-            params: params.iter().map(|&p| F::of(p)).collect(),
+            params: vec![F::zero(); layout.total],
             grads: vec![F::zero(); layout.total],
             batch: PackedBatch::default(),
             acts,
