@@ -14,8 +14,9 @@ under torch.autocast("cpu", bfloat16)). Two tables:
     to docs/bench_context.png (matplotlib).
 Each side runs as a subprocess that writes metrics.csv (step, loss, tokens, elapsed_s); tokens/s
 counts real target tokens (no padding) over the steps after a warm-up (the first 10%, at least 1).
-Each subprocess's peak resident memory (wait4's ru_maxrss: the process and what it waited for)
-is the RSS column, the largest over a side's runs of the config.
+Each subprocess's peak resident memory is the RSS column, the largest over a side's runs of the
+config: the VmHWM that /usr/bin/time reports for it. (wait4's ru_maxrss of a child of this
+script is no measure: Linux folds the pre-exec image, this Python with torch loaded, into it.)
 The number of steps is chosen per side from a short calibration run so that each timed run takes
 about --seconds; the two sides take turns for --repeats timed runs each and each side's best is
 kept, so a slow phase of the machine falls on both rather than on one side's every run. The 2 cores
@@ -45,7 +46,6 @@ import math
 import os
 import shutil
 import subprocess
-import threading
 import sys
 import tempfile
 import time
@@ -230,19 +230,23 @@ class Side:
 
 
 def run_measured(cmd, timeout):
-    """Runs `cmd`; returns its exit code, its output (stdout and stderr) and its peak resident
-    bytes (wait4's ru_maxrss, KiB on Linux)."""
-    with tempfile.TemporaryFile(mode="w+") as log:
-        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-        timer = threading.Timer(timeout, p.kill)
-        timer.start()
+    """Runs `cmd` under /usr/bin/time; returns its exit code, its output (stdout and stderr) and
+    its peak resident bytes (time's %M, KiB: the command's own, from a small parent)."""
+    with tempfile.TemporaryFile(mode="w+") as log, tempfile.NamedTemporaryFile(mode="r") as rss:
+        p = subprocess.Popen([TIME, "-f", "%M", "-o", rss.name] + cmd, stdout=log,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
-            _, status, usage = os.wait4(p.pid, 0)
-        finally:
-            timer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.wait()
         log.seek(0)
-        return p.returncode, log.read(), usage.ru_maxrss * 1024
+        kib = rss.read().strip().splitlines()
+        peak = int(kib[-1]) * 1024 if kib and kib[-1].isdigit() else 0
+        return p.returncode, log.read(), peak
+
+
+TIME = "/usr/bin/time"  # GNU time (Debian: apt-get install time)
 
 
 def measure(sides, cfg, est_step_s, args):
@@ -506,6 +510,8 @@ def main():
     short_configs = parse_configs(args.configs) if args.configs else SHORT_CONFIGS
     context_configs = parse_configs(args.context_configs) if args.context_configs else CONTEXT_CONFIGS
 
+    if not os.path.exists(TIME):
+        sys.exit(f"bench_vs_torch: {TIME} not found (Debian: apt-get install time): it measures peak RSS")
     for path in [args.input] * ("short" in tables) + [args.long_input] * ("context" in tables):
         if not os.path.exists(path):
             sys.exit(f"bench_vs_torch: input {path} not found")
