@@ -10,6 +10,7 @@
 use crate::model::config::predictions;
 use crate::model::config::{Activation, ConfigError, ModelConfig, ParamLayout};
 use crate::model::engine::Engine;
+use crate::model::inventory::{n, Count};
 use crate::model::optim::Rounding;
 use crate::numerics::pow;
 
@@ -49,6 +50,15 @@ impl Graph {
 
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+
+    /// Room for `nodes` nodes in all, exactly (a graph's count is known before it is built).
+    fn reserve(&mut self, nodes: usize) {
+        let more = nodes.saturating_sub(self.len());
+        self.data.reserve_exact(more);
+        self.grad.reserve_exact(more);
+        self.children.reserve_exact(more);
+        self.local_grads.reserve_exact(more);
     }
 
     /// Drops every node from `len` on (the parameters stay).
@@ -131,8 +141,10 @@ impl Graph {
     /// reverse of that order. Iterative, so deep graphs cannot overflow the stack.
     pub fn backward(&mut self, root: NodeId) {
         self.visited.clear();
+        self.visited.reserve_exact(self.data.len());
         self.visited.resize(self.data.len(), false);
         self.topo.clear();
+        self.topo.reserve_exact(self.data.len());
         self.stack.clear();
         self.visited[root as usize] = true;
         self.stack.push((root, 0));
@@ -161,6 +173,56 @@ impl Graph {
                 }
             }
         }
+    }
+}
+
+/// Bytes a graph node takes: value, gradient, two children, two local gradients (the
+/// arena), and the backward pass's visited flag and place in the order.
+pub const NODE_BYTES: usize = 2 * size_of::<f64>()
+    + size_of::<[NodeId; 2]>()
+    + size_of::<[f64; 2]>()
+    + size_of::<bool>()
+    + size_of::<NodeId>();
+
+/// Nodes the graph of sequences of `positions` each holds beyond the parameters: the
+/// forward pass of every position and, with `loss`, each position's softmax, log and
+/// negation and their mean. Counted from [`ScalarGpt::gpt`] and [`ScalarGpt::build_loss`],
+/// which reserve exactly this many and check it.
+pub fn graph_nodes(
+    cfg: &ModelConfig,
+    positions: impl IntoIterator<Item = usize>,
+    loss: bool,
+) -> Count {
+    let (c, h, l, v) = (
+        n(cfg.n_embd),
+        n(cfg.n_head),
+        n(cfg.n_layer),
+        n(cfg.vocab_size),
+    );
+    // Embedding and norm; each layer's norms, linears (2 nodes per weight), activation and
+    // residuals; the head; the loss's softmax, log and negation.
+    let per_layer = n(24) * c * c + n(12) * c + n(6);
+    let mut per_position = n(4) * c + n(3) + l * per_layer + n(2) * c * v;
+    if loss {
+        per_position = per_position + n(5) * v + n(2);
+    }
+    // Attention at position p reads p + 1 keys: 4C + 6H nodes per key and layer.
+    let per_key = l * (n(4) * c + n(6) * h);
+    let (mut nodes, mut rows) = (n(0), n(0));
+    for p in positions {
+        let keys = Count(
+            Some(p as u128)
+                .and_then(|p| p.checked_mul(p + 1))
+                .map(|k| k / 2),
+        );
+        nodes = nodes + n(p) * per_position + per_key * keys;
+        rows = rows + n(p);
+    }
+    // The mean: a sum of every position's loss, times 1/N.
+    if loss {
+        nodes + rows + n(1)
+    } else {
+        nodes
     }
 }
 
@@ -321,7 +383,11 @@ impl ScalarGpt {
     /// tokens of all documents (for one document, exactly the original's loss).
     fn build_loss(&mut self, batch: &[&[usize]]) -> NodeId {
         self.graph.truncate(self.n_params);
-        let mut losses = Vec::new();
+        let block = self.cfg.block_size;
+        let positions = || batch.iter().map(|t| predictions(t.len(), block));
+        let nodes = self.n_params + self.count(graph_nodes(&self.cfg, positions(), true));
+        self.graph.reserve(nodes);
+        let mut losses = Vec::with_capacity(positions().sum());
         for tokens in batch {
             self.clear_cache();
             let n = predictions(tokens.len(), self.cfg.block_size);
@@ -334,7 +400,14 @@ impl ScalarGpt {
         }
         let n_tokens = losses.len();
         let total = self.graph.sum(losses);
-        self.graph.mul_const(total, 1.0 / n_tokens as f64)
+        let mean = self.graph.mul_const(total, 1.0 / n_tokens as f64);
+        assert_eq!(self.graph.len(), nodes, "graph_nodes counts the graph");
+        mean
+    }
+
+    fn count(&self, nodes: Count) -> usize {
+        let nodes = nodes.0.and_then(|n| usize::try_from(n).ok());
+        nodes.expect("a graph that fits in memory")
     }
 }
 
@@ -379,6 +452,8 @@ impl Engine for ScalarGpt {
 
     fn reset_decode(&mut self) {
         self.graph.truncate(self.n_params);
+        let decoded = graph_nodes(&self.cfg, [self.cfg.block_size], false);
+        self.graph.reserve(self.n_params + self.count(decoded));
         self.clear_cache();
         self.attention.iter_mut().for_each(Vec::clear);
     }
