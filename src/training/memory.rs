@@ -8,8 +8,9 @@
 //! type (16 bytes a parameter in f32; no other copy outlives the engine's construction,
 //! and a checkpoint is streamed through chunks of 64 KiB both ways, see
 //! `rundir/tensorfile.rs`), a bf16 run's rounded copy, the tensor engine's activation
-//! buffers (`tensor/model.rs`, `Activations::reserve`) and the scalar engine's per-step
-//! graph (`scalar.rs`) — and, as [`Need`]s, what else a command keeps: the dataset (checked
+//! buffers for the largest batch's rows (summed from `tensor::inventory`, the description
+//! the engine allocates from) and the scalar engine's per-step graph (the node count and
+//! size `model/scalar` states and reserves) — and, as [`Need`]s, what else a command keeps: the dataset (checked
 //! before its documents are built, then counted against `--max-memory`), the samples kept
 //! until written, gradcheck's batches and the threads' address space. Every count a user
 //! types reaches this check before an allocator. The limits are `--max-memory` (else the
