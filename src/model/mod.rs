@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod inventory;
 pub mod optim;
 pub mod scalar;
 pub mod tensor;

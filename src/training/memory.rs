@@ -8,8 +8,9 @@
 //! type (16 bytes a parameter in f32; no other copy outlives the engine's construction,
 //! and a checkpoint is streamed through chunks of 64 KiB both ways, see
 //! `rundir/tensorfile.rs`), a bf16 run's rounded copy, the tensor engine's activation
-//! buffers (`tensor/model.rs`, `Activations::reserve`) and the scalar engine's per-step
-//! graph (`scalar.rs`) — and, as [`Need`]s, what else a command keeps: the dataset (checked
+//! buffers for the largest batch's rows (summed from `tensor::inventory`, the description
+//! the engine allocates from) and the scalar engine's per-step graph (the node count and
+//! size `model/scalar` states and reserves) — and, as [`Need`]s, what else a command keeps: the dataset (checked
 //! before its documents are built, then counted against `--max-memory`), the samples kept
 //! until written, gradcheck's batches and the threads' address space. Every count a user
 //! types reaches this check before an allocator. The limits are `--max-memory` (else the
@@ -21,6 +22,9 @@
 use crate::data::{Corpus, Text};
 use crate::model::config::ModelConfig;
 use crate::model::engine::EngineKind;
+use crate::model::inventory::{n, Count, Extent};
+use crate::model::scalar::{graph_nodes, NODE_BYTES};
+use crate::model::tensor;
 use crate::numerics::bf16::Kernel;
 use crate::numerics::dtype::Dtype;
 use crate::settings::{available_cores, RunSettings};
@@ -28,29 +32,6 @@ use crate::training::limits::{check_needs, limits};
 pub use crate::training::limits::{Kind, Need, LIMIT_VAR};
 pub use crate::training::sizes::{format_size, parse_size};
 use anyhow::{bail, Result};
-use std::ops::{Add, Mul};
-
-/// A count or size that turns into "too large" (`None`) instead of overflowing.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Count(Option<u128>);
-
-fn n(x: usize) -> Count {
-    Count(Some(x as u128))
-}
-
-impl Add for Count {
-    type Output = Count;
-    fn add(self, o: Count) -> Count {
-        Count(self.0.zip(o.0).and_then(|(a, b)| a.checked_add(b)))
-    }
-}
-
-impl Mul for Count {
-    type Output = Count;
-    fn mul(self, o: Count) -> Count {
-        Count(self.0.zip(o.0).and_then(|(a, b)| a.checked_mul(b)))
-    }
-}
 
 /// What the model is used for, beyond its config.
 #[derive(Clone, Copy, Debug)]
@@ -62,32 +43,52 @@ pub struct Workload {
     /// Positions of the longest sequence (at most the block size): the scalar engine's
     /// graph grows with it.
     pub positions: usize,
+    /// Rows of the largest batch (the positions of its sequences; at most `sequences`
+    /// times the block size): the tensor engine's activations are sized to it.
+    pub rows: usize,
+    /// Threads, each with its scratch.
+    pub threads: usize,
     /// Training keeps gradients, Adam's moments and checkpoint buffers as well.
     pub training: bool,
 }
 
 impl Workload {
-    /// Training `batch_size` sequences at a time of which the longest has `longest_tokens`.
+    /// Training `batch_size` sequences at a time of which the longest has `longest_tokens`
+    /// (a batch of the longest at most), on every core.
     pub fn train(
         engine: EngineKind,
         dtype: Dtype,
         batch_size: usize,
         longest_tokens: usize,
     ) -> Self {
+        let positions = longest_tokens.saturating_sub(1);
         Workload {
             engine,
             dtype,
             sequences: batch_size,
-            positions: longest_tokens.saturating_sub(1),
+            positions,
+            rows: batch_size.saturating_mul(positions),
+            threads: available_cores(),
             training: true,
         }
     }
 
-    /// A run's training on `corpus`.
+    /// A run's training on `corpus`: its largest batch is its `batch_size` longest
+    /// documents (lines), or windows of the block size (stream).
     pub fn for_run(settings: &RunSettings, corpus: &Corpus) -> Self {
-        let s = &settings.system;
-        let longest = longest(corpus, settings.model.block_size);
-        Workload::train(s.engine, s.dtype, settings.schedule.batch_size, longest)
+        let (s, block) = (&settings.system, settings.model.block_size);
+        let batch = settings.schedule.batch_size;
+        let longest = longest(corpus, block);
+        let threads = if s.threads == 0 {
+            available_cores()
+        } else {
+            s.threads
+        };
+        Workload {
+            rows: largest_batch(corpus, block, batch),
+            threads,
+            ..Workload::train(s.engine, s.dtype, batch, longest)
+        }
     }
 
     /// Gradcheck's two engines on batches of `batch_size` from `corpus`.
@@ -111,6 +112,8 @@ impl Workload {
             dtype,
             sequences: 1,
             positions: cfg.block_size,
+            rows: cfg.block_size,
+            threads: available_cores(),
             training: false,
         }
     }
@@ -122,6 +125,23 @@ fn longest(corpus: &Corpus, block_size: usize) -> usize {
     match &corpus.text {
         Text::Lines { tokens, .. } => tokens.iter().map(Vec::len).max().unwrap_or(0),
         Text::Stream { .. } => block_size.saturating_add(1),
+    }
+}
+
+/// Rows of the largest batch of `batch_size` sequences of `corpus`: the sum of its longest
+/// documents' positions (lines), or of that many windows (stream).
+fn largest_batch(corpus: &Corpus, block_size: usize, batch_size: usize) -> usize {
+    let positions = |tokens: usize| tokens.saturating_sub(1).min(block_size);
+    match &corpus.text {
+        Text::Lines { tokens, .. } => {
+            let mut lengths: Vec<usize> = tokens.iter().map(|t| positions(t.len())).collect();
+            let k = batch_size.min(lengths.len());
+            if k > 0 && k < lengths.len() {
+                lengths.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+            }
+            lengths[..k].iter().sum()
+        }
+        Text::Stream { .. } => batch_size.saturating_mul(block_size),
     }
 }
 
@@ -140,81 +160,44 @@ fn layout_bytes(cfg: &ModelConfig) -> Count {
     n(6) * n(cfg.n_layer) * n(96)
 }
 
-/// Bytes the tensor engine allocates for `w` (`Activations::reserve` and friends).
+/// Bytes the tensor engine allocates for `w`: its [`tensor::inventory`], the description
+/// it allocates from, for the rows of the largest batch (and the block size's, which
+/// decoding reserves).
 fn tensor_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
-    let s = n(match w.dtype.storage() {
-        Dtype::F64 => 8,
-        _ => 4,
-    });
-    let (c, h, t, l, v) = (
-        n(cfg.n_embd),
-        n(cfg.n_head),
-        n(cfg.block_size),
-        n(cfg.n_layer),
-        n(cfg.vocab_size),
-    );
-    let p = params(cfg);
-    // The weights in F. The f64 weights a run starts from (8 bytes a parameter) are freed
-    // once the engine holds them, before anything below is written.
-    let mut bytes = p * s;
-    if w.training {
-        // Gradients and Adam's m and v. (Sampling never writes the gradients' buffer, which
-        // the kernel then never maps.)
-        bytes = bytes + n(3) * p * s;
-    }
-    if w.dtype == Dtype::Bf16 {
-        // The weights' bf16 copy, and each thread's packing scratch (one per core).
-        bytes = bytes + n(2) * p + n(Kernel::best().scratch_bytes()) * n(available_cores());
-    }
-    // Buffers are reserved for every position of every sequence of a batch, however
-    // short the documents (`forward_loss`), and for `block_size` rows at least.
-    let rows = n(w.sequences.max(1)) * t;
-    let per_layer = n(15) * c + n(2) + h * t;
-    let per_row = (n(12) * c + l * per_layer + v + n(2)) * s
-        // Token, position and target ids, and the batch's sequence slices.
-        + n(3 * 8);
-    let scratch = (h * t + h + c) * s;
-    bytes + rows * per_row + scratch + n(w.sequences) * n(16)
+    let inventory = tensor::inventory(cfg, w.dtype, w.training, Kernel::best());
+    let most = w.sequences.max(1).saturating_mul(cfg.block_size);
+    inventory.bytes(Extent {
+        rows: w.rows.min(most).max(cfg.block_size),
+        sequences: w.sequences.max(1),
+        threads: w.threads,
+    })
 }
 
-/// Graph nodes the scalar engine builds for one forward (and loss) of `w`.
+/// Positions of the sequences of `w`'s largest batch: as many of the longest as its rows
+/// make (which bounds the attention's quadratic part), and the rest.
 fn scalar_nodes(cfg: &ModelConfig, w: &Workload) -> Count {
-    let (c, h, l, v) = (
-        n(cfg.n_embd),
-        n(cfg.n_head),
-        n(cfg.n_layer),
-        n(cfg.vocab_size),
-    );
-    let positions = w.positions.min(cfg.block_size);
-    // Per position, counted from `ScalarGpt::gpt` and `build_loss`: embedding and norm,
-    // each layer's norms, linears (2 nodes per weight), activation and residuals, the
-    // head and the loss's softmax.
-    let per_position =
-        n(4) * c + n(5) + l * (n(24) * c * c + n(12) * c + n(6)) + n(2) * c * v + n(5) * v;
-    // Attention at position p reads p + 1 keys: 4C + 6H nodes per key and layer.
-    let attention = l * (n(4) * c + n(6) * h);
-    let p = positions as u128;
-    let keys_read = Count(Some(p * (p + 1) / 2));
-    let per_sequence = n(positions) * per_position + attention * keys_read;
-    n(w.sequences) * (per_sequence + n(positions)) + n(2)
+    let longest = w.positions.min(cfg.block_size).max(1);
+    let rows = w.rows.min(w.sequences.saturating_mul(longest));
+    let sequences = std::iter::repeat_n(longest, rows / longest).chain([rows % longest]);
+    // Sampling decodes up to the block size in a graph of its own.
+    let decoding = graph_nodes(cfg, [cfg.block_size], false);
+    if !w.training {
+        return decoding;
+    }
+    graph_nodes(cfg, sequences, true).max(decoding)
 }
-
-/// Bytes per scalar graph node: value, gradient, two children, two local gradients, and
-/// the backward pass's visited flag, order and stack. The arena's vectors grow by
-/// doubling, so up to twice their length is allocated.
-const NODE_BYTES: u128 = 2 * (8 + 8 + 8 + 16) + 1 + 4 + 8;
 
 fn scalar_bytes(cfg: &ModelConfig, w: &Workload) -> Count {
     let p = params(cfg);
     let nodes = p + scalar_nodes(cfg, w);
     // The weights' f64 copy the graph's leaves are made from is freed once it is built.
-    let mut bytes = nodes * Count(Some(NODE_BYTES));
+    let mut bytes = nodes * n(NODE_BYTES);
     if w.training {
         // Adam's m and v.
         bytes = bytes + n(2 * 8) * p;
     }
     // The key/value caches: a node id per channel, position and layer.
-    bytes + n(2 * 4) * n(cfg.n_embd) * n(w.positions) * n(cfg.n_layer)
+    bytes + n(2 * 4) * n(cfg.n_embd) * n(cfg.block_size) * n(cfg.n_layer)
 }
 
 /// Estimated bytes for `cfg` under `w`; `None` beyond 2^128 bytes.

@@ -167,6 +167,7 @@ pub fn goldens() -> Vec<Golden> {
         .collect()
 }
 
+pub mod alloc;
 pub mod cli;
 pub mod deadline;
 pub mod live;

@@ -24,6 +24,7 @@ use super::buffers::PerWorker;
 use super::gemm::{Bf16, Products};
 use super::ops::{dot, softmax_in_place};
 use super::rows::Rows;
+use crate::model::inventory::{n, Count};
 use crate::numerics::dtype::Float;
 use crate::numerics::pool;
 use ndarray::{s, ArrayView2, ArrayViewMut2, ArrayViewMut3, ArrayViewMut4, Axis, ShapeBuilder};
@@ -50,8 +51,9 @@ impl<F: Float> AttentionShape<F> {
 
     /// Elements of scratch space one thread of [`attention_backward`] needs.
     pub fn scratch_len(&self) -> usize {
-        let t = self.block_size;
-        (t * t).max(self.n_head * t + self.n_head + self.c())
+        let len = scratch_len(self.n_head, self.c(), self.block_size).0;
+        len.and_then(|l| usize::try_from(l).ok())
+            .expect("a valid config's scratch fits")
     }
 
     /// Whether a document of `n` positions takes the GEMM path: below these sizes the
@@ -65,6 +67,14 @@ impl<F: Float> AttentionShape<F> {
     fn flops(&self, n: usize) -> f64 {
         (2 * n * n * self.c()) as f64
     }
+}
+
+/// Elements of scratch space one thread of [`attention_backward`] needs for `n_head` heads,
+/// `c` channels and rows of `t` keys: the GEMM path's `[T, T]` `dS`, or the loop path's
+/// `dw` (`H T`), one sum per head and `dq` (`C`).
+pub fn scratch_len(n_head: usize, c: usize, t: usize) -> Count {
+    let (h, c, t) = (n(n_head), n(c), n(t));
+    (t * t).max(h * t + h + c)
 }
 
 /// A strided `[rows, cols]` view of `buf` from `first`, rows `stride` apart.

@@ -2,13 +2,15 @@
 //! in the flat vector, the batch packed as rows, every activation and gradient buffer
 //! (allocated once per batch size), and each thread's scratch.
 
-use super::attention::AttentionShape;
+use super::attention::{scratch_len, AttentionShape};
 use super::gemm::Bf16;
 use super::ops::Weight;
 use super::rows::Rows;
 use crate::model::config::predictions;
 use crate::model::config::{ModelConfig, ParamLayout};
-use crate::numerics::dtype::Float;
+use crate::model::inventory::{n, Buffer, Count, Inventory, Per};
+use crate::numerics::bf16::Kernel;
+use crate::numerics::dtype::{Dtype, Float};
 use crate::numerics::pool;
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
@@ -100,16 +102,15 @@ pub struct PackedBatch {
 }
 
 impl PackedBatch {
-    /// Packs `min(block_size, len - 1)` positions of each document. Room is made for the
-    /// most rows a batch of this many documents can have, so the vectors grow once per batch
-    /// size, not at every longer batch.
+    /// Packs `min(block_size, len - 1)` positions of each document. The vectors grow to
+    /// the rows of the largest batch packed, exactly.
     pub fn pack(&mut self, batch: &[&[usize]], block_size: usize) {
-        let most_rows = batch.len() * block_size;
         for v in [&mut self.tokens, &mut self.positions, &mut self.targets] {
             v.clear();
-            v.reserve(most_rows);
         }
         self.docs.clear();
+        let rows = batch.iter().map(|d| predictions(d.len(), block_size)).sum();
+        self.reserve(rows, batch.len());
         for doc in batch {
             let n = predictions(doc.len(), block_size);
             let start = self.tokens.len();
@@ -122,6 +123,15 @@ impl PackedBatch {
 
     pub fn len(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// Room for `rows` rows of `sequences` documents in all, exactly.
+    pub fn reserve(&mut self, rows: usize, sequences: usize) {
+        for v in [&mut self.tokens, &mut self.positions, &mut self.targets] {
+            v.reserve_exact(rows.saturating_sub(v.len()));
+        }
+        let docs = &mut self.docs;
+        docs.reserve_exact(sequences.saturating_sub(docs.len()));
     }
 }
 
@@ -142,7 +152,7 @@ pub struct LayerActivations<F> {
 }
 
 /// Every activation and backward buffer, allocated for `capacity` rows and grown only when
-/// a batch may have more.
+/// a batch has more.
 #[derive(Default)]
 pub struct Activations<F> {
     capacity: usize,
@@ -164,43 +174,118 @@ pub struct Activations<F> {
 }
 
 impl<F: Float> Activations<F> {
-    /// Room for `rows` rows and the current thread count.
-    pub fn reserve(&mut self, cfg: &ModelConfig, attention: &AttentionShape<F>, rows: usize) {
+    /// Room for `rows` rows and the current thread count, each buffer as wide as `inv`
+    /// says.
+    pub fn reserve(&mut self, inv: &Inventory, attention: &AttentionShape<F>, rows: usize) {
         let scratch = attention.scratch_len();
+        debug_assert_eq!(scratch, inv.width("attention scratch"));
         self.attention_scratch
             .resize(|| vec![F::zero(); scratch], |s| s.len() >= scratch);
         if rows <= self.capacity {
             return;
         }
-        let (c, m) = (cfg.n_embd, cfg.mlp_dim());
-        let grow = |buf: &mut Rows<F>, width: usize| buf.resize(rows, width, F::zero());
-        grow(&mut self.emb, c);
-        grow(&mut self.emb_rstd, 1);
-        self.resid.resize_with(cfg.n_layer + 1, Rows::default);
-        self.resid.iter_mut().for_each(|r| grow(r, c));
-        self.layers.resize_with(cfg.n_layer, Default::default);
-        for la in &mut self.layers {
-            grow(&mut la.ln1, c);
-            grow(&mut la.ln1_rstd, 1);
-            grow(&mut la.qkv, 3 * c);
-            grow(&mut la.att, cfg.n_head * cfg.block_size);
-            grow(&mut la.atty, c);
-            grow(&mut la.mid, c);
-            grow(&mut la.ln2, c);
-            grow(&mut la.ln2_rstd, 1);
-            grow(&mut la.fc, m);
-            grow(&mut la.fc_dact, m);
+        self.resid.resize_with(inv.copies("resid"), Rows::default);
+        self.layers
+            .resize_with(inv.copies("layer.ln1"), Default::default);
+        for (name, buf) in self.named() {
+            buf.resize(rows, inv.width(name), F::zero());
         }
-        grow(&mut self.logits, cfg.vocab_size);
-        grow(&mut self.losses, 1);
-        grow(&mut self.dresid, c);
-        grow(&mut self.dln, c);
-        grow(&mut self.datty, c);
-        grow(&mut self.dqkv, 3 * c);
-        grow(&mut self.dfc, m);
-        grow(&mut self.demb, c);
         self.capacity = rows;
     }
+
+    /// Every row buffer by its name in the [`inventory`].
+    fn named(&mut self) -> Vec<(&'static str, &mut Rows<F>)> {
+        let mut all = vec![("emb", &mut self.emb), ("emb_rstd", &mut self.emb_rstd)];
+        all.extend(self.resid.iter_mut().map(|r| ("resid", r)));
+        for la in &mut self.layers {
+            all.extend([
+                ("layer.ln1", &mut la.ln1),
+                ("layer.ln1_rstd", &mut la.ln1_rstd),
+                ("layer.qkv", &mut la.qkv),
+                ("layer.att", &mut la.att),
+                ("layer.atty", &mut la.atty),
+                ("layer.mid", &mut la.mid),
+                ("layer.ln2", &mut la.ln2),
+                ("layer.ln2_rstd", &mut la.ln2_rstd),
+                ("layer.fc", &mut la.fc),
+                ("layer.fc_dact", &mut la.fc_dact),
+            ]);
+        }
+        all.extend([
+            ("logits", &mut self.logits),
+            ("losses", &mut self.losses),
+            ("dresid", &mut self.dresid),
+            ("dln", &mut self.dln),
+            ("datty", &mut self.datty),
+            ("dqkv", &mut self.dqkv),
+            ("dfc", &mut self.dfc),
+            ("demb", &mut self.demb),
+        ]);
+        all
+    }
+}
+
+/// Every buffer the tensor engine allocates for `cfg` in `dtype` (`training`: with
+/// gradients and Adam's moments): what [`Activations::reserve`] and the engine allocate
+/// from, and what the memory estimate sums.
+pub fn inventory(cfg: &ModelConfig, dtype: Dtype, training: bool, kernel: Kernel) -> Inventory {
+    let s = match dtype.storage() {
+        Dtype::F64 => 8,
+        _ => 4,
+    };
+    let (c, h, t, l, v) = (
+        n(cfg.n_embd),
+        n(cfg.n_head),
+        n(cfg.block_size),
+        n(cfg.n_layer),
+        n(cfg.vocab_size),
+    );
+    let m = n(4) * c;
+    let p = Count(cfg.param_count());
+    let model = |name| Buffer::new(name, Per::Model, p, s);
+    let row = |name, width| Buffer::new(name, Per::Row, width, s);
+    let layer = |name, width| row(name, width).times(l);
+    let mut all = vec![model("params")];
+    if training {
+        // Sampling never writes the gradients' buffer, which the kernel then never maps.
+        all.extend([model("grads"), model("adam.m"), model("adam.v")]);
+    }
+    if dtype == Dtype::Bf16 {
+        all.push(Buffer::new("bf16 weights", Per::Model, p, 2));
+        let scratch = n(kernel.scratch_bytes());
+        all.push(Buffer::new("bf16 scratch", Per::Thread, scratch, 1));
+    }
+    let attention_scratch = scratch_len(cfg.n_head, cfg.n_embd, cfg.block_size);
+    all.push(Buffer::new(
+        "attention scratch",
+        Per::Thread,
+        attention_scratch,
+        s,
+    ));
+    all.extend([row("emb", c), row("emb_rstd", n(1))]);
+    all.push(row("resid", c).times(l + n(1)));
+    all.extend([
+        layer("layer.ln1", c),
+        layer("layer.ln1_rstd", n(1)),
+        layer("layer.qkv", n(3) * c),
+        layer("layer.att", h * t),
+        layer("layer.atty", c),
+        layer("layer.mid", c),
+        layer("layer.ln2", c),
+        layer("layer.ln2_rstd", n(1)),
+        layer("layer.fc", m),
+        layer("layer.fc_dact", m),
+    ]);
+    all.extend([row("logits", v), row("losses", n(1))]);
+    all.extend([row("dresid", c), row("dln", c), row("datty", c)]);
+    all.extend([row("dqkv", n(3) * c), row("dfc", m), row("demb", c)]);
+    // The packed batch: token, position and target ids per row, a range per sequence.
+    for name in ["batch.tokens", "batch.positions", "batch.targets"] {
+        all.push(Buffer::new(name, Per::Row, n(1), size_of::<usize>()));
+    }
+    let range = size_of::<Range<usize>>();
+    all.push(Buffer::new("batch.docs", Per::Sequence, n(1), range));
+    Inventory(all)
 }
 
 /// One `T` per thread of the pool, for the task a thread is running (the pool runs one

@@ -10,6 +10,7 @@ mod model;
 pub mod ops;
 mod rows;
 
+pub use buffers::inventory;
 pub use model::TensorGpt;
 
 /// Sets the threads the tensor engine uses for everything: GEMMs (split into blocks, each

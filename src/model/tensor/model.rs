@@ -4,11 +4,12 @@
 //! the layer's buffers it reads where the call would not fit); then the [`Engine`].
 
 use super::attention::{attention_backward, attention_forward, AttentionShape, Workspace};
-use super::buffers::{Activations, PackedBatch, PerWorker, WeightRanges};
+use super::buffers::{inventory, Activations, PackedBatch, PerWorker, WeightRanges};
 use super::gemm::Bf16;
 use super::ops::{self, Linear, Weight};
 use crate::model::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::model::engine::Engine;
+use crate::model::inventory::Inventory;
 use crate::numerics::bf16::{Kernel, Scratch};
 use crate::numerics::dtype::Float;
 use std::ops::Range;
@@ -20,6 +21,8 @@ pub struct TensorGpt<F: Float> {
     params: Vec<F>,
     grads: Vec<F>,
     weights: WeightRanges,
+    /// What the buffers are allocated from (the memory estimate's description too).
+    inventory: Inventory,
     attention: AttentionShape<F>,
     batch: PackedBatch,
     acts: Activations<F>,
@@ -119,15 +122,18 @@ impl<F: Float> TensorGpt<F> {
             block_size: cfg.block_size,
             scale: F::of(1.0 / (hd as f64).sqrt()),
         };
-        let mut acts = Activations::default();
-        // Decoding needs block_size rows; batches of one document fit in them too.
-        acts.reserve(cfg, &attention, cfg.block_size);
+        let inventory = inventory(cfg, F::DTYPE, true, Kernel::best());
+        let (mut acts, mut batch) = (Activations::default(), PackedBatch::default());
+        // Decoding needs block_size rows of one sequence; batches grow them when larger.
+        acts.reserve(&inventory, &attention, cfg.block_size);
+        batch.reserve(cfg.block_size, 1);
         Ok(TensorGpt {
             weights: WeightRanges::new(&layout),
             attention,
-            params: vec![F::zero(); layout.total],
-            grads: vec![F::zero(); layout.total],
-            batch: PackedBatch::default(),
+            params: vec![F::zero(); inventory.width("params")],
+            grads: vec![F::zero(); inventory.width("grads")],
+            inventory,
+            batch,
             acts,
             cfg: cfg.clone(),
             layout,
@@ -204,10 +210,8 @@ impl<F: Float> TensorGpt<F> {
     fn forward_loss(&mut self, batch: &[&[usize]]) -> f64 {
         self.batch.pack(batch, self.cfg.block_size);
         let n = self.batch.len();
-        // Room for the most rows a batch of this many documents can have, so buffers grow
-        // once per batch size rather than at every longer batch.
-        let most_rows = batch.len() * self.cfg.block_size;
-        self.acts.reserve(&self.cfg, &self.attention, most_rows);
+        // Room for this batch's rows: buffers grow at a batch larger than any before.
+        self.acts.reserve(&self.inventory, &self.attention, n);
         self.forward(0..n);
         let (v, all) = (self.cfg.vocab_size, &(0..n));
         let a = &mut self.acts;

@@ -15,9 +15,11 @@ pub struct Rows<F> {
 }
 
 impl<F: Clone> Rows<F> {
-    /// Room for `rows` rows of `width` (new elements `zero`).
+    /// Exactly `rows` rows of `width`, all `zero`: what the buffer held is freed first, so
+    /// the old and the new buffer are never held at once.
     pub fn resize(&mut self, rows: usize, width: usize, zero: F) {
-        self.data.resize(rows * width, zero);
+        self.data = Vec::new();
+        self.data = vec![zero; rows * width];
         self.width = width;
     }
 }

@@ -8,159 +8,62 @@
 //! gradient of the first child instead.
 
 use crate::model::config::predictions;
-use crate::model::config::{Activation, ConfigError, ModelConfig, ParamLayout};
+use crate::model::config::{ConfigError, ModelConfig, ParamLayout};
 use crate::model::engine::Engine;
+use crate::model::inventory::{n, Count};
 use crate::model::optim::Rounding;
 use crate::numerics::pow;
 
-pub type NodeId = u32;
-const NONE: NodeId = NodeId::MAX;
+mod graph;
+pub use graph::{Graph, NodeId};
 
-/// The arena: struct-of-arrays, so the parameters' values and gradients are flat slices.
-#[derive(Default)]
-pub struct Graph {
-    pub data: Vec<f64>,
-    pub grad: Vec<f64>,
-    children: Vec<[NodeId; 2]>,
-    local_grads: Vec<[f64; 2]>,
-    // Reused by backward.
-    visited: Vec<bool>,
-    topo: Vec<NodeId>,
-    stack: Vec<(NodeId, u8)>,
-}
+/// Bytes a graph node takes: value, gradient, two children, two local gradients (the
+/// arena), and the backward pass's visited flag and place in the order.
+pub const NODE_BYTES: usize = 2 * size_of::<f64>()
+    + size_of::<[NodeId; 2]>()
+    + size_of::<[f64; 2]>()
+    + size_of::<bool>()
+    + size_of::<NodeId>();
 
-impl Graph {
-    fn push(&mut self, data: f64, children: [NodeId; 2], local_grads: [f64; 2]) -> NodeId {
-        let id = self.data.len() as NodeId;
-        self.data.push(data);
-        self.grad.push(0.0);
-        self.children.push(children);
-        self.local_grads.push(local_grads);
-        id
+/// Nodes the graph of sequences of `positions` each holds beyond the parameters: the
+/// forward pass of every position and, with `loss`, each position's softmax, log and
+/// negation and their mean. Counted from [`ScalarGpt::gpt`] and [`ScalarGpt::build_loss`],
+/// which reserve exactly this many and check it.
+pub fn graph_nodes(
+    cfg: &ModelConfig,
+    positions: impl IntoIterator<Item = usize>,
+    loss: bool,
+) -> Count {
+    let (c, h, l, v) = (
+        n(cfg.n_embd),
+        n(cfg.n_head),
+        n(cfg.n_layer),
+        n(cfg.vocab_size),
+    );
+    // Embedding and norm; each layer's norms, linears (2 nodes per weight), activation and
+    // residuals; the head; the loss's softmax, log and negation.
+    let per_layer = n(24) * c * c + n(12) * c + n(6);
+    let mut per_position = n(4) * c + n(3) + l * per_layer + n(2) * c * v;
+    if loss {
+        per_position = per_position + n(5) * v + n(2);
     }
-
-    pub fn leaf(&mut self, data: f64) -> NodeId {
-        self.push(data, [NONE, NONE], [0.0, 0.0])
+    // Attention at position p reads p + 1 keys: 4C + 6H nodes per key and layer.
+    let per_key = l * (n(4) * c + n(6) * h);
+    let (mut nodes, mut rows) = (n(0), n(0));
+    for p in positions {
+        let keys = Count(
+            Some(p as u128)
+                .and_then(|p| p.checked_mul(p + 1))
+                .map(|k| k / 2),
+        );
+        nodes = nodes + n(p) * per_position + per_key * keys;
+        rows = rows + n(p);
     }
-
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// Drops every node from `len` on (the parameters stay).
-    pub fn truncate(&mut self, len: usize) {
-        self.data.truncate(len);
-        self.grad.truncate(len);
-        self.children.truncate(len);
-        self.local_grads.truncate(len);
-    }
-
-    pub fn value(&self, v: NodeId) -> f64 {
-        self.data[v as usize]
-    }
-
-    /// `a + b`, local gradients `(1, 1)`.
-    pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        let data = self.value(a) + self.value(b);
-        self.push(data, [a, b], [1.0, 1.0])
-    }
-
-    /// `a + c` for a plain number `c`.
-    pub fn add_const(&mut self, a: NodeId, c: f64) -> NodeId {
-        let data = self.value(a) + c;
-        self.push(data, [a, NONE], [1.0, 0.0])
-    }
-
-    /// `a * b`, local gradients `(b, a)`.
-    pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        let (x, y) = (self.value(a), self.value(b));
-        self.push(x * y, [a, b], [y, x])
-    }
-
-    /// `a * c` for a plain number `c` (also `-a` as `a * -1` and `a / c` as `a * c**-1`).
-    pub fn mul_const(&mut self, a: NodeId, c: f64) -> NodeId {
-        let data = self.value(a) * c;
-        self.push(data, [a, NONE], [c, 0.0])
-    }
-
-    /// `a ** e`, local gradient `e * a ** (e - 1)`, both the C `pow`.
-    pub fn pow_const(&mut self, a: NodeId, e: f64) -> NodeId {
-        let x = self.value(a);
-        self.push(pow(x, e), [a, NONE], [e * pow(x, e - 1.0), 0.0])
-    }
-
-    /// `a / b` = `a * b ** -1`.
-    pub fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        let inv = self.pow_const(b, -1.0);
-        self.mul(a, inv)
-    }
-
-    pub fn log(&mut self, a: NodeId) -> NodeId {
-        let x = self.value(a);
-        self.push(x.ln(), [a, NONE], [1.0 / x, 0.0])
-    }
-
-    pub fn exp(&mut self, a: NodeId) -> NodeId {
-        let x = self.value(a);
-        self.push(x.exp(), [a, NONE], [x.exp(), 0.0])
-    }
-
-    pub fn activation(&mut self, a: NodeId, act: Activation) -> NodeId {
-        let (y, dy) = act.forward_and_grad(self.value(a));
-        self.push(y, [a, NONE], [dy, 0.0])
-    }
-
-    /// Python's `sum(terms)`: starts from the integer 0, so the first term `a` becomes the
-    /// node `a + 0`, and each further term `t` the node `acc + t`.
-    pub fn sum(&mut self, terms: impl IntoIterator<Item = NodeId>) -> NodeId {
-        let mut terms = terms.into_iter();
-        let first = terms.next().expect("sum of no terms");
-        let mut acc = self.add_const(first, 0.0);
-        for t in terms {
-            acc = self.add(acc, t);
-        }
-        acc
-    }
-
-    /// Back-propagates from `root` as the original: a depth-first post-order over children
-    /// in creation order, each node once, then `child.grad += local_grad * node.grad` in
-    /// reverse of that order. Iterative, so deep graphs cannot overflow the stack.
-    pub fn backward(&mut self, root: NodeId) {
-        self.visited.clear();
-        self.visited.resize(self.data.len(), false);
-        self.topo.clear();
-        self.stack.clear();
-        self.visited[root as usize] = true;
-        self.stack.push((root, 0));
-        while let Some(top) = self.stack.last_mut() {
-            let (node, next_child) = *top;
-            if next_child < 2 {
-                top.1 += 1;
-                let child = self.children[node as usize][next_child as usize];
-                if child != NONE && !self.visited[child as usize] {
-                    self.visited[child as usize] = true;
-                    self.stack.push((child, 0));
-                }
-            } else {
-                self.stack.pop();
-                self.topo.push(node);
-            }
-        }
-        self.grad[root as usize] = 1.0;
-        for &node in self.topo.iter().rev() {
-            let g = self.grad[node as usize];
-            let children = self.children[node as usize];
-            let local = self.local_grads[node as usize];
-            for k in 0..2 {
-                if children[k] != NONE {
-                    self.grad[children[k] as usize] += local[k] * g;
-                }
-            }
-        }
+    // The mean: a sum of every position's loss, times 1/N.
+    if loss {
+        nodes + rows + n(1)
+    } else {
+        nodes
     }
 }
 
@@ -321,7 +224,11 @@ impl ScalarGpt {
     /// tokens of all documents (for one document, exactly the original's loss).
     fn build_loss(&mut self, batch: &[&[usize]]) -> NodeId {
         self.graph.truncate(self.n_params);
-        let mut losses = Vec::new();
+        let block = self.cfg.block_size;
+        let positions = || batch.iter().map(|t| predictions(t.len(), block));
+        let nodes = self.n_params + self.count(graph_nodes(&self.cfg, positions(), true));
+        self.graph.reserve(nodes);
+        let mut losses = Vec::with_capacity(positions().sum());
         for tokens in batch {
             self.clear_cache();
             let n = predictions(tokens.len(), self.cfg.block_size);
@@ -334,7 +241,14 @@ impl ScalarGpt {
         }
         let n_tokens = losses.len();
         let total = self.graph.sum(losses);
-        self.graph.mul_const(total, 1.0 / n_tokens as f64)
+        let mean = self.graph.mul_const(total, 1.0 / n_tokens as f64);
+        assert_eq!(self.graph.len(), nodes, "graph_nodes counts the graph");
+        mean
+    }
+
+    fn count(&self, nodes: Count) -> usize {
+        let nodes = nodes.0.and_then(|n| usize::try_from(n).ok());
+        nodes.expect("a graph that fits in memory")
     }
 }
 
@@ -379,6 +293,8 @@ impl Engine for ScalarGpt {
 
     fn reset_decode(&mut self) {
         self.graph.truncate(self.n_params);
+        let decoded = graph_nodes(&self.cfg, [self.cfg.block_size], false);
+        self.graph.reserve(self.n_params + self.count(decoded));
         self.clear_cache();
         self.attention.iter_mut().for_each(Vec::clear);
     }
