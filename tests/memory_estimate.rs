@@ -3,6 +3,9 @@
 //! large enough for their buffers to dominate and small enough for CI (a few seconds
 //! each); and a save, streamed, raises the peak by less than one tensor.
 //! `scripts/bench_vs_torch.py` measures the large configs of docs/performance.md.
+//! Only with OpenBLAS: the program's own resident size, a constant of the estimate, is
+//! measured for that build (the pure-Rust build's default run is off by more than 10%).
+#![cfg(microgpt_openblas)]
 
 mod common;
 

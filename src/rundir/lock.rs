@@ -255,7 +255,14 @@ fn open_lock(path: &Path, new: bool) -> Result<File> {
     options.read(true).write(true);
     no_follow(&mut options);
     let opened = match (new, options.open(path)) {
-        (false, Err(e)) if e.kind() == ErrorKind::NotFound => options.create_new(true).open(path),
+        // Created exclusively; another writer creating it at the same instant wins, and then
+        // it is opened as it is (the lock says which of the two writes).
+        (false, Err(e)) if e.kind() == ErrorKind::NotFound => {
+            match options.clone().create_new(true).open(path) {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => options.open(path),
+                r => r,
+            }
+        }
         (false, r) => r,
         (true, _) => options.create_new(true).open(path),
     };
@@ -325,6 +332,11 @@ fn holder(file: &File) -> (String, bool) {
     let recorded: Option<u32> = text.lines().next().and_then(|l| l.trim().parse().ok());
     match (flock_holder(file), recorded) {
         (Some(pid), Some(r)) if pid == r => (format!("process {pid}"), true),
+        // A writer between taking the lock and writing its pid (over none, or the last
+        // writer's).
+        (Some(pid), _) if command_name(pid).as_deref() == Some("microgpt") => {
+            (format!("process {pid}"), true)
+        }
         (Some(pid), _) => {
             let name = command_name(pid).map_or(String::new(), |c| format!(" ({c})"));
             (format!("process {pid}{name}"), false)

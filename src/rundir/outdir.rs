@@ -77,7 +77,9 @@ pub fn inspect_out(dir: &Path) -> Result<OutDir> {
         names.push(entry?.file_name().to_string_lossy().into_owned());
     }
     names.sort();
-    let has_config = names.iter().any(|n| n == CONFIG_FILE);
+    // Asked after the listing, not of it: a listing made while a live run saves may miss
+    // the config.json renamed into place before the checkpoints it does list.
+    let has_config = std::fs::symlink_metadata(dir.join(CONFIG_FILE)).is_ok();
     let save_every = match has_config {
         true => check_ours(dir)?,
         false => 0,
