@@ -147,8 +147,8 @@ pub fn open_regular(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// The bytes of `path`, a regular file ([`open_regular`]) of at most `limit` bytes.
-pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+/// `path`, a regular file ([`open_regular`]) of at most `limit` bytes, and its length.
+pub fn open_bounded(path: &Path, limit: u64) -> Result<(File, u64)> {
     let file = open_regular(path)?;
     let len = file.metadata()?.len();
     if len > limit {
@@ -157,6 +157,12 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
             path.display()
         );
     }
+    Ok((file, len))
+}
+
+/// The bytes of `path`, a regular file ([`open_regular`]) of at most `limit` bytes.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let (file, len) = open_bounded(path, limit)?;
     let mut bytes = Vec::with_capacity(len as usize);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
@@ -170,14 +176,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
 /// The SHA-256 of `path`, a regular file ([`open_regular`]) of at most `limit` bytes, read
 /// in bounded chunks rather than whole.
 pub fn sha256_file(path: &Path, limit: u64) -> Result<String> {
-    let file = open_regular(path)?;
-    let len = file.metadata()?.len();
-    if len > limit {
-        bail!(
-            "{} holds {len} bytes, more than the {limit} such a file may: not one microgpt wrote",
-            path.display()
-        );
-    }
+    let (file, _) = open_bounded(path, limit)?;
     sha256_of(file.take(limit + 1)).with_context(|| format!("cannot read {}", path.display()))
 }
 

@@ -5,7 +5,7 @@
 //! different bytes). Read the same way: the header parsed by the crate and checked against
 //! the model's layout, the data streamed into the engine's buffers and hashed as it passes.
 
-use crate::data::files::{hex, open_regular, sha256_of};
+use crate::data::files::{hex, open_bounded, sha256_of};
 use crate::model::config::ParamLayout;
 use crate::numerics::dtype::{Dtype, Float};
 use anyhow::{anyhow, bail, Context, Result};
@@ -145,14 +145,7 @@ impl TensorReader {
     /// Opens `path`, a regular file of at most `limit` bytes whose SHA-256 must be `sha256`
     /// (hashed in chunks, never held whole), and parses its header.
     pub fn open(path: &Path, limit: u64, sha256: &str) -> Result<Self> {
-        let file = open_regular(path)?;
-        let len = file.metadata()?.len();
-        if len > limit {
-            bail!(
-                "{} holds {len} bytes, more than the {limit} such a file may: not one microgpt wrote",
-                path.display()
-            );
-        }
+        let (file, len) = open_bounded(path, limit)?;
         let actual = sha256_of((&file).take(len))
             .with_context(|| format!("cannot read {}", path.display()))?;
         if actual != sha256 {
