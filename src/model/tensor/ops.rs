@@ -26,7 +26,9 @@ use std::ops::Range;
 
 /// `Σ a_i b_i` in eight interleaved partial sums, which the compiler turns into SIMD lanes
 /// (one running sum waits on each add in turn: ~4x slower at C = 128). The order depends
-/// only on the length, so results never depend on threads.
+/// only on the length, so results never depend on threads. Inlined: attention's short rows
+/// (`head_dim` 4 at d16) pay more for a call than for the sum.
+#[inline]
 pub fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     const LANES: usize = 8;
     let mut acc = [F::zero(); LANES];
@@ -291,6 +293,7 @@ pub fn activation_backward<F: Float>(d: &mut [F], dact: &[F]) {
 /// turns into SIMD lanes (the max and the sum in eight partial results, as [`dot`]): the
 /// attention softmax over `T = 256` took a third of attention's forward time as scalar
 /// loops with a call to `exp` per element.
+#[inline]
 pub fn softmax_in_place<F: Float>(z: &mut [F]) -> (F, F) {
     let max = fold_lanes(z, F::neg_infinity(), F::max, F::max);
     z.iter_mut()
