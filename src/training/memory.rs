@@ -345,6 +345,39 @@ mod tests {
         assert!(err.contains("scalar graph nodes"), "{err}");
     }
 
+    fn corpus(text: Text) -> Corpus {
+        Corpus {
+            path: "test".into(),
+            sha256: String::new(),
+            vocab: crate::data::Vocab::from_chars(vec!['a']),
+            text,
+        }
+    }
+
+    #[test]
+    fn the_largest_batch_is_the_longest_documents_cropped_to_the_block() {
+        // Documents of 3, 9, 5, 20 and 2 tokens train 2, 8, 4, 19 and 1 positions.
+        let tokens = [3, 9, 5, 20, 2].map(|n| vec![0; n]).to_vec();
+        let lines = corpus(Text::Lines {
+            docs: Vec::new(),
+            tokens,
+            n_train: 5,
+        });
+        // The two longest at block 16: 16 (cropped from 19) + 8.
+        assert_eq!(largest_batch(&lines, 16, 2), 24);
+        assert_eq!(largest_batch(&lines, 16, 1), 16);
+        // A batch larger than the corpus takes every document: 16 + 8 + 4 + 2 + 1.
+        assert_eq!(largest_batch(&lines, 16, 99), 31);
+        assert_eq!(largest_batch(&lines, 4, 3), 12);
+        assert_eq!(largest_batch(&lines, 16, 0), 0);
+        let stream = corpus(Text::Stream {
+            tokens: vec![0; 1000],
+            n_train: 900,
+        });
+        assert_eq!(largest_batch(&stream, 64, 8), 512);
+        assert_eq!(largest_batch(&stream, 64, usize::MAX), usize::MAX);
+    }
+
     #[test]
     fn the_originals_model_fits_in_a_few_megabytes() {
         let c = ModelConfig {
