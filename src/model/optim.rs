@@ -1,8 +1,9 @@
 //! Adam with bias correction over flat parameter and moment buffers (docs/SPEC.md §4), the
 //! learning-rate schedules, and global gradient-norm clipping.
 
+use super::tensor::for_rows;
 use crate::numerics::dtype::{fold_lanes, Float};
-use crate::numerics::pool::{self, Shards};
+use crate::numerics::pool;
 use crate::numerics::pow;
 use serde::{Deserialize, Serialize};
 
@@ -111,23 +112,8 @@ impl<F: Float> Adam<F> {
         // Elementwise, so any cut into chunks gives the same bits: chunks run on the tensor
         // engine's threads when there are enough parameters to pay for them.
         let n = params.len();
-        let flops = 12.0 * n as f64;
-        let parts = pool::parts(flops);
-        let (params, m, v) = (
-            Shards::new(params),
-            Shards::new(&mut self.m),
-            Shards::new(&mut self.v),
-        );
-        pool::for_each(parts, flops, &|part, _| {
-            let r = pool::split(n, parts, part);
-            // SAFETY: each task owns its chunk of the three buffers.
-            let (params, m, v) = unsafe {
-                (
-                    params.slice(r.start, r.len()),
-                    m.slice(r.start, r.len()),
-                    v.slice(r.start, r.len()),
-                )
-            };
+        let outs = [(params, 1), (&mut self.m[..], 1), (&mut self.v[..], 1)];
+        for_rows(n, 12.0 * n as f64, outs, &|r, [params, m, v]| {
             let moments = params.iter_mut().zip(&grads[r]).zip(m.iter_mut().zip(v));
             match rounding {
                 Rounding::Python => {
@@ -180,26 +166,18 @@ pub fn clip_grad_norm<F: Float>(grads: &mut [F], max_norm: f64) -> f64 {
     let n = grads.len();
     let cost = pool::pass_cost(n);
     let mut sums = [0.0f64; CHUNKS];
-    {
-        let (sums, grads) = (Shards::new(&mut sums), &*grads);
-        pool::for_each(CHUNKS, cost, &|chunk, _| {
+    for_rows(CHUNKS, cost, [(&mut sums[..], 1)], &|chunks, [sums]| {
+        let square = |s: f64, g: F| s + g.as_f64() * g.as_f64();
+        for (sum, chunk) in sums.iter_mut().zip(chunks) {
             let g = &grads[pool::split(n, CHUNKS, chunk)];
-            let square = |s: f64, g: F| s + g.as_f64() * g.as_f64();
-            // SAFETY: each task writes its own chunk's sum.
-            let sum = unsafe { sums.slice(chunk, 1) };
-            sum[0] = fold_lanes(g, 0.0, square, |a, b| a + b);
-        });
-    }
+            *sum = fold_lanes(g, 0.0, square, |a, b| a + b);
+        }
+    });
     let norm = sums.iter().sum::<f64>().sqrt();
     if norm > max_norm {
         let scale = F::of(max_norm / (norm + 1e-6));
-        let parts = pool::parts(cost);
-        let grads = Shards::new(grads);
-        pool::for_each(parts, cost, &|part, _| {
-            let r = pool::split(n, parts, part);
-            // SAFETY: each task owns its chunk.
-            let chunk = unsafe { grads.slice(r.start, r.len()) };
-            chunk.iter_mut().for_each(|g| *g *= scale);
+        for_rows(n, cost, [(grads, 1)], &|_, [grads]| {
+            grads.iter_mut().for_each(|g| *g *= scale);
         });
     }
     norm

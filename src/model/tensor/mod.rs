@@ -10,6 +10,9 @@ mod model;
 pub mod ops;
 mod rows;
 
+/// Row-wise work split among the pool's tasks without `unsafe`, for Adam as well.
+pub(crate) use rows::for_rows;
+
 pub use buffers::inventory;
 pub use model::TensorGpt;
 
