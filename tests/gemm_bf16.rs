@@ -180,10 +180,12 @@ fn case(
 
 #[test]
 fn odd_shapes_and_every_edge_of_the_tiles_match_the_f64_product() {
-    // The micro-tile is 8 x 32, k goes in pairs, blocks of 192 pairs.
+    // The micro-tile is 8 x 32, k goes in pairs, blocks of 512 pairs (1,024 values of k).
     let ms = [1, 2, 7, 8, 9, 13, 15, 16, 17, 31, 37];
     let ns = [1, 3, 15, 16, 17, 31, 32, 33, 47, 63, 65, 67];
-    let ks = [1, 2, 3, 5, 30, 31, 33, 64, 131, 383, 384, 385, 769];
+    let ks = [
+        1, 2, 3, 5, 30, 31, 33, 64, 131, 383, 384, 385, 769, 1023, 1024, 1025, 2049,
+    ];
     for kernel in kernels() {
         let mut seed = 0;
         for &m in &ms {
@@ -203,13 +205,16 @@ fn odd_shapes_and_every_edge_of_the_tiles_match_the_f64_product() {
 
 #[test]
 fn every_layout_pairing_and_the_cache_block_edges_match_the_f64_product() {
-    // Rows around the A block (256) and columns around the B block (1024) of both kernels.
+    // Rows around the A block (256), columns around the B block (1024) and k around the
+    // block of k (1024) of both kernels.
     let shapes = [
         (1, 1, 1),
         (255, 67, 33),
         (257, 385, 45),
         (9, 131, 1025),
         (37, 3, 1023),
+        (255, 1025, 1025),
+        (257, 2049, 31),
     ];
     for kernel in kernels() {
         for (s, &shape) in shapes.iter().enumerate() {
