@@ -7,7 +7,8 @@ document stream, batches of B docs padded to the longest), f32 master weights, 2
 sides (--sides, default all): ours (f32), ours_bf16 (`--dtype bf16`: bf16 GEMM operands, f32
 everything else), torch (eager f32), torch_compile (torch.compile, f32) and torch_bf16 (eager
 under torch.autocast("cpu", bfloat16)); with --baseline BIN, also baseline: an earlier build of
-ours in f32, so that a change's speed is measured before and after in one run. Two tables:
+ours in f32 (and baseline_bf16, in bf16), so that a change's speed is measured before and
+after in one run. Two tables:
   short: the names dataset at block_size 16 (documents of ~7 characters), several model sizes;
   context: long documents (tiny Shakespeare cut into 300-character lines, so every document
     fills the block) at block_size 16, 64, 128, 256 for (128, 4, 4, B 12), and (384, 6, 6, B 8)
@@ -315,8 +316,9 @@ class Torch(Side):
 SIDES = {
     "ours": ("ours f32", False, lambda a: Ours("ours", a)),
     "ours_bf16": ("ours bf16", True, lambda a: Ours("ours_bf16", a, "bf16")),
-    # An earlier build of ours (--baseline), f32: a change's speed before and after, in one run.
+    # An earlier build of ours (--baseline), f32 and bf16: a change's speed before and after, in one run.
     "baseline": ("baseline f32", False, lambda a: Ours("baseline", a, binary=a.baseline)),
+    "baseline_bf16": ("baseline bf16", True, lambda a: Ours("baseline_bf16", a, "bf16", binary=a.baseline)),
     "torch": ("torch f32", False, lambda a: Torch("torch", a)),
     "torch_compile": ("compile f32", False, lambda a: Torch("torch_compile", a, ["--compile"])),
     "torch_bf16": ("torch bf16", True, lambda a: Torch("torch_bf16", a, ["--autocast", "bf16"])),
@@ -341,7 +343,8 @@ def fastest_torch(res):
 
 
 # (column, fast side, slow side): "ours/torch" is how many times faster ours f32 is, etc.
-RATIOS = [("ours/baseline", "ours", "baseline"), ("ours/torch", "ours", "torch"),
+RATIOS = [("ours/baseline", "ours", "baseline"), ("bf16/baseline", "ours_bf16", "baseline_bf16"),
+          ("ours/torch", "ours", "torch"),
           ("bf16/torch bf16", "ours_bf16", "torch_bf16"),
           ("bf16/ours f32", "ours_bf16", "ours"), ("bf16/best torch", "ours_bf16", None)]
 
@@ -493,8 +496,9 @@ def main():
     ap.add_argument("--lr", type=float, default=None, help="passed to both sides when given (default: both 0.01)")
     ap.add_argument("--torch-attn", default="manual", choices=["manual", "sdpa"])
     ap.add_argument("--baseline", default=None,
-                    help="an earlier build of ours, run as side 'baseline' (f32) beside the others: "
-                         "the column ours/baseline is a change's speedup, measured in one run")
+                    help="an earlier build of ours, run as sides 'baseline' (f32) and 'baseline_bf16' beside the "
+                         "others: the columns ours/baseline and bf16/baseline are a change's speedup, "
+                         "measured in one run")
     ap.add_argument("--sides", default=None,
                     help=f"which sides, in this order (default all: {','.join(SIDES)}; baseline only with --baseline)")
     ap.add_argument("--only", choices=["ours", "torch"], default=None,
@@ -527,9 +531,9 @@ def main():
         args.baseline = os.path.abspath(args.baseline)
         if not os.access(args.baseline, os.X_OK):
             sys.exit(f"bench_vs_torch: baseline {args.baseline} is not an executable")
-    default_sides = [n for n in SIDES if n != "baseline" or args.baseline]
+    default_sides = [n for n in SIDES if not n.startswith("baseline") or args.baseline]
     names = [n.strip() for n in (args.sides or ",".join(default_sides)).split(",") if n.strip()]
-    if "baseline" in names and not args.baseline:
+    if any(n.startswith("baseline") for n in names) and not args.baseline:
         sys.exit("bench_vs_torch: side baseline needs --baseline BIN (an earlier build of ours)")
     unknown = [n for n in names if n not in SIDES]
     if unknown:
