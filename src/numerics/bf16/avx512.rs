@@ -12,9 +12,10 @@ use std::arch::x86_64::*;
 
 /// Pairs of `k` per block: each block of `k` after the first reads and writes all of `C`
 /// again (`beta = 1`), and `C` is rarely in cache, so blocks are long: a `B` micro-panel,
-/// `KP * NR` words (64 KiB), streams from L2 in order. 512 pairs ran a d384 bf16 step
-/// 6% faster than 192 (which kept the panel in L1) and than 256, four rounds of two runs at
-/// once, one per core; the long-`k` products (`dW`, over the batch's rows) gain the most.
+/// `KP * NR` words (64 KiB), streams from L2 in order. At 2 threads a d384 bf16 step ran
+/// 1.21x faster with 512 pairs than with 192 (which kept the panel in L1), side by side in
+/// one run (`docs/bench_bf16.txt`); the long-`k` products (`dW`, over the batch's rows) gain
+/// the most.
 const KP: usize = 512;
 /// Rows per packed `A` block (512 KiB, in L2).
 const MC: usize = 256;
