@@ -1,7 +1,7 @@
 //! Our bf16 GEMM on AVX512_BF16, blocked as BLIS blocks its GEMMs: a block of `B` (`KP`
-//! pairs of `k` by `NC` columns) is packed once and stays in L2, a block of `A` (`MC` rows by
+//! pairs of `k` by `NC` columns) is packed once and stays in L3, a block of `A` (`MC` rows by
 //! `KP` pairs) is rounded once per block of `B` and stays in L2, and the micro-kernel runs an
-//! [`MR`] x [`NR`] tile of `C` in 16 registers over a `B` micro-panel that stays in L1. A
+//! [`MR`] x [`NR`] tile of `C` in 16 registers over a `B` micro-panel streamed from L2. A
 //! `VDPBF16PS` adds two bf16 products into each of 16 f32 lanes: a row's pair of `A`
 //! broadcast, the same pair of 16 columns of `B`.
 
